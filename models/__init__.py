@@ -1,0 +1,27 @@
+"""The model gateway: the one place seasoned calls a model (litellm underneath).
+
+    from seasoned.models import Gateway, Budget
+    gw = Gateway("local/smollm2-135m")            # or any litellm model string, or scripted/<name>
+    reply = gw.complete("What is 2+2?", max_tokens=32, budget=Budget(max_tokens=2000))
+    print(reply.text, reply.total_tokens, gw.ledger.totals().to_dict())
+
+Importing this package is light: litellm, llama.cpp and torch load on first use.
+"""
+
+from .settings import apply_offline_defaults
+
+apply_offline_defaults()
+
+from . import scripted  # noqa: E402
+from .budget import Budget  # noqa: E402
+from .errors import BudgetExceeded, ModelCallError, ModelConfigError, SeasonedError  # noqa: E402
+from .gateway import Completion, Gateway, RetryPolicy, acomplete, complete, default_gateway  # noqa: E402
+from .ledger import CallRecord, Ledger, Usage, default_ledger  # noqa: E402
+from .settings import default_model, seasoned_home  # noqa: E402
+from .tags import call_tags, current_tags  # noqa: E402
+
+__all__ = [
+    "Budget", "BudgetExceeded", "CallRecord", "Completion", "Gateway", "Ledger", "ModelCallError",
+    "ModelConfigError", "RetryPolicy", "SeasonedError", "Usage", "acomplete", "call_tags", "complete",
+    "current_tags", "default_gateway", "default_ledger", "default_model", "scripted", "seasoned_home",
+]

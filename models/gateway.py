@@ -1,0 +1,383 @@
+"""The gateway: the one place a model is called.
+
+Every call goes through ``Gateway.acomplete`` (or ``complete``, its sync twin), which
+  1. checks the model string (one clear error naming the setting when it is wrong),
+  2. reserves the call's worst case (prompt tokens + max_tokens) in the budget, or refuses it,
+  3. waits for a concurrency slot and calls litellm (a ``Router`` when the spec names fallbacks),
+  4. retries transient errors (timeouts, 429, 5xx, connection errors) with exponential backoff and jitter,
+  5. writes one ledger record per attempt (model, tokens, cost, latency, error, run/subtask/role tags),
+  6. settles the reservation with what was really spent (cancelled calls included).
+
+Parallel sampling makes ``n`` separate calls (providers' own ``n`` is never relied on); ``samples()``
+yields them as they finish and cancels the rest when the caller stops early.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+import weakref
+from dataclasses import dataclass, field
+from typing import Any, AsyncIterator
+
+from . import providers
+from .budget import Budget, Reservation
+from .errors import BudgetExceeded, ModelCallError, ModelConfigError, SeasonedError
+from .handle import CallHandle, reset_handle, set_handle
+from .ledger import CallRecord, Ledger, default_ledger
+from .settings import default_model
+from .sync import run_sync
+from .tags import current_tags
+
+TRANSIENT_STATUS = {408, 409, 425, 429, 500, 502, 503, 504, 529}
+SAMPLING_KEYS = ("temperature", "top_p", "stop", "seed", "tools", "tool_choice", "response_format",
+                 "presence_penalty", "frequency_penalty", "logit_bias", "api_base", "api_key")
+
+
+@dataclass
+class Completion:
+    """One model reply and what it cost."""
+
+    text: str
+    model: str
+    finish_reason: str | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float = 0.0
+    latency_s: float = 0.0
+    call_id: str = ""
+    tool_calls: list[dict] | None = None
+    raw: Any = field(default=None, repr=False)
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+@dataclass
+class RetryPolicy:
+    """Exponential backoff with jitter: attempt k waits ``base * 2**(k-1)`` seconds (capped), less up to
+    ``jitter`` of it at random, so that many clients hit by one 429 do not come back together."""
+
+    max_attempts: int = 4
+    base_delay: float = 0.5
+    max_delay: float = 20.0
+    jitter: float = 0.5
+
+    def delay(self, attempt: int) -> float:
+        full = min(self.max_delay, self.base_delay * 2 ** (attempt - 1))
+        return full * (1 - self.jitter * random.random())
+
+
+def parse_model_spec(spec: str) -> list[str]:
+    """``"primary|fallback|..."`` -> the ordered list of model strings (fallbacks go through litellm's Router)."""
+    if not isinstance(spec, str) or not spec.strip():
+        raise ModelConfigError("model: expected a model string such as 'local/smollm2-135m' or 'openai/gpt-4o-mini'")
+    chain = [part.strip() for part in spec.split("|")]
+    if any(not part for part in chain):
+        raise ModelConfigError(f"model {spec!r}: empty name in the fallback list (use 'primary|fallback')")
+    return chain
+
+
+def _as_messages(prompt: str | list[dict]) -> list[dict]:
+    if isinstance(prompt, str):
+        return [{"role": "user", "content": prompt}]
+    if not isinstance(prompt, list) or not all(isinstance(m, dict) and "role" in m for m in prompt):
+        raise ValueError("messages: expected a string or a list of {'role': ..., 'content': ...} dicts")
+    return prompt
+
+
+def _status_code(exc: BaseException) -> int | None:
+    code = getattr(exc, "status_code", None)
+    return code if isinstance(code, int) else None
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Timeouts, rate limits, 5xx and connection errors are worth retrying; other 4xx are not."""
+    import litellm
+
+    if isinstance(exc, (asyncio.TimeoutError, TimeoutError, ConnectionError)):
+        return True
+    transient_types = (litellm.Timeout, litellm.RateLimitError, litellm.APIConnectionError,
+                       litellm.InternalServerError, litellm.ServiceUnavailableError, litellm.BadGatewayError)
+    if isinstance(exc, transient_types):
+        return True
+    code = _status_code(exc)
+    return code in TRANSIENT_STATUS if code is not None else False
+
+
+def _one_line(exc: BaseException, limit: int = 300) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    text = text.replace("litellm.", "")
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def describe_failure(model: str, exc: BaseException, api_base: str | None) -> SeasonedError:
+    """Turn a provider exception into one clear line that names the setting at fault."""
+    import litellm
+
+    if isinstance(exc, SeasonedError):
+        return exc
+    detail = _one_line(exc)
+    if isinstance(exc, litellm.AuthenticationError):
+        return ModelConfigError(f"model {model!r}: authentication failed; set the provider's API key "
+                                f"(e.g. OPENAI_API_KEY, ANTHROPIC_API_KEY) ({detail})")
+    if isinstance(exc, litellm.NotFoundError):
+        return ModelConfigError(f"model {model!r}: the provider does not know this model ({detail})")
+    if isinstance(exc, litellm.APIConnectionError) or isinstance(exc, ConnectionError):
+        where = f"api_base {api_base!r}" if api_base else "the provider's API base (api_base / *_API_BASE)"
+        return ModelCallError(f"model {model!r}: could not reach {where} ({detail})", transient=True)
+    if isinstance(exc, (asyncio.TimeoutError, TimeoutError, litellm.Timeout)):
+        return ModelCallError(f"model {model!r}: timed out ({detail})", transient=True, status_code=408)
+    return ModelCallError(f"model {model!r}: {detail}", transient=is_transient(exc), status_code=_status_code(exc))
+
+
+class Gateway:
+    """Calls models through litellm with budgets, a ledger, retries and a concurrency limit.
+
+    ``model`` is any litellm model string (``openai/gpt-4o-mini``, ``ollama/llama3``, ``hosted_vllm/...``),
+    ``local/smollm2-135m`` (the embedded default), ``local/<path>.gguf`` or ``scripted/<name>``; append
+    fallbacks with ``|`` (``openai/gpt-4o-mini|local/smollm2-135m``).
+    """
+
+    def __init__(
+        self,
+        model: str | None = None,
+        *,
+        ledger: Ledger | None = None,
+        budget: Budget | None = None,
+        max_concurrency: int = 16,
+        retry: RetryPolicy | None = None,
+        default_max_tokens: int = 512,
+        timeout: float | None = 600.0,
+        **default_params: Any,
+    ):
+        self.model = model or default_model()
+        parse_model_spec(self.model)
+        self.ledger = ledger if ledger is not None else default_ledger()
+        self.budget = budget
+        self.max_concurrency = max_concurrency
+        self.retry = retry or RetryPolicy()
+        self.default_max_tokens = default_max_tokens
+        self.timeout = timeout
+        self.default_params = default_params
+        self._semaphores: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+        self._routers: dict[tuple[str, ...], Any] = {}
+
+    # --- public API ---------------------------------------------------------------------------------
+    async def acomplete(
+        self,
+        messages: str | list[dict],
+        *,
+        model: str | None = None,
+        budget: Budget | None = None,
+        max_tokens: int | None = None,
+        shrink_to_fit: bool = False,
+        run_id: str | None = None,
+        subtask: str | None = None,
+        role: str | None = None,
+        timeout: float | None = None,
+        **sampling: Any,
+    ) -> Completion:
+        """One completion. Raises ``BudgetExceeded`` (call not made), ``ModelConfigError`` or ``ModelCallError``.
+
+        ``shrink_to_fit=True`` lowers ``max_tokens`` to what the budget has left instead of refusing
+        (never below 16 tokens).
+        """
+        chat = _as_messages(messages)
+        chain = parse_model_spec(model or self.model)
+        for name in chain:
+            providers.validate(name)
+        budget = budget if budget is not None else self.budget
+        tags = current_tags().merged(run_id=run_id, subtask=subtask, role=role)
+        unknown = set(sampling) - set(SAMPLING_KEYS)
+        if unknown:
+            raise ValueError(f"unknown sampling setting(s): {', '.join(sorted(unknown))}")
+        params = {**self.default_params, **{k: v for k, v in sampling.items() if v is not None}}
+        wanted_max_tokens = int(max_tokens or self.default_max_tokens)
+
+        async with self._slot():
+            attempt = 0
+            while True:
+                attempt += 1
+                prompt_estimate = max([await providers.estimate_prompt_tokens(m, chat) for m in chain])
+                call_max_tokens = self._fit_max_tokens(budget, prompt_estimate, wanted_max_tokens, shrink_to_fit)
+                reservation = self._reserve(budget, chain, prompt_estimate, call_max_tokens)
+                try:
+                    return await self._attempt(chain, chat, call_max_tokens, params, tags, attempt,
+                                               budget, reservation, timeout)
+                except SeasonedError:
+                    raise
+                except Exception as exc:  # provider failure: retry when transient
+                    if not (is_transient(exc) and attempt < self.retry.max_attempts):
+                        raise describe_failure(chain[0], exc, params.get("api_base")) from exc
+                    pause = self.retry.delay(attempt)
+                    if budget is not None and budget.seconds_left() <= pause:
+                        raise describe_failure(chain[0], exc, params.get("api_base")) from exc
+                    await asyncio.sleep(pause)
+
+    def complete(self, messages: str | list[dict], **kwargs: Any) -> Completion:
+        """Synchronous ``acomplete`` (safe to call from threads and from inside a running loop)."""
+        return run_sync(self.acomplete(messages, **kwargs))
+
+    async def asample(self, messages: str | list[dict], n: int, *, seed: int | None = None,
+                      **kwargs: Any) -> list[Completion | SeasonedError]:
+        """``n`` independent samples in parallel (separate calls); failures come back as error objects."""
+        async with self.samples(messages, n, seed=seed, **kwargs) as stream:
+            results = [item async for item in stream]
+        return results
+
+    def sample(self, messages: str | list[dict], n: int, **kwargs: Any) -> list[Completion | SeasonedError]:
+        return run_sync(self.asample(messages, n, **kwargs))
+
+    def samples(self, messages: str | list[dict], n: int, *, seed: int | None = None,
+                **kwargs: Any) -> "SampleStream":
+        """``async with gw.samples(msgs, 8) as stream: async for c in stream: ...`` yields samples as they
+        finish; leaving the block early cancels the calls still in flight (their spend is still recorded).
+        Sample ``i`` gets ``seed + i`` when a seed is given, so a seeded race is reproducible."""
+        calls = [self.acomplete(messages, seed=None if seed is None else seed + i, **kwargs) for i in range(n)]
+        return SampleStream(calls)
+
+    # --- internals ----------------------------------------------------------------------------------
+    def _slot(self) -> asyncio.Semaphore:
+        loop = asyncio.get_running_loop()
+        semaphore = self._semaphores.get(loop)
+        if semaphore is None:
+            semaphore = self._semaphores[loop] = asyncio.Semaphore(self.max_concurrency)
+        return semaphore
+
+    @staticmethod
+    def _fit_max_tokens(budget: Budget | None, prompt: int, wanted: int, shrink: bool) -> int:
+        if budget is None or not shrink:
+            return wanted
+        room = budget.remaining_tokens() - prompt
+        return int(min(wanted, max(room, 16)))
+
+    @staticmethod
+    def _reserve(budget: Budget | None, chain: list[str], prompt: int, max_tokens: int) -> Reservation | None:
+        if budget is None:
+            return None
+        usd = max(providers.price(m, prompt, max_tokens)[0] for m in chain)
+        return budget.reserve(prompt + max_tokens, usd)
+
+    async def _attempt(self, chain, chat, max_tokens, params, tags, attempt, budget, reservation, timeout):
+        handle = CallHandle()
+        token = set_handle(handle)
+        started = time.perf_counter()
+        record = CallRecord(model=chain[0], run_id=tags.run_id, subtask=tags.subtask, role=tags.role,
+                            attempt=attempt)
+        limit = self._timeout(timeout, budget)
+        try:
+            response = await asyncio.wait_for(self._call(chain, chat, max_tokens, params, limit), limit)
+        except BaseException as exc:
+            record.latency_s = time.perf_counter() - started
+            cancelled = isinstance(exc, asyncio.CancelledError)
+            record.error = "cancelled" if cancelled else _one_line(exc)
+            # Work a provider did before failing or being cancelled is still spent.
+            record.prompt_tokens = (handle.prompt_tokens or 0) if (handle.completion_tokens or cancelled) else 0
+            record.completion_tokens = handle.completion_tokens
+            self._finish(record, budget, reservation)
+            raise
+        finally:
+            reset_handle(token)
+        record.latency_s = time.perf_counter() - started
+        usage = getattr(response, "usage", None)
+        record.prompt_tokens = int(getattr(usage, "prompt_tokens", 0) or 0)
+        record.completion_tokens = int(getattr(usage, "completion_tokens", 0) or 0)
+        record.model = providers.model_used(response, chain)
+        self._finish(record, budget, reservation)
+        choice = response.choices[0]
+        message = choice.message
+        tool_calls = [tc.model_dump() if hasattr(tc, "model_dump") else dict(tc)
+                      for tc in (getattr(message, "tool_calls", None) or [])] or None
+        return Completion(
+            text=message.content or "", model=record.model, finish_reason=choice.finish_reason,
+            prompt_tokens=record.prompt_tokens, completion_tokens=record.completion_tokens,
+            cost_usd=record.cost_usd, latency_s=record.latency_s, call_id=record.id,
+            tool_calls=tool_calls, raw=response,
+        )
+
+    def _timeout(self, timeout: float | None, budget: Budget | None) -> float | None:
+        limits = [t for t in (timeout, self.timeout) if t is not None]
+        if budget is not None and budget.deadline != float("inf"):
+            limits.append(max(budget.seconds_left(), 0.001))
+        return min(limits) if limits else None
+
+    def _finish(self, record: CallRecord, budget: Budget | None, reservation: Reservation | None) -> None:
+        record.cost_usd, record.cost_known = providers.price(record.model, record.prompt_tokens,
+                                                             record.completion_tokens)
+        self.ledger.record(record)
+        if budget is not None and reservation is not None:
+            budget.settle(reservation, record.total_tokens, record.cost_usd)
+
+    async def _call(self, chain: list[str], chat: list[dict], max_tokens: int, params: dict,
+                    timeout: float | None):
+        litellm = providers.litellm()
+        kwargs = {"messages": chat, "max_tokens": max_tokens, **params}
+        if timeout is not None:
+            kwargs["timeout"] = timeout
+        if len(chain) == 1:
+            return await litellm.acompletion(model=chain[0], num_retries=0, **kwargs)
+        return await self._router(chain).acompletion(model=chain[0], **kwargs)
+
+    def _router(self, chain: list[str]):
+        key = tuple(chain)
+        if key not in self._routers:
+            litellm = providers.litellm()
+            self._routers[key] = litellm.Router(
+                model_list=[{"model_name": m, "litellm_params": {"model": m}} for m in dict.fromkeys(chain)],
+                fallbacks=[{chain[0]: chain[1:]}],
+                num_retries=0,
+            )
+        return self._routers[key]
+
+
+class SampleStream:
+    """Samples as they finish; on exit, calls still in flight are cancelled and awaited (so accounted)."""
+
+    def __init__(self, calls: list):
+        self._calls = calls
+        self._tasks: list[asyncio.Task] = []
+
+    async def __aenter__(self) -> "SampleStream":
+        self._tasks = [asyncio.ensure_future(call) for call in self._calls]
+        return self
+
+    async def __aexit__(self, *exc_info) -> None:
+        await self.cancel()
+
+    async def cancel(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def __aiter__(self) -> AsyncIterator[Completion | SeasonedError]:
+        for next_done in asyncio.as_completed(self._tasks):
+            try:
+                yield await next_done
+            except SeasonedError as exc:
+                yield exc
+
+
+_default_gateway: Gateway | None = None
+
+
+def default_gateway() -> Gateway:
+    """A process-wide gateway on the default model and the default ledger."""
+    global _default_gateway
+    if _default_gateway is None:
+        _default_gateway = Gateway()
+    return _default_gateway
+
+
+async def acomplete(messages: str | list[dict], **kwargs: Any) -> Completion:
+    return await default_gateway().acomplete(messages, **kwargs)
+
+
+def complete(messages: str | list[dict], **kwargs: Any) -> Completion:
+    return default_gateway().complete(messages, **kwargs)
+
+
+__all__ = ["Gateway", "Completion", "RetryPolicy", "SampleStream", "BudgetExceeded", "acomplete", "complete",
+           "default_gateway", "parse_model_spec", "is_transient"]

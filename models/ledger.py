@@ -1,0 +1,128 @@
+"""The ledger: one record per provider call (model, tokens, cost, latency, error), queryable per run."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from typing import Callable, Iterable
+
+
+@dataclass
+class CallRecord:
+    model: str
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float = 0.0
+    latency_s: float = 0.0
+    error: str | None = None
+    run_id: str | None = None
+    subtask: str | None = None
+    role: str | None = None
+    attempt: int = 1
+    cost_known: bool = True
+    started_at: float = field(default_factory=time.time)
+    id: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["total_tokens"] = self.total_tokens
+        return data
+
+
+@dataclass
+class Usage:
+    """Totals over a set of calls."""
+
+    calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float = 0.0
+    latency_s: float = 0.0
+    errors: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    def add(self, record: CallRecord) -> None:
+        self.calls += 1
+        self.prompt_tokens += record.prompt_tokens
+        self.completion_tokens += record.completion_tokens
+        self.cost_usd += record.cost_usd
+        self.latency_s += record.latency_s
+        self.errors += record.error is not None
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["total_tokens"] = self.total_tokens
+        return data
+
+
+Listener = Callable[[CallRecord], None]
+
+
+class Ledger:
+    """Thread-safe, append-only list of call records with optional listeners (e.g. a SQL writer)."""
+
+    def __init__(self) -> None:
+        self._records: list[CallRecord] = []
+        self._lock = threading.Lock()
+        self._listeners: list[Listener] = []
+
+    def subscribe(self, listener: Listener) -> Callable[[], None]:
+        """Call ``listener`` with every new record; returns a function that unsubscribes it."""
+        with self._lock:
+            self._listeners.append(listener)
+
+        def unsubscribe() -> None:
+            with self._lock:
+                if listener in self._listeners:
+                    self._listeners.remove(listener)
+
+        return unsubscribe
+
+    def record(self, record: CallRecord) -> CallRecord:
+        with self._lock:
+            self._records.append(record)
+            listeners = list(self._listeners)
+        for listener in listeners:
+            listener(record)
+        return record
+
+    def calls(
+        self, *, run_id: str | None = None, subtask: str | None = None, role: str | None = None,
+        model: str | None = None,
+    ) -> list[CallRecord]:
+        """The records matching every filter given (None matches anything)."""
+        wanted = {"run_id": run_id, "subtask": subtask, "role": role, "model": model}
+        with self._lock:
+            records = list(self._records)
+        return [r for r in records if all(v is None or getattr(r, k) == v for k, v in wanted.items())]
+
+    def totals(self, **filters: str | None) -> Usage:
+        return summarize(self.calls(**filters))
+
+    def clear(self) -> None:
+        with self._lock:
+            self._records.clear()
+
+
+def summarize(records: Iterable[CallRecord]) -> Usage:
+    usage = Usage()
+    for record in records:
+        usage.add(record)
+    return usage
+
+
+_default_ledger = Ledger()
+
+
+def default_ledger() -> Ledger:
+    """The process-wide ledger that gateways use unless given their own."""
+    return _default_ledger

@@ -1,0 +1,127 @@
+"""litellm set-up and what the gateway needs to know per provider: validation, token estimates, prices.
+
+litellm is imported lazily (first call), after the offline defaults are set, and our two in-process
+providers are registered with it once: ``local/`` (llama.cpp) and ``scripted/`` (tests).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from pathlib import Path
+from typing import Any
+
+from . import scripted
+from .errors import ModelConfigError
+from .settings import apply_offline_defaults
+from .tokens import count_message_tokens, message_text
+
+FREE_PROVIDERS = ("local", "scripted")
+REMOTE_ESTIMATE_MARGIN = 1.1  # tokenizers differ between providers: reserve a little more than counted
+REMOTE_ESTIMATE_SLACK = 16
+
+_lock = threading.Lock()
+_litellm: Any = None
+_validated: set[str] = set()
+
+
+def litellm():
+    """The litellm module, with our providers registered (imported on first use)."""
+    global _litellm
+    if _litellm is None:
+        with _lock:
+            if _litellm is None:
+                apply_offline_defaults()
+                import litellm as module
+
+                from . import local
+
+                module.suppress_debug_info = True
+                module.drop_params = True  # a setting a provider lacks is dropped rather than failing the call
+                handlers = {"local": local.make_handler(), "scripted": scripted.make_handler()}
+                existing = [entry for entry in module.custom_provider_map if entry.get("provider") not in handlers]
+                module.custom_provider_map = existing + [
+                    {"provider": name, "custom_handler": handler} for name, handler in handlers.items()
+                ]
+                from litellm.utils import custom_llm_setup
+
+                custom_llm_setup()
+                _litellm = module
+    return _litellm
+
+
+def provider_of(model: str) -> str:
+    return model.split("/", 1)[0] if "/" in model else ""
+
+
+def validate(model: str) -> None:
+    """Raise ``ModelConfigError`` naming what is wrong with a model string (checked once per name)."""
+    if model in _validated:
+        return
+    provider, _, name = model.partition("/")
+    if provider == "local":
+        from . import local
+
+        local.resolve_model_path(name)
+    elif provider == "scripted":
+        scripted.get(name)
+        return  # scripted models may be redefined: check every time
+    else:
+        module = litellm()
+        try:
+            module.get_llm_provider(model)
+        except Exception:
+            raise ModelConfigError(
+                f"model {model!r} is not a model string litellm knows: use provider/model, e.g. "
+                "'openai/gpt-4o-mini', 'anthropic/claude-3-5-haiku-latest', 'ollama/llama3', "
+                "'hosted_vllm/<name>', 'local/smollm2-135m' or 'local/<path>.gguf'"
+            ) from None
+    _validated.add(model)
+
+
+async def estimate_prompt_tokens(model: str, messages: list[dict]) -> int:
+    """An upper estimate of the prompt's tokens for this model (exact for local and scripted)."""
+    provider, _, name = model.partition("/")
+    if provider == "scripted":
+        return scripted.count_prompt_tokens(name, messages)
+    if provider == "local":
+        from . import local
+
+        return await asyncio.to_thread(local.count_prompt_tokens, name, messages)
+    try:
+        counted = litellm().token_counter(model=model, messages=messages)
+    except Exception:
+        counted = sum(len(message_text(m)) for m in messages) // 3 + count_message_tokens([])
+    return int(counted * REMOTE_ESTIMATE_MARGIN) + REMOTE_ESTIMATE_SLACK
+
+
+def price(model: str, prompt_tokens: int, completion_tokens: int) -> tuple[float, bool]:
+    """(USD, known): litellm's price where it has one (``litellm.register_model`` adds more); local and
+    scripted models are free; an unknown remote price counts as 0 and is marked unknown."""
+    module = litellm()
+    try:
+        prompt_cost, completion_cost = module.cost_per_token(
+            model=model, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens
+        )
+        return float(prompt_cost + completion_cost), True
+    except Exception:
+        return 0.0, provider_of(model) in FREE_PROVIDERS
+
+
+def model_used(response: Any, chain: list[str]) -> str:
+    """Which model of a fallback chain answered."""
+    if len(chain) == 1:
+        return chain[0]
+    hidden = getattr(response, "_hidden_params", None) or {}
+    for key in ("model_group", "litellm_model_name"):
+        if hidden.get(key) in chain:
+            return hidden[key]
+    answered = getattr(response, "model", None)
+    for candidate in chain:
+        if answered and (answered == candidate or candidate.endswith("/" + answered)):
+            return candidate
+    return answered or chain[0]
+
+
+def gguf_exists(path: str) -> bool:
+    return Path(path).expanduser().is_file()
