@@ -110,7 +110,18 @@ def is_transient(exc: BaseException) -> bool:
 def _one_line(exc: BaseException, limit: int = 300) -> str:
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     text = text.replace("litellm.", "")
+    name = type(exc).__name__ + ": "
+    while text.startswith(name + name):  # litellm repeats the class name when it re-wraps an error
+        text = text[len(name):]
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _is_connection_failure(exc: BaseException) -> bool:
+    import litellm
+
+    if isinstance(exc, (litellm.APIConnectionError, ConnectionError)):
+        return True
+    return "connection error" in str(exc).lower() or "connecterror" in repr(exc.__cause__).lower()
 
 
 def describe_failure(model: str, exc: BaseException, api_base: str | None) -> SeasonedError:
@@ -125,7 +136,7 @@ def describe_failure(model: str, exc: BaseException, api_base: str | None) -> Se
                                 f"(e.g. OPENAI_API_KEY, ANTHROPIC_API_KEY) ({detail})")
     if isinstance(exc, litellm.NotFoundError):
         return ModelConfigError(f"model {model!r}: the provider does not know this model ({detail})")
-    if isinstance(exc, litellm.APIConnectionError) or isinstance(exc, ConnectionError):
+    if _is_connection_failure(exc):
         where = f"api_base {api_base!r}" if api_base else "the provider's API base (api_base / *_API_BASE)"
         return ModelCallError(f"model {model!r}: could not reach {where} ({detail})", transient=True)
     if isinstance(exc, (asyncio.TimeoutError, TimeoutError, litellm.Timeout)):
@@ -206,10 +217,13 @@ class Gateway:
                 reservation = self._reserve(budget, chain, prompt_estimate, call_max_tokens)
                 try:
                     return await self._attempt(chain, chat, call_max_tokens, params, tags, attempt,
-                                               budget, reservation, timeout)
+                                               budget, reservation, timeout, prompt_estimate)
                 except SeasonedError:
                     raise
                 except Exception as exc:  # provider failure: retry when transient
+                    if budget is not None and budget.seconds_left() <= 0:
+                        raise BudgetExceeded(f"{budget.name}: wall-clock budget ran out during the call "
+                                             "(max_seconds)", limit="seconds") from exc
                     if not (is_transient(exc) and attempt < self.retry.max_attempts):
                         raise describe_failure(chain[0], exc, params.get("api_base")) from exc
                     pause = self.retry.delay(attempt)
@@ -261,8 +275,10 @@ class Gateway:
         usd = max(providers.price(m, prompt, max_tokens)[0] for m in chain)
         return budget.reserve(prompt + max_tokens, usd)
 
-    async def _attempt(self, chain, chat, max_tokens, params, tags, attempt, budget, reservation, timeout):
-        handle = CallHandle()
+    async def _attempt(self, chain, chat, max_tokens, params, tags, attempt, budget, reservation, timeout,
+                       prompt_estimate):
+        in_process = providers.provider_of(chain[0]) == "local"
+        handle = CallHandle(prompt_tokens=None if in_process else prompt_estimate)
         token = set_handle(handle)
         started = time.perf_counter()
         record = CallRecord(model=chain[0], run_id=tags.run_id, subtask=tags.subtask, role=tags.role,
@@ -274,8 +290,8 @@ class Gateway:
             record.latency_s = time.perf_counter() - started
             cancelled = isinstance(exc, asyncio.CancelledError)
             record.error = "cancelled" if cancelled else _one_line(exc)
-            # Work a provider did before failing or being cancelled is still spent.
-            record.prompt_tokens = (handle.prompt_tokens or 0) if (handle.completion_tokens or cancelled) else 0
+            # Work a provider did before being cancelled (or failing mid-generation) is still spent.
+            record.prompt_tokens = (handle.prompt_tokens or 0) if (cancelled or handle.completion_tokens) else 0
             record.completion_tokens = handle.completion_tokens
             self._finish(record, budget, reservation)
             raise

@@ -16,7 +16,9 @@ from dataclasses import dataclass, field
 class CallHandle:
     cancelled: threading.Event = field(default_factory=threading.Event)
     completion_tokens: int = 0  # tokens generated so far (in-process providers update it)
-    prompt_tokens: int | None = None  # exact prompt size when the provider knows it
+    # Prompt tokens charged if the call fails or is cancelled after being sent: the gateway's estimate
+    # for remote providers; an in-process provider sets it only once it really starts processing.
+    prompt_tokens: int | None = None
 
 
 _current: ContextVar[CallHandle | None] = ContextVar("seasoned_call_handle", default=None)
