@@ -1,0 +1,239 @@
+"""Actions: what a tool offers (``ToolSpec``), one chosen action (``Action``), and the two ways a model
+names an action: OpenAI/litellm tool calls, or plain text for models without tool calling.
+
+Plain-text format (one action per reply, the last one counts)::
+
+    ```action
+    view src/pkg/core.py 10 40
+    ```
+
+The first word is the tool name; arguments follow in order (quoted with shell rules), and a tool's
+last parameter may be marked ``rest`` to take everything after the earlier ones, newlines included
+(shell commands, code, text to type). A JSON object ``{"name": ..., "arguments": {...}}`` works too.
+Tools may parse their own body (``edit`` reads SEARCH/REPLACE blocks).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from .errors import ToolError
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    description: str
+    type: str = "string"  # JSON schema type: string | integer | number | boolean
+    required: bool = True
+    rest: bool = False  # takes the remaining text (only the last parameter)
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    """One action an environment session offers."""
+
+    name: str
+    description: str
+    params: tuple[Param, ...] = ()
+    usage: str = ""  # the plain-text form shown to models without tool calling
+    parse_body: Callable[[str], dict] | None = None
+
+    def openai(self) -> dict:
+        """The litellm/OpenAI ``tools=[...]`` entry."""
+        props = {p.name: {"type": p.type, "description": p.description} for p in self.params}
+        required = [p.name for p in self.params if p.required]
+        return {"type": "function", "function": {
+            "name": self.name, "description": self.description,
+            "parameters": {"type": "object", "properties": props, "required": required}}}
+
+    def text_usage(self) -> str:
+        if self.usage:
+            return self.usage
+        args = " ".join(f"<{p.name}>" if p.required else f"[{p.name}]" for p in self.params)
+        return f"{self.name} {args}".strip()
+
+    def coerce(self, args: dict) -> dict:
+        """Check and convert arguments; raises ``ToolError`` naming what is wrong."""
+        known = {p.name: p for p in self.params}
+        unknown = set(args) - set(known)
+        if unknown:
+            raise ToolError(f"{self.name}: unknown argument(s) {', '.join(sorted(unknown))}; "
+                            f"usage: {self.text_usage()}")
+        out: dict[str, Any] = {}
+        for p in self.params:
+            if p.name not in args or args[p.name] is None:
+                if p.required:
+                    raise ToolError(f"{self.name}: missing argument {p.name!r}; usage: {self.text_usage()}")
+                continue
+            value = args[p.name]
+            try:
+                if p.type == "integer":
+                    value = int(value)
+                elif p.type == "number":
+                    value = float(value)
+                elif p.type == "boolean":
+                    value = value if isinstance(value, bool) else str(value).lower() in ("1", "true", "yes")
+                else:
+                    value = value if isinstance(value, str) else json.dumps(value)
+            except (TypeError, ValueError):
+                raise ToolError(f"{self.name}: argument {p.name!r} must be {p.type}, got {value!r}") from None
+            out[p.name] = value
+        return out
+
+
+@dataclass
+class Action:
+    """One action chosen by an agent: a tool name and its arguments."""
+
+    name: str
+    args: dict = field(default_factory=dict)
+    call_id: str | None = None  # the tool call id, in tool-calling mode
+
+    def render(self) -> str:
+        inner = ", ".join(f"{k}={v!r}" if len(repr(v)) < 80 else f"{k}={repr(v)[:77]}...'" for k, v in self.args.items())
+        return f"{self.name}({inner})"
+
+
+_FENCE = re.compile(r"```([A-Za-z0-9_-]*)[ \t]*\n(.*?)```", re.S)
+_JSON = re.compile(r"\{.*\}", re.S)
+
+
+def parse_text_action(text: str, tools: list[ToolSpec]) -> Action:
+    """The last action in a model's plain-text reply. Raises ``ToolError`` explaining the format."""
+    by_name = {t.name: t for t in tools}
+    candidates: list[str] = []
+    for lang, body in _FENCE.findall(text or ""):
+        lang = lang.lower()
+        if lang in by_name:  # ```bash\nls\n``` style: the language names the tool
+            candidates.append(f"{lang}\n{body}" if by_name[lang].params else lang)
+        elif lang in ("sh", "shell", "console") and "bash" in by_name:
+            candidates.append(f"bash\n{body}")
+        else:
+            candidates.append(body)
+    for candidate in reversed(candidates):
+        action = _parse_one(candidate.strip(), by_name)
+        if action is not None:
+            return action
+    # No fenced action: a JSON object, or a bare line starting with a tool name.
+    match = _JSON.search(text or "")
+    if match:
+        action = _parse_json(match.group(0), by_name)
+        if action is not None:
+            return action
+    for line in reversed((text or "").strip().splitlines()):
+        action = _parse_one(line.strip().strip("`").removeprefix("Action:").strip(), by_name, strict=True)
+        if action is not None:
+            return action
+    names = ", ".join(by_name)
+    raise ToolError(f"no action found. Reply with exactly one action in a fenced block, e.g.\n```action\n"
+                    f"{tools[0].text_usage() if tools else 'submit'}\n```\navailable actions: {names}")
+
+
+def _parse_json(blob: str, by_name: dict[str, ToolSpec]) -> Action | None:
+    try:
+        data = json.loads(blob)
+    except json.JSONDecodeError:
+        return None
+    if not isinstance(data, dict):
+        return None
+    name = data.get("name") or data.get("tool") or data.get("action")
+    args = data.get("arguments", data.get("args", {}))
+    if isinstance(args, str):
+        try:
+            args = json.loads(args)
+        except json.JSONDecodeError:
+            return None
+    if name in by_name and isinstance(args, dict):
+        return Action(name, by_name[name].coerce(args))
+    return None
+
+
+def _parse_one(block: str, by_name: dict[str, ToolSpec], strict: bool = False) -> Action | None:
+    if not block:
+        return None
+    if block.startswith("{"):
+        return _parse_json(block, by_name)
+    head, _, body = block.partition("\n")
+    name, _, first = head.strip().partition(" ")
+    name = name.strip().rstrip(":").lower()
+    spec = by_name.get(name)
+    if spec is None:
+        return None
+    remainder = (first + ("\n" + body if body else "")).strip("\n")
+    if spec.parse_body is not None:
+        return Action(name, spec.coerce(spec.parse_body(remainder)))
+    args: dict[str, Any] = {}
+    params = list(spec.params)
+    text = remainder
+    for i, p in enumerate(params):
+        if p.rest or i == len(params) - 1 and p.type == "string" and not strict:
+            value = _unquote(text.strip())
+            if value:
+                args[p.name] = value
+            text = ""
+            break
+        text = text.lstrip()
+        if not text:
+            break
+        token, text = _next_token(text)
+        args[p.name] = token
+    if text.strip() and strict:
+        return None
+    try:
+        return Action(name, spec.coerce(args))
+    except ToolError:
+        if strict:
+            return None
+        raise
+
+
+def _next_token(text: str) -> tuple[str, str]:
+    lexer = shlex.shlex(text, posix=True)
+    lexer.whitespace_split = True
+    lexer.commenters = ""
+    try:
+        token = lexer.get_token() or ""
+    except ValueError:  # unbalanced quote: take the first word as is
+        token, _, rest = text.partition(" ")
+        return token, rest
+    rest = lexer.instream.read() if hasattr(lexer.instream, "read") else ""
+    return token, rest
+
+
+def _unquote(value: str) -> str:
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'" and value.count(value[0]) == 2:
+        return value[1:-1]
+    return value
+
+
+def parse_tool_call(call: dict, tools: list[ToolSpec]) -> Action:
+    """An OpenAI-style tool call dict -> ``Action`` (raises ``ToolError`` on unknown tool / bad JSON)."""
+    by_name = {t.name: t for t in tools}
+    function = call.get("function") or {}
+    name = function.get("name") or call.get("name")
+    if name not in by_name:
+        raise ToolError(f"unknown tool {name!r}; available: {', '.join(by_name)}")
+    raw = function.get("arguments", call.get("arguments")) or "{}"
+    try:
+        args = json.loads(raw) if isinstance(raw, str) else dict(raw)
+    except json.JSONDecodeError as exc:
+        raise ToolError(f"{name}: arguments are not valid JSON ({exc})") from None
+    return Action(name, by_name[name].coerce(args), call_id=call.get("id"))
+
+
+_SEARCH_REPLACE = re.compile(r"<{5,}\s*SEARCH\s*\n(.*?)\n?={5,}\s*\n(.*?)\n?>{5,}\s*REPLACE", re.S)
+
+
+def parse_edit_body(body: str) -> dict:
+    """``<path>`` then a SEARCH/REPLACE block -> ``{"path", "old", "new"}``."""
+    path, _, rest = body.partition("\n")
+    match = _SEARCH_REPLACE.search(rest)
+    if not path.strip() or not match:
+        raise ToolError("edit: expected `edit <path>` then a block\n<<<<<<< SEARCH\nold lines\n=======\n"
+                        "new lines\n>>>>>>> REPLACE")
+    return {"path": path.strip(), "old": match.group(1), "new": match.group(2)}

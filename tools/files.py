@@ -1,0 +1,118 @@
+"""File view / search / edit confined to a workspace (path traversal refused with a clear error)."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from .errors import PathOutsideWorkspace, ToolError
+
+SKIP_DIRS = {".git", ".tmp", "__pycache__", ".venv", "node_modules", ".pytest_cache"}
+
+
+def resolve_in(root: str | os.PathLike, path: str | os.PathLike) -> Path:
+    """``root / path`` fully resolved (symlinks too); raises ``PathOutsideWorkspace`` if it leaves ``root``."""
+    base = Path(root).resolve()
+    raw = str(path).strip() or "."
+    target = (base / raw).resolve()
+    if target != base and base not in target.parents:
+        raise PathOutsideWorkspace(f"path {raw!r} is outside the workspace; use a path inside it, "
+                                   f"relative to the workspace root")
+    return target
+
+
+def _walk(top: Path):
+    """Files under ``top`` in sorted order, tool directories (.git, caches) skipped."""
+    for dirpath, dirnames, filenames in os.walk(top):
+        dirnames[:] = sorted(d for d in dirnames if d not in SKIP_DIRS)
+        for name in sorted(filenames):
+            yield Path(dirpath, name)
+
+
+class FileTools:
+    """The file actions an agent gets: ``view``, ``search``, ``create``, ``str_replace``, ``list``."""
+
+    def __init__(self, root: str | os.PathLike, *, max_chars: int = 8000):
+        self.root = Path(root).resolve()
+        self.max_chars = max_chars
+
+    def _rel(self, path: Path) -> str:
+        return str(path.relative_to(self.root)) or "."
+
+    def view(self, path: str = ".", start: int | None = None, end: int | None = None) -> str:
+        """A file with line numbers (optionally lines ``start``..``end``), or a directory listing."""
+        target = resolve_in(self.root, path)
+        if target.is_dir():
+            return self.list(path)
+        if not target.is_file():
+            raise ToolError(f"view: no file {path!r} in the workspace")
+        lines = target.read_text(errors="replace").splitlines()
+        first = max(int(start or 1), 1)
+        last = min(int(end or len(lines)), len(lines))
+        shown = "\n".join(f"{i:5d}  {lines[i - 1]}" for i in range(first, last + 1))
+        if len(shown) > self.max_chars:
+            shown = shown[: self.max_chars] + f"\n... [cut: view a smaller range, file has {len(lines)} lines]"
+        return f"{self._rel(target)} (lines {first}-{last} of {len(lines)})\n{shown}"
+
+    def list(self, path: str = ".", limit: int = 300) -> str:
+        """Files under ``path`` (recursively, hidden tool directories skipped)."""
+        target = resolve_in(self.root, path)
+        if not target.is_dir():
+            raise ToolError(f"list: {path!r} is not a directory in the workspace")
+        found: list[str] = []
+        for file in _walk(target):
+            found.append(self._rel(file))
+            if len(found) >= limit:
+                return "\n".join(found) + f"\n... [more than {limit} files]"
+        return "\n".join(found) or "(empty)"
+
+    def search(self, pattern: str, path: str = ".", limit: int = 100) -> str:
+        """Lines matching the regular expression ``pattern`` as ``file:line: text``."""
+        try:
+            regex = re.compile(pattern)
+        except re.error as exc:
+            raise ToolError(f"search: bad regular expression {pattern!r}: {exc}") from None
+        target = resolve_in(self.root, path)
+        files = [target] if target.is_file() else list(_walk(target))
+        hits: list[str] = []
+        for file in files:
+            try:
+                text = file.read_text()
+            except (UnicodeDecodeError, OSError):
+                continue
+            for number, line in enumerate(text.splitlines(), 1):
+                if regex.search(line):
+                    hits.append(f"{self._rel(file)}:{number}: {line.strip()[:200]}")
+                    if len(hits) >= limit:
+                        return "\n".join(hits) + f"\n... [more than {limit} matches]"
+        return "\n".join(hits) or f"no match for {pattern!r}"
+
+    def create(self, path: str, content: str) -> str:
+        """Write a whole file (parents created)."""
+        target = resolve_in(self.root, path)
+        if target.is_dir():
+            raise ToolError(f"create: {path!r} is a directory")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(content)
+        return f"wrote {self._rel(target)} ({len(content.splitlines())} lines)"
+
+    def str_replace(self, path: str, old: str, new: str) -> str:
+        """Replace the one occurrence of ``old`` in a file by ``new``."""
+        target = resolve_in(self.root, path)
+        if not target.is_file():
+            raise ToolError(f"edit: no file {path!r} in the workspace")
+        text = target.read_text()
+        count = text.count(old) if old else 0
+        if count != 1:
+            stripped = old.strip()
+            if count == 0 and stripped and text.count(stripped) == 1:
+                old, count = stripped, 1
+                new = new.strip()
+        if count == 0:
+            raise ToolError(f"edit: the text to replace was not found in {path!r} (view the file and copy it exactly)")
+        if count > 1:
+            raise ToolError(f"edit: the text to replace occurs {count} times in {path!r}; include more context")
+        target.write_text(text.replace(old, new, 1))
+        line = text[: text.index(old)].count("\n") + 1
+        return f"edited {self._rel(target)} at line {line}"
