@@ -1,0 +1,142 @@
+"""Pydantic types of the public API: items, versions, add results, retrieval hits."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timezone
+from enum import Enum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+Kind = Literal["strategy", "cheatsheet", "lesson", "code", "behavior", "allocation", "note"]
+KINDS: tuple[str, ...] = ("strategy", "cheatsheet", "lesson", "code", "behavior", "allocation", "note")
+Source = Literal["success", "failure", "human"]
+Status = Literal["active", "archived", "superseded"]
+Actor = Literal["curator", "human", "system"]
+
+#: Fields a person (or the curator) may change through ``edit``; the rest is bookkeeping.
+EDITABLE_FIELDS: tuple[str, ...] = ("title", "content", "kind", "tags", "task_signature", "data", "verified")
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def as_utc(value: datetime | None) -> datetime | None:
+    """SQLite hands datetimes back naive: they were written in UTC."""
+    if value is None:
+        return None
+    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+def utility_of(succeeded: int, failed: int) -> float:
+    """Laplace-smoothed success rate: 0.5 with no evidence, towards 1 with successes, 0 with failures."""
+    return (succeeded + 1) / (succeeded + failed + 2)
+
+
+class MemoryItem(BaseModel):
+    """One unit of experience. ``content`` is what gets embedded (with the title)."""
+
+    model_config = ConfigDict(validate_assignment=True)
+
+    id: str = Field(default_factory=new_id)
+    namespace: str = "default"
+    kind: Kind = "strategy"
+    title: str = ""
+    content: str
+    tags: list[str] = Field(default_factory=list)
+    task_signature: str = ""
+    data: dict[str, Any] | None = None  # structured payload: allocation records, LangGraph store values
+    key: str | None = None  # LangGraph store key (unique per namespace) when written through the store
+    # provenance
+    source: Source = "success"
+    run_ids: list[str] = Field(default_factory=list)
+    verified: bool = False
+    pinned: bool = False
+    # lifecycle
+    status: Status = "active"
+    superseded_by: str | None = None
+    version: int = 1
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+    # utility statistics
+    times_retrieved: int = 0
+    times_succeeded: int = 0
+    times_failed: int = 0
+    utility: float = 0.5
+    last_used_at: datetime | None = None
+
+    @field_validator("content")
+    @classmethod
+    def _content_not_empty(cls, value: str) -> str:
+        if not value or not value.strip():
+            raise ValueError("content must not be empty")
+        return value
+
+    @field_validator("tags")
+    @classmethod
+    def _clean_tags(cls, value: list[str]) -> list[str]:
+        seen: list[str] = []
+        for tag in value:
+            tag = str(tag).strip()
+            if tag and tag not in seen:
+                seen.append(tag)
+        return seen
+
+    @field_validator("created_at", "updated_at", "last_used_at")
+    @classmethod
+    def _utc(cls, value: datetime | None) -> datetime | None:
+        return as_utc(value)
+
+    @property
+    def protected(self) -> bool:
+        """Pinned or human-written: the curator never overwrites it."""
+        return self.pinned or self.source == "human"
+
+    def embed_text(self) -> str:
+        return f"{self.title}\n{self.content}" if self.title else self.content
+
+
+class ItemVersion(BaseModel):
+    """A snapshot of an item after one change, with why it changed."""
+
+    item_id: str
+    version: int
+    reason: str
+    actor: str
+    created_at: datetime
+    snapshot: dict[str, Any]
+
+    @field_validator("created_at")
+    @classmethod
+    def _utc(cls, value: datetime) -> datetime:
+        return as_utc(value)  # type: ignore[return-value]
+
+
+class Action(str, Enum):
+    ADD = "ADD"
+    UPDATE = "UPDATE"
+    NOOP = "NOOP"
+
+
+class AddResult(BaseModel):
+    """What ``add`` did: the stored item (new, merged into, or left as it was) and why."""
+
+    action: Action
+    item: MemoryItem
+    reason: str = ""
+    similarity: float | None = None
+    superseded: list[str] = Field(default_factory=list)  # ids the new item contradicted
+
+
+class Retrieved(BaseModel):
+    """A retrieval hit: the item, its final score and the parts the score is made of."""
+
+    item: MemoryItem
+    score: float
+    parts: dict[str, float]
