@@ -140,6 +140,15 @@ class Budget:
                 node.spent += actual
                 node = node.parent
 
+    def charge(self, tokens: int = 0, usd: float = 0.0, calls: int = 0) -> None:
+        """Count spending that happened elsewhere (e.g. before a resumed run was killed)."""
+        amount = Spend(tokens=tokens, usd=usd, calls=calls)
+        with self._lock:
+            node: Budget | None = self
+            while node is not None:
+                node.spent += amount
+                node = node.parent
+
     def _check(self, amount: Spend) -> None:
         if time.monotonic() >= self.deadline:
             raise BudgetExceeded(f"{self.name}: no wall-clock time left (max_seconds)", limit="seconds")

@@ -1,0 +1,103 @@
+"""Reading structured output from real model text: JSON in prose or code fences, trailing text, missing
+fields, ``key: value`` lines. Model output is untrusted input: nothing here raises on bad text except
+``ParseError``, which carries a short reason that can be shown back to the model in a re-ask.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+T = TypeVar("T", bound=BaseModel)
+
+_FENCE = re.compile(r"```(?:json|JSON)?\s*(.*?)```", re.DOTALL)
+_KEY_VALUE = re.compile(r"^\s*[\-\*]?\s*\"?([A-Za-z_][\w ]{0,40}?)\"?\s*[:=]\s*(.+?)\s*,?\s*$", re.MULTILINE)
+
+
+class ParseError(ValueError):
+    """Model output that could not be read as the expected structure."""
+
+
+def _balanced_objects(text: str) -> list[str]:
+    """Every top-level ``{...}`` span, in order (braces inside JSON strings are respected)."""
+    spans, depth, start, in_string, escaped = [], 0, -1, False, False
+    for i, ch in enumerate(text):
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+            continue
+        if ch == '"' and depth > 0:
+            in_string = True
+        elif ch == "{":
+            if depth == 0:
+                start = i
+            depth += 1
+        elif ch == "}" and depth > 0:
+            depth -= 1
+            if depth == 0:
+                spans.append(text[start: i + 1])
+    return spans
+
+
+def _loads_lenient(candidate: str) -> Any:
+    try:
+        return json.loads(candidate)
+    except json.JSONDecodeError:
+        pass
+    repaired = re.sub(r",\s*([}\]])", r"\1", candidate)  # trailing commas
+    repaired = re.sub(r"(?<![\w\"])'([^'\n]*)'(?![\w\"])", r'"\1"', repaired)  # single quotes
+    repaired = re.sub(r"\bTrue\b", "true", re.sub(r"\bFalse\b", "false", repaired))
+    return json.loads(repaired)
+
+
+def extract_json(text: str) -> dict:
+    """The first JSON object found in ``text`` (fenced blocks first), or ``ParseError``."""
+    if not text or not text.strip():
+        raise ParseError("the reply was empty")
+    candidates = [block for block in _FENCE.findall(text)] + [text]
+    for chunk in candidates:
+        for span in _balanced_objects(chunk):
+            try:
+                value = _loads_lenient(span)
+            except (json.JSONDecodeError, ValueError):
+                continue
+            if isinstance(value, dict):
+                return value
+    raise ParseError("no JSON object was found in the reply")
+
+
+def key_values(text: str) -> dict[str, str]:
+    """``key: value`` lines as a dict (lower-case keys, spaces as underscores); first occurrence wins."""
+    found: dict[str, str] = {}
+    for key, value in _KEY_VALUE.findall(text or ""):
+        name = key.strip().lower().replace(" ", "_")
+        found.setdefault(name, value.strip().strip('"'))
+    return found
+
+
+def parse_model(text: str, schema: type[T]) -> T:
+    """Read ``schema`` from model text: JSON anywhere in it, else ``key: value`` lines.
+
+    Fields the model left out take the schema's defaults; a field that cannot be coerced is a
+    ``ParseError`` naming it.
+    """
+    try:
+        data = extract_json(text)
+    except ParseError as json_error:
+        data = {k: v for k, v in key_values(text).items() if k in schema.model_fields}
+        if not data:
+            raise ParseError(f"{json_error}; expected a JSON object with fields "
+                             f"{', '.join(schema.model_fields)}") from None
+    known = {k: v for k, v in data.items() if k in schema.model_fields}
+    try:
+        return schema.model_validate(known)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()[:3])
+        raise ParseError(f"the JSON did not fit: {problems}") from None

@@ -1,0 +1,363 @@
+"""The Python API: ``Agent(model=..., memory=..., budget=..., strategy=...)``.
+
+    from seasoned.graphs import Agent
+    agent = Agent("local/smollm2-135m", strategy="adaptive", budget={"max_tokens": 4000})
+    result = agent.run("What is 17 + 25?")            # or: await agent.arun(...), agent.stream(...)
+    result.answer, result.verified, result.spend.tokens, result.run_id
+
+With an environment the environment's own check verifies candidates (and interactive environments
+are solved by acting, one episode per candidate)::
+
+    env = get_env("arithmetic"); task = env.tasks(n=1)[0]
+    agent.run(task, env=env)
+
+Every run is checkpointed (LangGraph SQLite saver under ``SEASONED_HOME``) and, unless
+``record=False``, recorded in SQL with its candidates, verdicts, decisions and calls; ``resume(run_id)``
+continues a killed run without redoing finished samples. ``agent.graph`` is the compiled solve graph,
+to mount in a graph of your own (give it a ``SolveContext``: ``agent.context_for(...)``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+import weakref
+from dataclasses import dataclass, field
+from typing import Any, AsyncIterator, Iterator
+
+from pydantic import BaseModel, Field
+
+from seasoned.models import Budget, Gateway, SeasonedError, call_tags, seasoned_home
+from seasoned.models.sync import run_sync
+
+from .solve import ActorOutput, SolveContext, build_solve_graph
+from .strategy import StrategyConfig, parse_strategy
+from .verifier_stats import VerifierStats
+
+RECURSION_LIMIT = 200
+MEMORY_ITEMS = 4
+
+
+class RunSpend(BaseModel):
+    tokens: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    usd: float = 0.0
+    calls: int = 0
+    seconds: float = 0.0
+    by_role: dict[str, int] = Field(default_factory=dict)
+
+
+class RunResult(BaseModel):
+    """What a run produced and what it cost."""
+
+    run_id: str
+    task: str
+    answer: str | None
+    text: str = ""
+    verified: bool = False
+    confidence: float = 0.0
+    verified_by: str | None = None
+    stop_reason: str = ""
+    strategy: str = ""
+    model: str = ""
+    candidates: list[dict] = Field(default_factory=list)
+    verdicts: list[dict] = Field(default_factory=list)
+    decisions: list[dict] = Field(default_factory=list)
+    memory_ids: list[str] = Field(default_factory=list)
+    spend: RunSpend = Field(default_factory=RunSpend)
+
+
+@dataclass
+class Event:
+    """A progress event: ``kind`` is node (a node finished), candidate, verdict, decision, memory or result."""
+
+    kind: str
+    run_id: str
+    node: str | None = None
+    data: dict = field(default_factory=dict)
+
+
+class RunNotResumable(SeasonedError):
+    pass
+
+
+def budget_from(spec: "Budget | dict | int | None", name: str) -> Budget:
+    """A fresh per-run budget: a child of a shared ``Budget``, or one built from caps."""
+    if isinstance(spec, Budget):
+        return spec.child(name=name)
+    if isinstance(spec, int):
+        return Budget(max_tokens=spec, name=name)
+    return Budget(**(spec or {}), name=name)
+
+
+def budget_caps(spec: "Budget | dict | int | None") -> dict:
+    if isinstance(spec, Budget):
+        return {k: getattr(spec, k) for k in ("max_tokens", "max_usd", "max_calls", "max_seconds")}
+    if isinstance(spec, int):
+        return {"max_tokens": spec}
+    return dict(spec or {})
+
+
+class Agent:
+    def __init__(
+        self,
+        model: str | None = None,
+        *,
+        memory: Any = None,
+        budget: "Budget | dict | int | None" = None,
+        strategy: "str | StrategyConfig | dict" = "adaptive",
+        namespace: str = "default",
+        gateway: Gateway | None = None,
+        record: bool = True,
+        db_url: str | None = None,
+        checkpoint: bool = True,
+        max_steps: int = 20,
+    ):
+        self.gateway = gateway or Gateway(model, max_concurrency=32)
+        self.model = self.gateway.model if model is None else model
+        self.memory = memory
+        self.budget = budget
+        self.strategy = parse_strategy(strategy)
+        self.namespace = namespace
+        self.max_steps = max_steps
+        self.checkpoint = checkpoint
+        self.db_url = db_url
+        self.store = None
+        if record:
+            from .runstore import RunStore
+
+            self.store = RunStore.open(db_url)
+            self._unsubscribe = self.store.attach(self.gateway.ledger)
+        self.stats = VerifierStats.open(db_url) if record else VerifierStats()
+        self._builder = build_solve_graph()
+        self._graph = self._builder.compile()
+        self._compiled: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+    # --- graph and context ---------------------------------------------------------------------------
+    @property
+    def graph(self):
+        """The compiled solve graph (no checkpointer: a parent graph's applies when it is mounted)."""
+        return self._graph
+
+    async def _checkpointed_graph(self):
+        """The graph compiled with a checkpointer bound to the running loop (SQLite file, or in memory)."""
+        loop = asyncio.get_running_loop()
+        if loop not in self._compiled:
+            if self.checkpoint:
+                import aiosqlite
+                from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+
+                connection = await aiosqlite.connect(str(seasoned_home() / "checkpoints.sqlite"))
+                saver = AsyncSqliteSaver(connection)
+                await saver.setup()
+            else:
+                from langgraph.checkpoint.memory import InMemorySaver
+
+                saver = InMemorySaver()
+            self._compiled[loop] = self._builder.compile(checkpointer=saver)
+        return self._compiled[loop]
+
+    def context_for(self, task: Any = None, *, env: Any = None, budget: Budget | None = None,
+                    strategy: StrategyConfig | None = None, checker: Any = None,
+                    namespace: str | None = None) -> SolveContext:
+        """The runtime context of one solve: checker/actor from the environment, memory retrieval."""
+        namespace = namespace or self.namespace
+        context = SolveContext(gateway=self.gateway, budget=budget or budget_from(self.budget, "run"),
+                               strategy=strategy or self.strategy, namespace=namespace, stats=self.stats)
+        if env is not None and task is not None and not isinstance(task, str):
+            context.checker_name = f"env:{env.name}"
+            context.extract = env.extract_answer
+            context.answer_format = None  # the environment's prompt says how to answer
+            if env.interactive:
+                context.actor = self._actor_for(env, task)
+            else:
+                context.checker = lambda text: env.verify(task, text)
+        if checker is not None:
+            context.checker = checker
+            context.checker_name = getattr(checker, "name", "env:checker")
+        if self.memory is not None:
+            context.retrieve = self._retriever(namespace)
+        return context
+
+    def _actor_for(self, env: Any, task: Any):
+        from seasoned.agents.actor import run_actor
+
+        async def act(memory_context: str, budget: Budget, seed: int | None) -> ActorOutput:
+            attempt = await run_actor(env, task, self.gateway, budget=budget, max_steps=self.max_steps,
+                                      memory_context=memory_context)
+            trajectory = [getattr(step, "__dict__", step) for step in getattr(attempt, "steps", [])]
+            return ActorOutput(text=attempt.answer or "", verdict=attempt.verdict, trajectory=trajectory)
+
+        return act
+
+    def _retriever(self, namespace: str):
+        bank = self.memory
+
+        async def retrieve(query: str) -> tuple[str, list[str]]:
+            hits = await asyncio.to_thread(bank.retrieve, query, k=MEMORY_ITEMS, namespace=namespace)
+            lines = [f"- {hit.item.title}: {hit.item.content}" if hit.item.title else f"- {hit.item.content}"
+                     for hit in hits]
+            return "\n".join(lines), [hit.item.id for hit in hits]
+
+        return retrieve
+
+    # --- running -------------------------------------------------------------------------------------
+    async def astream(self, task: Any, *, env: Any = None, budget: "Budget | dict | int | None" = None,
+                      strategy: "str | StrategyConfig | None" = None, run_id: str | None = None,
+                      checker: Any = None, namespace: str | None = None) -> AsyncIterator[Event]:
+        """Run and yield progress events; the last event is ``result`` with the ``RunResult``."""
+        run_id = run_id or uuid.uuid4().hex[:16]
+        config = parse_strategy(strategy) if strategy is not None else self.strategy
+        spec = budget if budget is not None else self.budget
+        run_budget = budget_from(spec, f"run {run_id}")
+        text = task if isinstance(task, str) else task.prompt
+        context = self.context_for(task, env=env, budget=run_budget, strategy=config, checker=checker,
+                                   namespace=namespace)
+        if self.store is not None:
+            self.store.start_run(run_id, task=text, model=self.gateway.model, strategy=config.label,
+                                 namespace=context.namespace, budget=budget_caps(spec),
+                                 env=getattr(env, "name", None), task_id=getattr(task, "id", None),
+                                 options={"strategy": config.model_dump()})
+        initial = {"task": text, "subtask": "main"}
+        async for event in self._drive(run_id, initial, context):
+            yield event
+
+    async def aresume(self, run_id: str, *, env: Any = None, task: Any = None) -> "RunResult":
+        """Continue a killed run from its last checkpoint (finished samples are not redone)."""
+        events = [event async for event in self.astream_resume(run_id, env=env, task=task)]
+        return events[-1].data["result"]
+
+    async def astream_resume(self, run_id: str, *, env: Any = None, task: Any = None) -> AsyncIterator[Event]:
+        graph = await self._checkpointed_graph()
+        config = {"configurable": {"thread_id": run_id}}
+        snapshot = await graph.aget_state(config)
+        if not snapshot.values:
+            raise RunNotResumable(f"run {run_id!r} has no checkpoint to resume from")
+        record = self.store.get_run(run_id).run if self.store is not None else None
+        options = (getattr(record, "options", None) or {}).get("strategy") if record else None
+        strategy = parse_strategy(options) if options else self.strategy
+        caps = getattr(record, "budget", None) or budget_caps(self.budget)
+        run_budget = Budget(**caps, name=f"run {run_id}")
+        spent = snapshot.values.get("spend", [])
+        run_budget.charge(sum(s["tokens"] for s in spent), sum(s["usd"] for s in spent),
+                          sum(s["calls"] for s in spent))
+        if env is not None and task is None and record is not None and getattr(record, "task_id", None):
+            task = env.get_task(record.task_id)
+        context = self.context_for(task, env=env, budget=run_budget, strategy=strategy)
+        if self.store is not None:
+            self.store.start_run(run_id, task=snapshot.values["task"], model=self.gateway.model,
+                                 strategy=strategy.label, namespace=context.namespace, budget=caps)
+        async for event in self._drive(run_id, None, context):
+            yield event
+
+    async def _drive(self, run_id: str, initial: dict | None, context: SolveContext) -> AsyncIterator[Event]:
+        graph = await self._checkpointed_graph()
+        config = {"configurable": {"thread_id": run_id}, "recursion_limit": RECURSION_LIMIT}
+        started = time.perf_counter()
+        try:
+            with call_tags(run_id=run_id):
+                async for mode, chunk in graph.astream(initial, config, context=context,
+                                                       stream_mode=["updates", "custom"]):
+                    event = self._event(run_id, mode, chunk)
+                    if event is not None:
+                        if self.store is not None and event.kind in ("decision", "memory"):
+                            self.store.record_event(run_id, event.kind, event.data)
+                        yield event
+            values = (await graph.aget_state(config)).values
+        except Exception as exc:
+            if self.store is not None:
+                self.store.finish_run(run_id, status="failed", answer=None, verified=False, confidence=None,
+                                      spend=self._spend(run_id, started).model_dump(), error=str(exc))
+            raise
+        result = self._result(run_id, values, context, started)
+        self._record(result, context)
+        yield Event("result", run_id, data={"result": result})
+
+    @staticmethod
+    def _event(run_id: str, mode: str, chunk: Any) -> Event | None:
+        if mode == "custom" and isinstance(chunk, dict):
+            data = dict(chunk)
+            return Event(data.pop("event", "custom"), run_id, data=data)
+        if mode == "updates" and isinstance(chunk, dict):
+            for node, update in chunk.items():
+                return Event("node", run_id, node=node, data={"keys": sorted((update or {}).keys())})
+        return None
+
+    def _spend(self, run_id: str, started: float) -> RunSpend:
+        ledger = self.gateway.ledger
+        totals = ledger.totals(run_id=run_id)
+        by_role: dict[str, int] = {}
+        for record in ledger.calls(run_id=run_id):
+            by_role[record.role or "other"] = by_role.get(record.role or "other", 0) + record.total_tokens
+        return RunSpend(tokens=totals.total_tokens, prompt_tokens=totals.prompt_tokens,
+                        completion_tokens=totals.completion_tokens, usd=totals.cost_usd, calls=totals.calls,
+                        seconds=round(time.perf_counter() - started, 3), by_role=by_role)
+
+    def _result(self, run_id: str, values: dict, context: SolveContext, started: float) -> RunResult:
+        outcome = values.get("result") or {}
+        return RunResult(
+            run_id=run_id, task=values.get("task", ""), answer=outcome.get("answer"), text=outcome.get("text", ""),
+            verified=bool(outcome.get("verified")), confidence=float(outcome.get("confidence") or 0.0),
+            verified_by=outcome.get("verified_by"), stop_reason=outcome.get("stop_reason", ""),
+            strategy=context.strategy.label, model=self.gateway.model,
+            candidates=values.get("candidates", []), verdicts=values.get("verdicts", []),
+            decisions=values.get("decisions", []), memory_ids=values.get("memory_ids") or [],
+            spend=self._spend(run_id, started),
+        )
+
+    def _record(self, result: RunResult, context: SolveContext) -> None:
+        if self.memory is not None and result.memory_ids:
+            self.memory.record_outcome(result.memory_ids, success=result.verified)
+        if self.store is None:
+            return
+        verdicts_by_candidate: dict[str, list[dict]] = {}
+        for verdict in result.verdicts:
+            verdicts_by_candidate.setdefault(verdict["candidate_id"], []).append(verdict)
+        for index, candidate in enumerate(result.candidates):
+            verdicts = verdicts_by_candidate.get(candidate["id"], [])
+            self.store.add_candidate(
+                result.run_id, subtask="main", index=index,
+                text=candidate["text"], answer=candidate["answer"], verdicts=verdicts,
+                score=max((v["score"] for v in verdicts), default=None), status=candidate["status"],
+                tokens=candidate.get("tokens", 0), call_ids=[],
+            )
+        self.store.finish_run(result.run_id, status="completed", answer=result.answer, verified=result.verified,
+                              confidence=result.confidence, spend=result.spend.model_dump())
+
+    async def arun(self, task: Any, **kwargs: Any) -> RunResult:
+        result = None
+        async for event in self.astream(task, **kwargs):
+            if event.kind == "result":
+                result = event.data["result"]
+        assert result is not None
+        return result
+
+    def run(self, task: Any, **kwargs: Any) -> RunResult:
+        return run_sync(self.arun(task, **kwargs))
+
+    def resume(self, run_id: str, **kwargs: Any) -> RunResult:
+        return run_sync(self.aresume(run_id, **kwargs))
+
+    def stream(self, task: Any, **kwargs: Any) -> Iterator[Event]:
+        """Synchronous ``astream``: events as they happen."""
+        import queue
+        import threading
+
+        events: "queue.Queue[Event | BaseException | None]" = queue.Queue()
+
+        async def pump() -> None:
+            try:
+                async for event in self.astream(task, **kwargs):
+                    events.put(event)
+            except BaseException as exc:  # handed to the consuming thread
+                events.put(exc)
+            finally:
+                events.put(None)
+
+        threading.Thread(target=lambda: run_sync(pump()), daemon=True).start()
+        while (item := events.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
