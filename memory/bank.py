@@ -27,7 +27,8 @@ from .db import Database, ItemRow, NamespaceRow, VersionRow, default_db_url, red
 from .errors import InvalidItemError, ItemNotFound, MemoryConfigError, ProtectedItemError
 from .index import VectorIndex
 from .items import (
-    EDITABLE_FIELDS, KINDS, Action, AddResult, ItemVersion, MemoryItem, Retrieved, as_utc, utcnow, utility_of,
+    EDITABLE_FIELDS, KINDS, Action, AddResult, ItemVersion, MemoryItem, Retrieved, as_utc, describe_error, utcnow,
+    utility_of,
 )
 from .lexical import LexicalIndex
 from .merge import Decision, merge_content, merge_messages, parse_llm_decision, rule_decision
@@ -112,7 +113,7 @@ class MemoryBank:
             raise
         bank = cls(db, index, namespace, **options)
         if sync:
-            bank.sync_index()
+            bank.sync_index(full=True)
         return bank
 
     def close(self) -> None:
@@ -179,10 +180,11 @@ class MemoryBank:
 
     # --- index consistency --------------------------------------------------------------------------
     def sync_index(self, namespace: str | None = None, vectors: dict[tuple[str, int], np.ndarray] | None = None,
-                   check_orphans: bool = True) -> int:
+                   check_orphans: bool = True, full: bool = False) -> int:
         """Bring Chroma in line with SQL for rows marked not indexed; returns how many rows were synced.
 
-        ``vectors`` maps (id, version) to an embedding already computed by the caller.
+        ``vectors`` maps (id, version) to an embedding already computed by the caller. ``check_orphans``
+        compares counts (and ids when they differ); ``full`` always compares ids (done on open).
         """
         vectors = vectors or {}
         synced = 0
@@ -190,13 +192,14 @@ class MemoryBank:
             with self.db.read() as s:
                 pending = list(s.scalars(select(ItemRow.namespace).where(ItemRow.indexed.is_(False)).distinct()))
                 known = list(s.scalars(select(NamespaceRow.namespace)))
-            namespaces = sorted(set(pending) | (set(known) | set(self.index.namespaces()) if check_orphans else set()))
+            namespaces = sorted(set(pending) | (set(known) | set(self.index.namespaces())
+                                            if check_orphans or full else set()))
         else:
             namespaces = [namespace]
         for ns in namespaces:
             synced += self._sync_namespace(ns, vectors)
-            if check_orphans:
-                self._check_orphans(ns)
+            if check_orphans or full:
+                self._check_orphans(ns, full)
         return synced
 
     def _sync_namespace(self, ns: str, vectors: dict[tuple[str, int], np.ndarray]) -> int:
@@ -231,14 +234,14 @@ class MemoryBank:
             retry_locked(mark)
             synced += len(rows)
 
-    def _check_orphans(self, ns: str) -> None:
+    def _check_orphans(self, ns: str, full: bool = False) -> None:
         """Vectors without an active row are removed; active rows without a vector are re-indexed."""
         with self.db.read() as s:
             expected = s.scalar(select(func.count()).select_from(ItemRow).where(
                 ItemRow.namespace == ns, ItemRow.status == "active", ItemRow.indexed.is_(True))) or 0
             pending = s.scalar(select(func.count()).select_from(ItemRow).where(
                 ItemRow.namespace == ns, ItemRow.indexed.is_(False))) or 0
-        if pending == 0 and self.index.count(ns) == expected:
+        if not full and pending == 0 and self.index.count(ns) == expected:
             return
         in_index = set(self.index.ids(ns))  # read the index first: a vector only exists after its row
         with self.db.read() as s:
@@ -275,7 +278,7 @@ class MemoryBank:
             data["namespace"] = ns
             return MemoryItem.model_validate(data)
         except Exception as err:
-            raise InvalidItemError(f"invalid memory item: {str(err).splitlines()[0]}") from None
+            raise InvalidItemError(f"invalid memory item: {describe_error(err)}") from None
 
     def _candidates(self, ns: str, item: MemoryItem, vec: np.ndarray, batch: list[tuple[MemoryItem, np.ndarray]],
                     n: int = 8) -> list[tuple[MemoryItem, float]]:
@@ -500,7 +503,7 @@ class MemoryBank:
         try:
             candidate = MemoryItem.model_validate({**current.model_dump(), **changes})
         except Exception as err:
-            raise InvalidItemError(f"invalid edit: {str(err).splitlines()[0]}") from None
+            raise InvalidItemError(f"invalid edit: {describe_error(err)}") from None
         if actor == "curator" and current.protected:
             raise ProtectedItemError(f"item {item_id} is pinned or human-written: the curator may not change it")
         values = {k: getattr(candidate, k) for k in changes}

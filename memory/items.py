@@ -30,6 +30,19 @@ def as_utc(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
 
 
+def describe_error(err: Exception) -> str:
+    """One line from a pydantic ValidationError (field: message), else the first line of the error."""
+    errors = getattr(err, "errors", None)
+    if callable(errors):
+        try:
+            first = errors()[0]
+            where = ".".join(str(p) for p in first.get("loc", ())) or "value"
+            return f"{where}: {first.get('msg', 'invalid')}"
+        except Exception:
+            pass
+    return str(err).splitlines()[0] if str(err) else type(err).__name__
+
+
 def new_id() -> str:
     return uuid.uuid4().hex
 

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from .db import ItemRow, VersionRow, retry_locked
 from .errors import InvalidItemError
-from .items import ItemVersion, MemoryItem
+from .items import ItemVersion, MemoryItem, describe_error
 
 if TYPE_CHECKING:
     from .bank import MemoryBank
@@ -67,8 +67,7 @@ def read_records(path: str | Path) -> list[Record]:
             data: Any = json.loads(line)
             record = Record.model_validate(data)
         except (ValueError, ValidationError) as err:
-            first = str(err).splitlines()
-            detail = " ".join(first[:3]) if isinstance(err, ValidationError) else first[0]
+            detail = describe_error(err)
             raise InvalidItemError(f"import: {source.name} line {number}: {detail}") from None
         if record.format != FORMAT:
             raise InvalidItemError(f"import: {source.name} line {number}: unknown format {record.format!r}")

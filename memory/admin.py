@@ -1,0 +1,284 @@
+"""``seasoned-admin``: inspect and curate the memory bank by hand.
+
+    seasoned-admin stats | list | search QUERY | show ID | history ID | edit ID [--set field=value ...]
+                   pin ID | delete ID [--hard] | export FILE | import FILE | reindex | prune
+    common options: --namespace NS  --db URL  --json
+
+Errors (bad id, file, URL) print one line on stderr and exit with status 1; nothing is changed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import subprocess
+import sys
+import tempfile
+from typing import Any, Sequence
+
+from .errors import InvalidItemError
+from .items import EDITABLE_FIELDS, KINDS, MemoryItem
+
+
+def _common(defaults: bool) -> argparse.ArgumentParser:
+    """The shared options, accepted before or after the command (after: no default, so no override)."""
+    common = argparse.ArgumentParser(add_help=False)
+    kw = {} if defaults else {"default": argparse.SUPPRESS}
+    common.add_argument("--namespace", "-n", help="namespace (default: 'default')", **({"default": None} | kw))
+    common.add_argument("--db", metavar="URL", help="SQLAlchemy URL (default: SEASONED_DB_URL or SQLite under "
+                        "SEASONED_HOME)", **({"default": None} | kw))
+    common.add_argument("--json", action="store_true", help="machine-readable output", **kw)
+    return common
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="seasoned-admin", description="Inspect and curate seasoned's memory bank.",
+                                     parents=[_common(True)])
+    common = _common(False)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub.add_parser("stats", parents=[common], help="counts, utility, index state")
+    p = sub.add_parser("list", parents=[common], help="list items")
+    p.add_argument("--kind", action="append", choices=KINDS)
+    p.add_argument("--status", default="active", choices=["active", "archived", "superseded", "all"])
+    p.add_argument("--limit", type=int, default=50)
+    p.add_argument("--offset", type=int, default=0)
+    p = sub.add_parser("search", parents=[common], help="hybrid search")
+    p.add_argument("query")
+    p.add_argument("-k", type=int, default=10)
+    p.add_argument("--kind", action="append", choices=KINDS)
+    for name, text in (("show", "one item in full"), ("history", "every version of an item")):
+        sub.add_parser(name, parents=[common], help=text).add_argument("id")
+    p = sub.add_parser("edit", parents=[common], help="edit an item ($EDITOR, or --set field=value)")
+    p.add_argument("id")
+    p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                   help=f"fields: {', '.join(EDITABLE_FIELDS)} (tags comma-separated, data as JSON)")
+    p.add_argument("--reason", default="human edit")
+    p = sub.add_parser("pin", parents=[common], help="pin an item (the curator never changes it)")
+    p.add_argument("id")
+    p.add_argument("--unpin", action="store_true")
+    p = sub.add_parser("delete", parents=[common], help="archive an item (--hard removes it)")
+    p.add_argument("id")
+    p.add_argument("--hard", action="store_true")
+    p = sub.add_parser("export", parents=[common], help="write JSONL")
+    p.add_argument("file")
+    p.add_argument("--all", action="store_true", help="every namespace")
+    p = sub.add_parser("import", parents=[common], help="read JSONL")
+    p.add_argument("file")
+    p.add_argument("--replace", action="store_true", help="replace items whose id exists")
+    p = sub.add_parser("reindex", parents=[common], help="rebuild the vector index from SQL")
+    p.add_argument("--all", action="store_true", help="every namespace")
+    p = sub.add_parser("prune", parents=[common], help="archive failing or stale items")
+    p.add_argument("--min-failures", type=int, default=3)
+    p.add_argument("--max-utility", type=float, default=0.34)
+    p.add_argument("--stale-days", type=float, default=90.0)
+    p.add_argument("--dry-run", action="store_true")
+    return parser
+
+
+def _console():
+    from rich.console import Console
+
+    return Console()
+
+
+def _dump(data: Any) -> None:
+    print(json.dumps(data, indent=2, default=str, sort_keys=True))
+
+
+def _short(text: str, width: int = 70) -> str:
+    text = " ".join((text or "").split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _items_table(items: list[MemoryItem], title: str, scores: list[float] | None = None) -> None:
+    from rich.table import Table
+
+    table = Table(title=title)
+    for col in ("id", "kind", "title", "content", "src", "ver", "util", "used +/-", "flags"):
+        table.add_column(col, overflow="fold" if col == "id" else "ellipsis")
+    if scores is not None:
+        table.add_column("score")
+    for i, item in enumerate(items):
+        flags = " ".join(f for f, on in (("pinned", item.pinned), ("verified", item.verified),
+                                         (item.status, item.status != "active")) if on)
+        row = [item.id, item.kind, _short(item.title, 30), _short(item.content, 50), item.source, str(item.version),
+               f"{item.utility:.2f}", f"{item.times_succeeded}/{item.times_failed}", flags]
+        if scores is not None:
+            row.append(f"{scores[i]:.3f}")
+        table.add_row(*row)
+    _console().print(table)
+
+
+def _show(item: MemoryItem) -> None:
+    from rich.panel import Panel
+    from rich.table import Table
+
+    table = Table(show_header=False, box=None)
+    for name, value in item.model_dump().items():
+        if name != "content":
+            table.add_row(name, json.dumps(value, default=str) if isinstance(value, (dict, list)) else str(value))
+    console = _console()
+    console.print(table)
+    console.print(Panel(item.content, title="content"))
+
+
+def _parse_set(pairs: Sequence[str]) -> dict[str, Any]:
+    changes: dict[str, Any] = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise InvalidItemError(f"--set expects FIELD=VALUE, got {pair!r}")
+        field, value = pair.split("=", 1)
+        field = field.strip()
+        if field not in EDITABLE_FIELDS:
+            raise InvalidItemError(f"cannot edit field {field!r}; editable: {', '.join(EDITABLE_FIELDS)}")
+        if field == "tags":
+            changes[field] = [t.strip() for t in value.split(",") if t.strip()]
+        elif field == "data":
+            try:
+                changes[field] = json.loads(value) if value.strip() else None
+            except ValueError:
+                raise InvalidItemError(f"--set data=...: not valid JSON: {value!r}") from None
+        elif field == "verified":
+            if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                raise InvalidItemError(f"--set verified=...: expected true or false, got {value!r}")
+            changes[field] = value.lower() in ("true", "1", "yes")
+        else:
+            changes[field] = value
+    return changes
+
+
+def _edit_in_editor(item: MemoryItem) -> dict[str, Any]:
+    editor = os.environ.get("VISUAL") or os.environ.get("EDITOR")
+    if not editor:
+        raise InvalidItemError("edit: set $EDITOR or pass --set field=value")
+    current = {f: getattr(item, f) for f in EDITABLE_FIELDS}
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False, encoding="utf-8") as handle:
+        json.dump(current, handle, indent=2, default=str)
+        path = handle.name
+    try:
+        result = subprocess.run([*shlex.split(editor), path])
+        if result.returncode != 0:
+            raise InvalidItemError(f"edit: editor {editor!r} exited with status {result.returncode}; nothing changed")
+        try:
+            with open(path, encoding="utf-8") as handle:
+                edited = json.load(handle)
+        except ValueError as err:
+            raise InvalidItemError(f"edit: the edited file is not valid JSON ({err}); nothing changed") from None
+    finally:
+        os.unlink(path)
+    if not isinstance(edited, dict):
+        raise InvalidItemError("edit: the edited file must hold a JSON object; nothing changed")
+    unknown = sorted(set(edited) - set(EDITABLE_FIELDS))
+    if unknown:
+        raise InvalidItemError(f"edit: cannot edit field(s) {', '.join(unknown)}; nothing changed")
+    return {k: v for k, v in edited.items() if v != current.get(k)}
+
+
+def run(args: argparse.Namespace) -> int:
+    from .bank import MemoryBank
+
+    namespace = args.namespace or "default"
+    if args.command == "edit" and args.set:
+        changes = _parse_set(args.set)  # validate before opening anything
+    bank = MemoryBank.open(url=args.db, namespace=namespace)
+    try:
+        cmd = args.command
+        if cmd == "stats":
+            stats = bank.stats()
+            if args.json:
+                _dump(stats)
+            else:
+                from rich.table import Table
+
+                table = Table(title=f"memory · namespace {namespace}", show_header=False)
+                for key, value in stats.items():
+                    table.add_row(key, json.dumps(value) if isinstance(value, (dict, list)) else str(value))
+                _console().print(table)
+        elif cmd == "list":
+            items = bank.list(kinds=args.kind, status=None if args.status == "all" else args.status,
+                              limit=args.limit, offset=args.offset)
+            if args.json:
+                _dump([i.model_dump(mode="json") for i in items])
+            else:
+                _items_table(items, f"{len(items)} item(s) · namespace {namespace}")
+        elif cmd == "search":
+            hits = bank.retrieve(args.query, k=args.k, kinds=args.kind, track=False)
+            if args.json:
+                _dump([{"score": h.score, "parts": h.parts, "item": h.item.model_dump(mode="json")} for h in hits])
+            else:
+                _items_table([h.item for h in hits], f"search: {args.query}", [h.score for h in hits])
+        elif cmd == "show":
+            item = bank.get(args.id)
+            _dump(item.model_dump(mode="json")) if args.json else _show(item)
+        elif cmd == "history":
+            versions = bank.history(args.id)
+            if args.json:
+                _dump([v.model_dump(mode="json") for v in versions])
+            else:
+                from rich.table import Table
+
+                table = Table(title=f"history of {args.id}")
+                for col in ("version", "when", "actor", "reason", "status", "content"):
+                    table.add_column(col)
+                for v in versions:
+                    table.add_row(str(v.version), v.created_at.strftime("%Y-%m-%d %H:%M:%S"), v.actor, v.reason,
+                                  str(v.snapshot.get("status")), _short(str(v.snapshot.get("content")), 60))
+                _console().print(table)
+        elif cmd == "edit":
+            if not args.set:
+                changes = _edit_in_editor(bank.get(args.id))
+            item = bank.edit(args.id, changes, reason=args.reason, actor="human") if changes else bank.get(args.id)
+            _report(args, f"{args.id}: version {item.version}" + ("" if changes else " (no change)"),
+                    item.model_dump(mode="json"))
+        elif cmd == "pin":
+            item = bank.pin(args.id, not args.unpin)
+            _report(args, f"{args.id}: {'pinned' if item.pinned else 'unpinned'}", item.model_dump(mode="json"))
+        elif cmd == "delete":
+            bank.delete(args.id, hard=args.hard)
+            _report(args, f"{args.id}: {'removed' if args.hard else 'archived'}",
+                    {"id": args.id, "hard": args.hard})
+        elif cmd == "export":
+            count = bank.export_jsonl(args.file, all_namespaces=args.all)
+            _report(args, f"exported {count} item(s) to {args.file}", {"exported": count, "file": args.file})
+        elif cmd == "import":
+            counts = bank.import_jsonl(args.file, namespace=args.namespace, replace=args.replace)
+            _report(args, ", ".join(f"{k} {v}" for k, v in counts.items()), counts)
+        elif cmd == "reindex":
+            count = bank.reindex(all_namespaces=args.all)
+            _report(args, f"indexed {count} row(s)", {"indexed": count})
+        elif cmd == "prune":
+            chosen = bank.prune(min_failures=args.min_failures, max_utility=args.max_utility,
+                                stale_days=args.stale_days, dry_run=args.dry_run)
+            if args.json:
+                _dump([{"id": i, "reason": r, "archived": not args.dry_run} for i, r in chosen])
+            else:
+                verb = "would archive" if args.dry_run else "archived"
+                print(f"{verb} {len(chosen)} item(s)")
+                for item_id, reason in chosen:
+                    print(f"  {item_id}  {reason}")
+        return 0
+    finally:
+        bank.close()
+
+
+def _report(args: argparse.Namespace, text: str, data: Any) -> None:
+    _dump(data) if args.json else print(text)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from seasoned.models.errors import SeasonedError
+
+    args = _parser().parse_args(argv)
+    try:
+        return run(args)
+    except SeasonedError as err:
+        print(f"seasoned-admin: error: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
