@@ -126,9 +126,11 @@ def parse_text_action(text: str, tools: list[ToolSpec]) -> Action:
         if action is not None:
             return action
     for line in reversed((text or "").strip().splitlines()):
-        action = _parse_one(line.strip().strip("`").removeprefix("Action:").strip(), by_name, strict=True)
-        if action is not None:
-            return action
+        line = line.strip().strip("`")
+        for candidate in (line, line.rpartition(":")[2]):  # "Action: click 4", "Next: add 2"
+            action = _parse_one(candidate.strip(), by_name, strict=True)
+            if action is not None:
+                return action
     names = ", ".join(by_name)
     raise ToolError(f"no action found. Reply with exactly one action in a fenced block, e.g.\n```action\n"
                     f"{tools[0].text_usage() if tools else 'submit'}\n```\navailable actions: {names}")
