@@ -27,7 +27,7 @@ def test_fixtures_load_with_swe_bench_fields(env):
 @pytest.mark.parametrize("index", range(3))
 async def test_fixture_reference_fix_passes_and_no_fix_fails(env, index):
     task = env.tasks()[index]
-    instance = task.metadata["instance"]
+    instance = env.instance(task.id)
     good = await env.verify(task, instance.patch)
     assert good.passed and good.reward == 1.0, good.details
     bad = await env.verify(task, "")
@@ -38,7 +38,7 @@ async def test_fixture_reference_fix_passes_and_no_fix_fails(env, index):
 
 async def test_patch_that_edits_the_tests_does_not_count(env):
     task = env.get_task("seasoned-fixtures__intervals-1")
-    instance = task.metadata["instance"]
+    instance = env.instance(task.id)
     cheat = instance.test_patch.replace("assert merge([(1, 10), (2, 3)]) == [(1, 10)]", "assert True")
     verdict = await env.verify(task, cheat)
     assert not verdict.passed

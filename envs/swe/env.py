@@ -56,8 +56,10 @@ code or tests, then submit. One action per reply."""
 
 
 def _task(instance: SWEInstance) -> Task:
+    # Metadata stays JSON-serializable and holds no reference fix: the env looks the instance up by id.
     return Task(instance.instance_id, "swe", PROMPT.format(problem=instance.problem_statement.strip()),
-                metadata={"instance": instance})
+                metadata={"instance_id": instance.instance_id, "repo": str(instance.repo),
+                          "base_commit": instance.base_commit})
 
 
 class SWEEnv(Environment):
@@ -83,10 +85,7 @@ class SWEEnv(Environment):
         return [_task(i) for i in chosen[: n if n is not None else len(chosen)]]
 
     def get_task(self, task_id: str) -> Task:
-        for instance in self.instances:
-            if instance.instance_id == task_id:
-                return _task(instance)
-        raise self.unknown_task(task_id, [i.instance_id for i in self.instances])
+        return _task(self.instance(task_id))
 
     def extract_answer(self, text: str) -> str | None:
         """The diff in a text (a ```diff block or a bare ``diff --git`` patch)."""
@@ -99,11 +98,17 @@ class SWEEnv(Environment):
         return text[start:] if start >= 0 else None
 
     # --- workspaces --------------------------------------------------------------------------------
+    def instance(self, task_id: str) -> SWEInstance:
+        """The full instance (reference ``patch`` included, for evaluation only)."""
+        for instance in self.instances:
+            if instance.instance_id == task_id:
+                return instance
+        raise self.unknown_task(task_id, [i.instance_id for i in self.instances])
+
     def _instance(self, task: Task) -> SWEInstance:
-        instance = task.metadata.get("instance")
-        if not isinstance(instance, SWEInstance):
-            raise EnvError(f"task {task.id!r} is not a swe task")
-        return instance
+        if task.env != self.name:
+            raise EnvError(f"task {task.id!r} belongs to environment {task.env!r}, not swe")
+        return self.instance(task.metadata.get("instance_id", task.id))
 
     async def prepare(self, instance: SWEInstance) -> tuple[Path, Path, Sandbox]:
         """A fresh checkout of the instance (temp dir, its repo dir, a sandbox rooted at the repo)."""
