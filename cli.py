@@ -80,11 +80,119 @@ def demo(
     demo_job.run(model=model, samples=samples, questions=questions, seed=seed, console=console)
 
 
+@app.command()
+def run(
+    task: Optional[str] = typer.Argument(None, help="The task, in words (or use --env)."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="Model string (default: the embedded model)."),
+    strategy: str = typer.Option("adaptive", "--strategy", "-s",
+                                 help="single | best_of_n-N | self_consistency-N | revise-N | adaptive[-N]"),
+    budget_tokens: Optional[int] = typer.Option(None, "--budget-tokens", help="Hard cap on tokens per task."),
+    budget_usd: Optional[float] = typer.Option(None, "--budget-usd", help="Hard cap on USD per task."),
+    namespace: str = typer.Option("default", "--namespace", help="Memory namespace."),
+    memory: bool = typer.Option(False, "--memory/--no-memory", help="Retrieve from (and credit) the memory bank."),
+    env: Optional[str] = typer.Option(None, "--env", help="Run tasks of an environment (see `seasoned envs list`)."),
+    task_id: Optional[str] = typer.Option(None, "--task", help="With --env: one task by id."),
+    n: Optional[int] = typer.Option(None, "--n", help="With --env: how many tasks (default 3)."),
+    seed: int = typer.Option(0, "--seed", help="With --env: which tasks; also seeds sampling."),
+    difficulty: Optional[int] = typer.Option(None, "--difficulty", help="With --env: task difficulty."),
+    resume: Optional[str] = typer.Option(None, "--resume", help="Continue a killed run by its id."),
+    as_json: bool = typer.Option(False, "--json", help="Print results as JSON."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No live progress."),
+) -> None:
+    """Solve a task (or an environment's tasks) with test-time scaling, within a hard budget."""
+    from seasoned.graphs import Agent, parse_strategy
+    from seasoned.graphs.progress import run_with_progress, summary_table
+
+    if sum(x is not None for x in (task, env, resume)) != 1:
+        raise typer.BadParameter("give exactly one of: a TASK, --env NAME, or --resume RUN_ID")
+    budget = {k: v for k, v in (("max_tokens", budget_tokens), ("max_usd", budget_usd)) if v is not None}
+    bank = None
+    if memory:
+        from seasoned.memory import MemoryBank
+
+        bank = MemoryBank.open(namespace=namespace)
+    agent = Agent(model, strategy=parse_strategy(strategy, seed=seed), budget=budget or None,
+                  namespace=namespace, memory=bank)
+    out = errors if as_json else console
+    results = []
+    if resume:
+        environment = _env(env) if env else None
+        results.append((resume, agent.resume(resume, env=environment)))
+    elif env:
+        from seasoned.envs import get_env
+
+        environment = get_env(env)
+        try:
+            tasks = [environment.get_task(task_id)] if task_id else environment.tasks(
+                n=3 if n is None else n, seed=seed, difficulty=difficulty)
+            for item in tasks:
+                out.print(f"[bold]{item.id}[/bold]")
+                result = run_with_progress(agent, item, out, quiet=quiet, env=environment)
+                results.append((item.id, result))
+        finally:
+            environment.close()
+    else:
+        results.append((task, run_with_progress(agent, task, out, quiet=quiet)))
+    if as_json:
+        console.print_json(json.dumps([r.model_dump(mode="json") for _, r in results]))
+        return
+    console.print(summary_table(results))
+    solved = sum(r.verified for _, r in results)
+    console.print(f"{solved}/{len(results)} verified · {sum(r.spend.tokens for _, r in results)} tokens · "
+                  f"${sum(r.spend.usd for _, r in results):.4f} · trace: seasoned runs show {results[-1][1].run_id}")
+
+
+def _env(name: str):
+    from seasoned.envs import get_env
+
+    return get_env(name)
+
+
+runs_app = typer.Typer(help="Recorded runs: list them, show one's trace.", no_args_is_help=True)
+app.add_typer(runs_app, name="runs")
+
+
+@runs_app.command("list")
+def runs_list(
+    limit: int = typer.Option(20, "--limit", help="How many runs, newest first."),
+    namespace: Optional[str] = typer.Option(None, "--namespace"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """The most recent runs."""
+    from seasoned.graphs.runs_view import print_runs, runs_json
+    from seasoned.graphs.runstore import RunStore
+
+    runs = RunStore.open().list_runs(limit=limit, namespace=namespace)
+    print(runs_json(runs)) if as_json else print_runs(runs, console)
+
+
+@runs_app.command("show")
+def runs_show(run_id: str = typer.Argument(...), as_json: bool = typer.Option(False, "--json")) -> None:
+    """One run's trace: subtasks, candidates, verdicts, decisions, calls and spend per role."""
+    from seasoned.graphs.runs_view import print_trace, trace_json
+    from seasoned.graphs.runstore import RunStore
+
+    trace = RunStore.open().get_run(run_id)
+    print(trace_json(trace)) if as_json else print_trace(trace, console)
+
+
+envs_app = typer.Typer(help="Task environments.", no_args_is_help=True)
+app.add_typer(envs_app, name="envs")
+
+
+@envs_app.command("list")
+def envs_list() -> None:
+    """The environments `seasoned run --env NAME` accepts."""
+    from seasoned.envs.cli import list_environments
+
+    list_environments(out=lambda line: console.print(line, markup=False, highlight=False))
+
+
 def main() -> None:
     """Entry point: one clear error line (exit 2) instead of a traceback for a user's mistake."""
     try:
         app()
-    except SeasonedError as exc:
+    except (SeasonedError, typer.BadParameter) as exc:
         errors.print(f"[bold red]error:[/bold red] {exc}", markup=True, highlight=False, soft_wrap=True)
         sys.exit(2)
     except KeyboardInterrupt:

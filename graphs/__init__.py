@@ -2,11 +2,23 @@
 
     from seasoned.graphs import Agent
     result = Agent("local/smollm2-135m", strategy="adaptive").run("What is 17 + 25?")
+
+Names load lazily, so tools that only read recorded runs (``seasoned runs``) do not import LangGraph.
 """
 
-from .agent import Agent, Event, RunResult, RunSpend
-from .solve import ActorOutput, SolveContext, SolveState, build_solve_graph
-from .strategy import STRATEGIES, StrategyConfig, StrategyError, parse_strategy
+from importlib import import_module
 
-__all__ = ["ActorOutput", "Agent", "Event", "RunResult", "RunSpend", "STRATEGIES", "SolveContext", "SolveState",
-           "StrategyConfig", "StrategyError", "build_solve_graph", "parse_strategy"]
+_EXPORTS = {
+    "Agent": ".agent", "Event": ".agent", "RunResult": ".agent", "RunSpend": ".agent",
+    "ActorOutput": ".solve", "SolveContext": ".solve", "SolveState": ".solve", "build_solve_graph": ".solve",
+    "STRATEGIES": ".strategy", "StrategyConfig": ".strategy", "StrategyError": ".strategy",
+    "parse_strategy": ".strategy",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(import_module(_EXPORTS[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
