@@ -80,7 +80,8 @@ def _parser() -> argparse.ArgumentParser:
 def _console():
     from rich.console import Console
 
-    return Console()
+    # Piped output (less, grep, files) gets wide tables instead of 80-column ellipses.
+    return Console() if sys.stdout.isatty() else Console(width=200)
 
 
 def _dump(data: Any) -> None:

@@ -1,0 +1,120 @@
+"""seasoned-admin: every command, --json, and one-line errors that change nothing."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import pytest
+
+from seasoned.memory import MemoryBank, MemoryItem
+from seasoned.memory.admin import main
+
+
+@pytest.fixture
+def db(tmp_path):
+    url = f"sqlite:///{tmp_path / 'admin.db'}"
+    bank = MemoryBank.open(url, namespace="ops")
+    ids = [bank.add(MemoryItem(kind="lesson", title="timeouts", content="HTTP calls need a timeout of 10 s.",
+                               source="failure")).item.id,
+           bank.add(MemoryItem(kind="strategy", title="logs", content="Read the last 50 lines of the log first.")).item.id]
+    bank.close()
+    return url, ids
+
+
+def run(capsys, *argv) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_read_commands_json_and_tables(db, capsys):
+    url, ids = db
+    code, out, _ = run(capsys, "stats", "--db", url, "--namespace", "ops", "--json")
+    assert code == 0 and json.loads(out)["active"] == 2
+    code, out, _ = run(capsys, "--db", url, "-n", "ops", "list", "--json")
+    assert {i["id"] for i in json.loads(out)} == set(ids)
+    code, out, _ = run(capsys, "list", "--db", url, "-n", "ops")
+    assert code == 0 and "timeouts" in out and "lesson" in out
+    code, out, _ = run(capsys, "search", "request timeout", "--db", url, "-n", "ops", "--json")
+    assert json.loads(out)[0]["item"]["id"] == ids[0] and "semantic" in json.loads(out)[0]["parts"]
+    code, out, _ = run(capsys, "show", ids[0], "--db", url, "-n", "ops")
+    assert code == 0 and "HTTP calls need a timeout" in out
+    code, out, _ = run(capsys, "list", "--db", url, "--json")  # another namespace: empty
+    assert json.loads(out) == []
+
+
+def test_edit_pin_history_delete(db, capsys, tmp_path, monkeypatch):
+    url, ids = db
+    common = ["--db", url, "-n", "ops"]
+    code, out, _ = run(capsys, "edit", ids[0], "--set", "content=HTTP calls need a 5 s timeout.",
+                       "--set", "tags=http,net", *common)
+    assert code == 0 and "version 2" in out
+    editor = tmp_path / "editor.py"
+    editor.write_text("import json, sys\np = sys.argv[1]\nd = json.load(open(p))\nd['title'] = 'edited'\n"
+                      "json.dump(d, open(p, 'w'))\n")
+    monkeypatch.setenv("EDITOR", f"{sys.executable} {editor}")
+    code, out, _ = run(capsys, "edit", ids[0], *common)
+    assert code == 0 and "version 3" in out
+    assert run(capsys, "pin", ids[0], *common)[0] == 0
+    code, out, _ = run(capsys, "history", ids[0], "--json", *common)
+    history = json.loads(out)
+    assert [h["reason"] for h in history][1:] == ["human edit", "human edit", "pinned"]
+    assert history[0]["snapshot"]["content"] == "HTTP calls need a timeout of 10 s."
+    code, out, _ = run(capsys, "history", ids[0], *common)
+    assert "pinned" in out
+    assert run(capsys, "delete", ids[1], *common)[0] == 0
+    code, out, _ = run(capsys, "show", ids[1], "--json", *common)
+    assert json.loads(out)["status"] == "archived"
+    assert run(capsys, "delete", ids[1], "--hard", *common)[0] == 0
+    code, _, err = run(capsys, "show", ids[1], *common)
+    assert code == 1 and ids[1] in err
+
+
+def test_export_import_reindex_prune(db, capsys, tmp_path):
+    url, ids = db
+    dump = tmp_path / "dump.jsonl"
+    assert run(capsys, "export", str(dump), "--db", url, "-n", "ops")[0] == 0
+    other = f"sqlite:///{tmp_path / 'other.db'}"
+    code, out, _ = run(capsys, "import", str(dump), "--db", other, "--json")
+    assert code == 0 and json.loads(out)["imported"] == 2
+    code, out, _ = run(capsys, "reindex", "--db", other, "-n", "ops", "--json")
+    assert json.loads(out) == {"indexed": 2}
+    code, out, _ = run(capsys, "prune", "--db", other, "-n", "ops", "--stale-days", "0", "--dry-run", "--json")
+    assert {p["id"] for p in json.loads(out)} == set(ids)
+    code, out, _ = run(capsys, "stats", "--db", other, "-n", "ops", "--json")
+    assert json.loads(out)["active"] == 2  # dry run changed nothing
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    (["show", "no-such-id"], "no memory item"),
+    (["history", "no-such-id"], "no memory item"),
+    (["pin", "no-such-id"], "no memory item"),
+    (["delete", "no-such-id", "--hard"], "no memory item"),
+    (["edit", "no-such-id", "--set", "title=x"], "no memory item"),
+    (["edit", "ID", "--set", "status=archived"], "cannot edit field"),
+    (["import", "/no/such/file.jsonl"], "no such file"),
+    (["export", "/no/such/dir/out.jsonl"], "does not exist"),
+])
+def test_errors_are_one_line_nonzero_and_change_nothing(db, capsys, argv, fragment):
+    url, ids = db
+    argv = [ids[0] if a == "ID" else a for a in argv]
+    before = run(capsys, "export", "/dev/stdout", "--db", url, "-n", "ops")[1]
+    code, out, err = run(capsys, *argv, "--db", url, "-n", "ops")
+    assert code == 1 and fragment in err and len(err.strip().splitlines()) == 1
+    after = run(capsys, "export", "/dev/stdout", "--db", url, "-n", "ops")[1]
+    assert before == after
+
+
+def test_bad_urls_are_one_line_errors(capsys, tmp_path, monkeypatch):
+    for url, fragment in (("not a url", "cannot parse"), (f"sqlite:///{tmp_path}/missing/x.db", "does not exist")):
+        code, _, err = run(capsys, "stats", "--db", url)
+        assert code == 1 and fragment in err and len(err.strip().splitlines()) == 1
+    monkeypatch.setenv("SEASONED_CHROMA_URL", "ftp://nowhere")
+    code, _, err = run(capsys, "stats", "--db", f"sqlite:///{tmp_path / 'c.db'}")
+    assert code == 1 and "SEASONED_CHROMA_URL" in err
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text("{not json}\n")
+    monkeypatch.delenv("SEASONED_CHROMA_URL")
+    code, _, err = run(capsys, "import", str(bad), "--db", f"sqlite:///{tmp_path / 'c.db'}")
+    assert code == 1 and "line 1" in err
