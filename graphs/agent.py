@@ -308,10 +308,17 @@ class Agent:
         )
 
     def _record(self, result: RunResult, context: SolveContext) -> None:
-        if self.memory is not None and result.memory_ids:
-            self.memory.record_outcome(result.memory_ids, success=result.verified)
+        # An environment's check is ground truth: credit the memory items now. Otherwise the outcome
+        # is not known yet and comes later through ``feedback``.
+        env_checked = bool(result.verified_by and result.verified_by.startswith("env")) or (
+            context.can_check and not result.verified)
+        if self.memory is not None and result.memory_ids and env_checked:
+            self.memory.record_outcome(result.memory_ids, success=result.verified, namespace=context.namespace)
         if self.store is None:
             return
+        self.store.record_event(result.run_id, "outcome", {
+            "verified": result.verified, "verified_by": result.verified_by, "memory_ids": result.memory_ids,
+            "namespace": context.namespace, "outcome_recorded": env_checked})
         verdicts_by_candidate: dict[str, list[dict]] = {}
         for verdict in result.verdicts:
             verdicts_by_candidate.setdefault(verdict["candidate_id"], []).append(verdict)
@@ -325,6 +332,25 @@ class Agent:
             )
         self.store.finish_run(result.run_id, status="completed", answer=result.answer, verified=result.verified,
                               confidence=result.confidence, spend=result.spend.model_dump())
+
+    def feedback(self, run_id: str, success: bool, comment: str | None = None) -> dict:
+        """An outcome that arrived after the run (e.g. a user's verdict): stored with the run, credited to
+        the memory items the run used, and to the verifier that accepted its answer (its precision)."""
+        if self.store is None:
+            raise SeasonedError("feedback needs recorded runs (Agent(record=True))")
+        trace = self.store.get_run(run_id)
+        outcome = next((e.data for e in reversed(trace.events) if e.kind == "outcome"), {})
+        self.store.record_feedback(run_id, success, comment)
+        credited: list[str] = []
+        memory_ids = outcome.get("memory_ids") or []
+        if self.memory is not None and memory_ids and not outcome.get("outcome_recorded"):
+            namespace = outcome.get("namespace", self.namespace)
+            credited = [item.id for item in self.memory.record_outcome(memory_ids, success=success,
+                                                                       namespace=namespace)]
+        if outcome.get("verified_by"):
+            self.stats.record(outcome.get("namespace", self.namespace), outcome["verified_by"], correct=success)
+        return {"run_id": run_id, "success": success, "memory_items_credited": credited,
+                "verifier": outcome.get("verified_by")}
 
     async def arun(self, task: Any, **kwargs: Any) -> RunResult:
         result = None
