@@ -14,16 +14,13 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import statistics
 import sys
 import tempfile
 import time
 
 import numpy as np
 
-WORDS = ("timeout retry cache index parser config token budget planner solver critic verifier graph node "
-         "error exception division zero overflow string list dict sort search merge heap queue stack tree "
-         "socket http json yaml regex unicode path file lock thread async await batch vector embed").split()
+WORDS = ["timeout", "retry", "cache", "index", "parser", "config", "token", "budget", "planner", "solver", "critic", "verifier", "graph", "node", "error", "exception", "division", "zero", "overflow", "string", "list", "dict", "sort", "search", "merge", "heap", "queue", "stack", "tree", "socket", "http", "json", "yaml", "regex", "unicode", "path", "file", "lock", "thread", "async", "await", "batch", "vector", "embed"]
 
 
 def text(rng: random.Random, i: int) -> str:

@@ -49,7 +49,18 @@ from .items import KINDS, Action, AddResult, ItemVersion, MemoryItem, Retrieved
 from .store import BankStore
 
 __all__ = [
-    "KINDS", "Action", "AddResult", "BankStore", "InvalidItemError", "ItemNotFound", "ItemVersion",
-    "MemoryBank", "MemoryConfigError", "MemoryError_", "MemoryItem", "ProtectedItemError", "Retrieved",
+    "KINDS",
+    "Action",
+    "AddResult",
+    "BankStore",
+    "InvalidItemError",
+    "ItemNotFound",
+    "ItemVersion",
+    "MemoryBank",
+    "MemoryConfigError",
+    "MemoryError_",
+    "MemoryItem",
+    "ProtectedItemError",
     "RetrievalWeights",
+    "Retrieved",
 ]

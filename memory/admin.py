@@ -16,7 +16,8 @@ import shlex
 import subprocess
 import sys
 import tempfile
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from .errors import InvalidItemError
 from .items import EDITABLE_FIELDS, KINDS, MemoryItem

@@ -10,24 +10,33 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import numpy as np
+from seasoned.models.settings import seasoned_home
 from sqlalchemy import Integer, cast, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
-
-from seasoned.models.settings import seasoned_home
 
 from . import embedding
 from .db import Database, ItemRow, NamespaceRow, VersionRow, default_db_url, redact, retry_locked
 from .errors import InvalidItemError, ItemNotFound, MemoryConfigError, ProtectedItemError
 from .index import VectorIndex
 from .items import (
-    EDITABLE_FIELDS, KINDS, Action, AddResult, ItemVersion, MemoryItem, Retrieved, as_utc, describe_error, utcnow,
+    EDITABLE_FIELDS,
+    KINDS,
+    Action,
+    AddResult,
+    ItemVersion,
+    MemoryItem,
+    Retrieved,
+    as_utc,
+    describe_error,
+    utcnow,
     utility_of,
 )
 from .lexical import LexicalIndex
@@ -94,7 +103,7 @@ class MemoryBank:
     # --- opening -----------------------------------------------------------------------------------
     @classmethod
     def open(cls, url: str | None = None, namespace: str = "default", *, chroma_url: str | None = None,
-             chroma_path: str | Path | None = None, sync: bool = True, **options: Any) -> "MemoryBank":
+             chroma_path: str | Path | None = None, sync: bool = True, **options: Any) -> MemoryBank:
         """Open (creating if needed) the bank at ``url`` (default ``SEASONED_DB_URL`` or SQLite under
         ``SEASONED_HOME``). Chroma: ``chroma_url`` / ``SEASONED_CHROMA_URL`` (server) or a local folder
         next to the SQLite file (``<file>.chroma``) or ``$SEASONED_HOME/chroma``."""
@@ -119,10 +128,10 @@ class MemoryBank:
     def close(self) -> None:
         self.db.dispose()
 
-    def __enter__(self) -> "MemoryBank":
+    def __enter__(self) -> MemoryBank:
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     def _ns(self, namespace: str | None) -> str:
@@ -225,7 +234,7 @@ class MemoryBank:
             if gone:
                 self.index.delete(ns, gone)
 
-            def mark() -> None:
+            def mark(rows: list = rows) -> None:
                 with self.db.write() as s:
                     for r in rows:
                         s.execute(update(ItemRow).where(ItemRow.id == r.id, ItemRow.version == r.version)
@@ -264,7 +273,7 @@ class MemoryBank:
         for ns in namespaces:
             self.index.drop(ns)
 
-            def unmark() -> None:
+            def unmark(ns: str = ns) -> None:
                 with self.db.write() as s:
                     s.execute(update(ItemRow).where(ItemRow.namespace == ns).values(indexed=False))
 

@@ -9,19 +9,29 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable, Iterator, TypeVar
+from typing import Any, TypeVar
 
+from seasoned.models.settings import seasoned_home
 from sqlalchemy import (
-    JSON, Boolean, DateTime, Float, Index, Integer, String, Text, UniqueConstraint, create_engine, event,
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    event,
 )
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
-
-from seasoned.models.settings import seasoned_home
 
 from .errors import MemoryConfigError
 

@@ -8,11 +8,10 @@ from __future__ import annotations
 import importlib.resources
 import os
 import threading
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
-
 from seasoned.models.settings import apply_offline_defaults
 
 from .errors import MemoryConfigError

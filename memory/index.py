@@ -6,14 +6,13 @@ Chroma's own (downloading) embedding function is never used.
 from __future__ import annotations
 
 import hashlib
-import os
 import threading
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 from urllib.parse import urlparse
 
 import numpy as np
-
 from seasoned.models.settings import apply_offline_defaults
 
 from .errors import MemoryConfigError

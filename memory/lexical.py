@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import re
 import threading
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Hashable, Sequence
-
+from typing import Any
 
 import numpy as np
 

@@ -25,7 +25,7 @@ class Record(BaseModel):
     versions: list[ItemVersion]
 
 
-def export_jsonl(bank: "MemoryBank", path: str | Path, namespace: str | None) -> int:
+def export_jsonl(bank: MemoryBank, path: str | Path, namespace: str | None) -> int:
     """Write the items of ``namespace`` (all namespaces when None); returns the number of items."""
     target = Path(path).expanduser()
     if not target.parent.is_dir():
@@ -78,7 +78,7 @@ def read_records(path: str | Path) -> list[Record]:
     return records
 
 
-def import_jsonl(bank: "MemoryBank", path: str | Path, *, namespace: str | None, replace: bool) -> dict[str, int]:
+def import_jsonl(bank: MemoryBank, path: str | Path, *, namespace: str | None, replace: bool) -> dict[str, int]:
     """Insert the file's items (into ``namespace`` when given). Existing ids are skipped, or replaced
     with ``replace``; an id that lives in another namespace is an error. All or nothing."""
     records = read_records(path)

@@ -5,16 +5,18 @@ from __future__ import annotations
 import random
 
 import pytest
-
 from seasoned.memory import (
-    Action, InvalidItemError, ItemNotFound, MemoryBank, MemoryItem, ProtectedItemError,
+    Action,
+    InvalidItemError,
+    ItemNotFound,
+    MemoryBank,
+    MemoryItem,
+    ProtectedItemError,
 )
 from seasoned.models import scripted
 from seasoned.models.tokens import count_text_tokens
 
-WORDS = ("apple river stone cloud piano engine violet tiger marble copper lantern desert orbit quartz "
-         "harbor falcon meadow signal timber canyon glacier pepper saddle velvet walnut ember fossil "
-         "garnet hollow island jungle kettle lemon magnet nectar oyster pebble quiver raven spruce").split()
+WORDS = ["apple", "river", "stone", "cloud", "piano", "engine", "violet", "tiger", "marble", "copper", "lantern", "desert", "orbit", "quartz", "harbor", "falcon", "meadow", "signal", "timber", "canyon", "glacier", "pepper", "saddle", "velvet", "walnut", "ember", "fossil", "garnet", "hollow", "island", "jungle", "kettle", "lemon", "magnet", "nectar", "oyster", "pebble", "quiver", "raven", "spruce"]
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ import json
 import sys
 
 import pytest
-
 from seasoned.memory import MemoryBank, MemoryItem
 from seasoned.memory.admin import main
 

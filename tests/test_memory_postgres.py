@@ -7,11 +7,9 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
-
 from seasoned.memory import Action, MemoryBank, MemoryItem
 
 pytestmark = pytest.mark.postgres

@@ -9,8 +9,6 @@ import sys
 import textwrap
 import time
 
-import pytest
-
 from seasoned.memory import MemoryBank
 from seasoned.memory.db import ItemRow
 from sqlalchemy import func, select

@@ -7,7 +7,6 @@ from typing import TypedDict
 import pytest
 from langgraph.graph import END, START, StateGraph
 from langgraph.store.base import BaseStore
-
 from seasoned.memory import BankStore, MemoryBank, MemoryItem
 
 
