@@ -9,6 +9,7 @@ from .base import EnvError, Environment
 
 # name -> "module:Class" (imported on first use so that listing stays light)
 _BUILTIN: dict[str, str] = {
+    "addition": "seasoned.envs.addition:AdditionEnv",
     "arithmetic": "seasoned.envs.arithmetic:ArithmeticEnv",
     "game24": "seasoned.envs.game24:Game24Env",
     "wordproblems": "seasoned.envs.wordproblems:WordProblemsEnv",

@@ -31,12 +31,15 @@ from pydantic import BaseModel, Field
 from seasoned.models import Budget, Gateway, SeasonedError, call_tags, seasoned_home
 from seasoned.models.sync import run_sync
 
+from .allocation import make_policy
 from .solve import ActorOutput, SolveContext, build_solve_graph
 from .strategy import StrategyConfig, parse_strategy
+from .task import TaskContext, build_task_graph
 from .verifier_stats import VerifierStats
 
 RECURSION_LIMIT = 200
 MEMORY_ITEMS = 4
+RETRIEVED_KINDS = ["strategy", "cheatsheet", "lesson", "code", "behavior"]  # not allocation records
 
 
 class RunSpend(BaseModel):
@@ -66,6 +69,9 @@ class RunResult(BaseModel):
     verdicts: list[dict] = Field(default_factory=list)
     decisions: list[dict] = Field(default_factory=list)
     memory_ids: list[str] = Field(default_factory=list)
+    subtasks: list[dict] = Field(default_factory=list)
+    plan_source: str | None = None
+    curation: dict | None = None
     spend: RunSpend = Field(default_factory=RunSpend)
 
 
@@ -114,6 +120,11 @@ class Agent:
         db_url: str | None = None,
         checkpoint: bool = True,
         max_steps: int = 20,
+        allocation: str = "difficulty",
+        plan: bool | None = None,
+        models: list[str] | None = None,
+        curate: bool = True,
+        curator_model: str | None = None,
     ):
         self.gateway = gateway or Gateway(model, max_concurrency=32)
         self.model = self.gateway.model if model is None else model
@@ -131,8 +142,14 @@ class Agent:
             self.store = RunStore.open(db_url)
             self._unsubscribe = self.store.attach(self.gateway.ledger)
         self.stats = VerifierStats.open(db_url) if record else VerifierStats()
-        self._builder = build_solve_graph()
-        self._graph = self._builder.compile()
+        make_policy(allocation)  # a bad name fails here, not mid-run
+        self.allocation = allocation
+        self.plan = plan
+        self.models = models
+        self.curate = curate
+        self.curator_model = curator_model
+        self._builders = {"solve": build_solve_graph(), "task": build_task_graph()}
+        self._graph = self._builders["solve"].compile()
         self._compiled: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
     # --- graph and context ---------------------------------------------------------------------------
@@ -141,23 +158,30 @@ class Agent:
         """The compiled solve graph (no checkpointer: a parent graph's applies when it is mounted)."""
         return self._graph
 
-    async def _checkpointed_graph(self):
-        """The graph compiled with a checkpointer bound to the running loop (SQLite file, or in memory)."""
+    @property
+    def task_graph(self):
+        """The compiled multi-stage task graph (plan -> allocate -> solve subtasks -> aggregate -> curate)."""
+        return self._builders["task"].compile()
+
+    async def _checkpointed_graph(self, kind: str = "solve"):
+        """A graph compiled with a checkpointer bound to the running loop (SQLite file, or in memory)."""
         loop = asyncio.get_running_loop()
-        if loop not in self._compiled:
-            if self.checkpoint:
-                import aiosqlite
-                from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+        graphs = self._compiled.setdefault(loop, {})
+        if kind not in graphs:
+            if "saver" not in graphs:
+                if self.checkpoint:
+                    import aiosqlite
+                    from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
-                connection = await aiosqlite.connect(str(seasoned_home() / "checkpoints.sqlite"))
-                saver = AsyncSqliteSaver(connection)
-                await saver.setup()
-            else:
-                from langgraph.checkpoint.memory import InMemorySaver
+                    connection = await aiosqlite.connect(str(seasoned_home() / "checkpoints.sqlite"))
+                    graphs["saver"] = AsyncSqliteSaver(connection)
+                    await graphs["saver"].setup()
+                else:
+                    from langgraph.checkpoint.memory import InMemorySaver
 
-                saver = InMemorySaver()
-            self._compiled[loop] = self._builder.compile(checkpointer=saver)
-        return self._compiled[loop]
+                    graphs["saver"] = InMemorySaver()
+            graphs[kind] = self._builders[kind].compile(checkpointer=graphs["saver"])
+        return graphs[kind]
 
     def context_for(self, task: Any = None, *, env: Any = None, budget: Budget | None = None,
                     strategy: StrategyConfig | None = None, checker: Any = None,
@@ -196,7 +220,8 @@ class Agent:
         bank = self.memory
 
         async def retrieve(query: str) -> tuple[str, list[str]]:
-            hits = await asyncio.to_thread(bank.retrieve, query, k=MEMORY_ITEMS, namespace=namespace)
+            hits = await asyncio.to_thread(bank.retrieve, query, k=MEMORY_ITEMS, kinds=RETRIEVED_KINDS,
+                                           namespace=namespace)
             lines = [f"- {hit.item.title}: {hit.item.content}" if hit.item.title else f"- {hit.item.content}"
                      for hit in hits]
             return "\n".join(lines), [hit.item.id for hit in hits]
@@ -204,25 +229,64 @@ class Agent:
         return retrieve
 
     # --- running -------------------------------------------------------------------------------------
+    def is_multi_stage(self, task: Any, plan: bool | None = None) -> bool:
+        """Multi-stage (plan, allocate, solve subtasks) when asked, or when the task brings its own stages."""
+        choice = self.plan if plan is None else plan
+        return bool(getattr(task, "stages", None)) if choice is None else choice
+
+    def task_context_for(self, task: Any, solve: SolveContext, *, env: Any = None, run_id: str = "",
+                         allocation: str | None = None, seed: int = 0) -> TaskContext:
+        """The runtime context of a multi-stage run, around a solve context used as the subtasks' template."""
+        namespace = solve.namespace
+        records = (lambda: self.memory.allocations(namespace=namespace)) if self.memory is not None else None
+        context = TaskContext(solve=solve, budget=solve.budget,
+                              policy=make_policy(allocation or self.allocation, records=records, seed=seed),
+                              models=self.models, solve_graph=self._graph)
+        if env is not None and not isinstance(task, str):
+            context.stages = list(task.stages or []) or None
+            context.final_checker_name = f"env:{env.name}"
+            if not env.interactive:
+                context.final_checker = lambda text: env.verify(task, text)
+            if hasattr(env, "verify_stage") and context.stages:
+                context.stage_checker = lambda index, text: env.verify_stage(task, index, text)
+        elif solve.checker is not None:
+            context.final_checker, context.final_checker_name = solve.checker, solve.checker_name
+        if self.memory is not None and self.curate:
+            async def curate(state: dict) -> dict:
+                return await self._curate(task_trajectory(state, run_id), namespace)
+
+            context.curator = curate
+        return context
+
     async def astream(self, task: Any, *, env: Any = None, budget: "Budget | dict | int | None" = None,
                       strategy: "str | StrategyConfig | None" = None, run_id: str | None = None,
-                      checker: Any = None, namespace: str | None = None) -> AsyncIterator[Event]:
+                      checker: Any = None, namespace: str | None = None, allocation: str | None = None,
+                      plan: bool | None = None) -> AsyncIterator[Event]:
         """Run and yield progress events; the last event is ``result`` with the ``RunResult``."""
         run_id = run_id or uuid.uuid4().hex[:16]
         config = parse_strategy(strategy) if strategy is not None else self.strategy
         spec = budget if budget is not None else self.budget
-        run_budget = budget_from(spec, f"run {run_id}")
         text = task if isinstance(task, str) else task.prompt
-        context = self.context_for(task, env=env, budget=run_budget, strategy=config, checker=checker,
-                                   namespace=namespace)
+        multi = self.is_multi_stage(task, plan)
+        options = {"strategy": config.model_dump(), "multi_stage": multi,
+                   "allocation": (allocation or self.allocation) if multi else None}
         if self.store is not None:
             self.store.start_run(run_id, task=text, model=self.gateway.model, strategy=config.label,
-                                 namespace=context.namespace, budget=budget_caps(spec),
-                                 env=getattr(env, "name", None), task_id=getattr(task, "id", None),
-                                 options={"strategy": config.model_dump()})
-        initial = {"task": text, "subtask": "main"}
-        async for event in self._drive(run_id, initial, context):
+                                 namespace=namespace or self.namespace, budget=budget_caps(spec),
+                                 env=getattr(env, "name", None), task_id=getattr(task, "id", None), options=options)
+        context = self._contexts(task, env, budget_from(spec, f"run {run_id}"), config, checker, namespace,
+                                 run_id, options)
+        initial = {"task": text} if multi else {"task": text, "subtask": "main"}
+        async for event in self._drive(run_id, initial, context, task):
             yield event
+
+    def _contexts(self, task, env, budget, strategy, checker, namespace, run_id, options):
+        solve = self.context_for(task, env=env, budget=budget, strategy=strategy, checker=checker,
+                                 namespace=namespace)
+        if not options.get("multi_stage"):
+            return solve
+        return self.task_context_for(task, solve, env=env, run_id=run_id, allocation=options.get("allocation"),
+                                     seed=strategy.seed or 0)
 
     async def aresume(self, run_id: str, *, env: Any = None, task: Any = None) -> "RunResult":
         """Continue a killed run from its last checkpoint (finished samples are not redone)."""
@@ -230,14 +294,14 @@ class Agent:
         return events[-1].data["result"]
 
     async def astream_resume(self, run_id: str, *, env: Any = None, task: Any = None) -> AsyncIterator[Event]:
-        graph = await self._checkpointed_graph()
-        config = {"configurable": {"thread_id": run_id}}
-        snapshot = await graph.aget_state(config)
+        record = self.store.get_run(run_id).run if self.store is not None else None
+        options = (getattr(record, "options", None) or {}) if record else {}
+        kind = "task" if options.get("multi_stage") else "solve"
+        graph = await self._checkpointed_graph(kind)
+        snapshot = await graph.aget_state({"configurable": {"thread_id": run_id}})
         if not snapshot.values:
             raise RunNotResumable(f"run {run_id!r} has no checkpoint to resume from")
-        record = self.store.get_run(run_id).run if self.store is not None else None
-        options = (getattr(record, "options", None) or {}).get("strategy") if record else None
-        strategy = parse_strategy(options) if options else self.strategy
+        strategy = parse_strategy(options["strategy"]) if options.get("strategy") else self.strategy
         caps = getattr(record, "budget", None) or budget_caps(self.budget)
         run_budget = Budget(**caps, name=f"run {run_id}")
         spent = snapshot.values.get("spend", [])
@@ -245,15 +309,22 @@ class Agent:
                           sum(s["calls"] for s in spent))
         if env is not None and task is None and record is not None and getattr(record, "task_id", None):
             task = env.get_task(record.task_id)
-        context = self.context_for(task, env=env, budget=run_budget, strategy=strategy)
+        context = self._contexts(task, env, run_budget, strategy, None, getattr(record, "namespace", None),
+                                 run_id, options)
         if self.store is not None:
             self.store.start_run(run_id, task=snapshot.values["task"], model=self.gateway.model,
-                                 strategy=strategy.label, namespace=context.namespace, budget=caps)
-        async for event in self._drive(run_id, None, context):
+                                 strategy=strategy.label, namespace=self._namespace_of(context), budget=caps)
+        async for event in self._drive(run_id, None, context, task):
             yield event
 
-    async def _drive(self, run_id: str, initial: dict | None, context: SolveContext) -> AsyncIterator[Event]:
-        graph = await self._checkpointed_graph()
+    @staticmethod
+    def _namespace_of(context: "SolveContext | TaskContext") -> str:
+        return context.solve.namespace if isinstance(context, TaskContext) else context.namespace
+
+    async def _drive(self, run_id: str, initial: dict | None, context: "SolveContext | TaskContext",
+                     task: Any) -> AsyncIterator[Event]:
+        kind = "task" if isinstance(context, TaskContext) else "solve"
+        graph = await self._checkpointed_graph(kind)
         config = {"configurable": {"thread_id": run_id}, "recursion_limit": RECURSION_LIMIT}
         started = time.perf_counter()
         try:
@@ -262,17 +333,21 @@ class Agent:
                                                        stream_mode=["updates", "custom"]):
                     event = self._event(run_id, mode, chunk)
                     if event is not None:
-                        if self.store is not None and event.kind in ("decision", "memory"):
+                        if self.store is not None and event.kind in ("decision", "memory", "plan", "allocation"):
                             self.store.record_event(run_id, event.kind, event.data)
                         yield event
-            values = (await graph.aget_state(config)).values
+                values = (await graph.aget_state(config)).values
+                solve = context.solve if isinstance(context, TaskContext) else context
+                result = self._result(run_id, values, solve, started)
+                if kind == "solve" and self.memory is not None and self.curate:
+                    result.curation = await self._curate(solve_trajectory(result, solve, task), solve.namespace)
+                    result.spend = self._spend(run_id, started)
         except Exception as exc:
             if self.store is not None:
                 self.store.finish_run(run_id, status="failed", answer=None, verified=False, confidence=None,
                                       spend=self._spend(run_id, started).model_dump(), error=str(exc))
             raise
-        result = self._result(run_id, values, context, started)
-        self._record(result, context)
+        self._record(result, solve)
         yield Event("result", run_id, data={"result": result})
 
     @staticmethod
@@ -296,22 +371,55 @@ class Agent:
                         seconds=round(time.perf_counter() - started, 3), by_role=by_role)
 
     def _result(self, run_id: str, values: dict, context: SolveContext, started: float) -> RunResult:
+        common = dict(run_id=run_id, task=values.get("task", ""), strategy=context.strategy.label,
+                      model=self.gateway.model, decisions=values.get("decisions", []),
+                      memory_ids=values.get("memory_ids") or [], spend=self._spend(run_id, started))
+        if "subtasks" in values:  # multi-stage
+            final = values.get("final") or {}
+            results = values.get("results", {})
+            allocations = values.get("allocations", {})
+            subtasks = [{**s, "allocation": allocations.get(s["id"]), "result": results.get(s["id"])}
+                        for s in values.get("subtasks", [])]
+            solved = sum(bool((s["result"] or {}).get("verified")) for s in subtasks)
+            return RunResult(**common, answer=final.get("answer"), text=final.get("text", ""),
+                             verified=bool(final.get("verified")), verified_by=final.get("verified_by"),
+                             confidence=1.0 if final.get("verified") else 0.0,
+                             stop_reason=f"{len(subtasks)} subtask(s), {solved} verified",
+                             subtasks=subtasks, plan_source=values.get("plan_source"),
+                             curation=values.get("curation"))
         outcome = values.get("result") or {}
-        return RunResult(
-            run_id=run_id, task=values.get("task", ""), answer=outcome.get("answer"), text=outcome.get("text", ""),
-            verified=bool(outcome.get("verified")), confidence=float(outcome.get("confidence") or 0.0),
-            verified_by=outcome.get("verified_by"), stop_reason=outcome.get("stop_reason", ""),
-            strategy=context.strategy.label, model=self.gateway.model,
-            candidates=values.get("candidates", []), verdicts=values.get("verdicts", []),
-            decisions=values.get("decisions", []), memory_ids=values.get("memory_ids") or [],
-            spend=self._spend(run_id, started),
-        )
+        return RunResult(**common, answer=outcome.get("answer"), text=outcome.get("text", ""),
+                         verified=bool(outcome.get("verified")), confidence=float(outcome.get("confidence") or 0.0),
+                         verified_by=outcome.get("verified_by"), stop_reason=outcome.get("stop_reason", ""),
+                         candidates=values.get("candidates", []), verdicts=values.get("verdicts", []))
+
+    async def _curate(self, trajectory: dict, namespace: str) -> dict:
+        """Distill items from the trajectory into memory (deduplicated), and record the allocation outcomes."""
+        from seasoned.agents import curator
+        from seasoned.memory import MemoryItem
+
+        items = curator.distill(trajectory)
+        if self.curator_model:
+            with call_tags(run_id=trajectory.get("run_id"), role="curator"):
+                items += await curator.propose(self.gateway, trajectory, model=self.curator_model)
+        actions: dict[str, int] = {}
+        for item in items:
+            added = await asyncio.to_thread(self.memory.add, MemoryItem(**item), namespace=namespace,
+                                            actor="curator")
+            actions[added.action.value] = actions.get(added.action.value, 0) + 1
+        records = curator.allocation_records(trajectory)
+        for record in records:
+            kind = record.pop("subtask_kind")
+            await asyncio.to_thread(self.memory.record_allocation, kind, run_id=trajectory.get("run_id"),
+                                    namespace=namespace, **record)
+        return {"items": actions, "allocation_records": len(records)}
 
     def _record(self, result: RunResult, context: SolveContext) -> None:
         # An environment's check is ground truth: credit the memory items now. Otherwise the outcome
         # is not known yet and comes later through ``feedback``.
         env_checked = bool(result.verified_by and result.verified_by.startswith("env")) or (
-            context.can_check and not result.verified)
+            context.can_check and not result.verified) or bool(
+            result.subtasks and (result.verified_by or "").startswith("env"))
         if self.memory is not None and result.memory_ids and env_checked:
             self.memory.record_outcome(result.memory_ids, success=result.verified, namespace=context.namespace)
         if self.store is None:
@@ -319,6 +427,14 @@ class Agent:
         self.store.record_event(result.run_id, "outcome", {
             "verified": result.verified, "verified_by": result.verified_by, "memory_ids": result.memory_ids,
             "namespace": context.namespace, "outcome_recorded": env_checked})
+        for subtask in result.subtasks:
+            sub = subtask["result"] or {}
+            self.store.add_subtask(result.run_id, subtask["id"], description=subtask["description"],
+                                   kind=subtask["kind"], difficulty=subtask["difficulty"],
+                                   depends_on=subtask["depends_on"], allocation=subtask["allocation"] or {})
+            self.store.finish_subtask(result.run_id, subtask["id"], status="completed" if sub else "skipped",
+                                      answer=sub.get("answer"), verified=bool(sub.get("verified")),
+                                      spend={k: sub.get(k) for k in ("tokens", "usd", "calls", "allocated")})
         verdicts_by_candidate: dict[str, list[dict]] = {}
         for verdict in result.verdicts:
             verdicts_by_candidate.setdefault(verdict["candidate_id"], []).append(verdict)
@@ -387,3 +503,27 @@ class Agent:
             if isinstance(item, BaseException):
                 raise item
             yield item
+
+
+def solve_trajectory(result: RunResult, context: SolveContext, task: Any) -> dict:
+    """A single-stage run as the curator's trajectory: one subtask with every candidate tried."""
+    checks = {v["candidate_id"]: v for v in result.verdicts if v["verifier"].startswith("env")}
+    tried = [{"answer": c["answer"], "passed": checks.get(c["id"], {}).get("passed"),
+              "details": checks.get(c["id"], {}).get("details")} for c in result.candidates if c["status"] == "ok"]
+    kind = getattr(task, "env", None) or "general"
+    return {"run_id": result.run_id, "task": result.task,
+            "subtasks": [{"id": "main", "description": result.task, "kind": kind,
+                          "difficulty": getattr(task, "difficulty", None), "verified": result.verified,
+                          "checked": context.can_check, "answer": result.answer, "text": result.text,
+                          "tried": tried, "allocated": None, "tokens": result.spend.tokens}],
+            "final": {"answer": result.answer, "verified": result.verified}}
+
+
+def task_trajectory(state: dict, run_id: str) -> dict:
+    """A multi-stage run's state as the curator's trajectory."""
+    results = state.get("results", {})
+    subtasks = []
+    for subtask in state.get("subtasks", []):
+        result = results.get(subtask["id"]) or {}
+        subtasks.append({**subtask, **result, "id": subtask["id"], "description": subtask["description"]})
+    return {"run_id": run_id, "task": state.get("task", ""), "subtasks": subtasks, "final": state.get("final")}

@@ -37,6 +37,7 @@ from .voting import is_ambiguous, majority_stability, vote_counts, weighted_vote
 
 MIN_SAMPLE_TOKENS = 16
 JUDGE_TOKENS = 96
+FIRST_FINISH = ("adaptive", "revise", "single")  # best_of_n and self_consistency draw all n, then pick
 STUCK_STABILITY = 0.9  # adaptive with a checker: give up when samples keep agreeing on a rejected answer
 
 
@@ -216,7 +217,7 @@ async def sample_node(payload: dict, runtime: Runtime[SolveContext]) -> dict:
                 verdicts.append({"candidate_id": candidate_id, "verifier": ctx.checker_name,
                                  "passed": bool(verdict.passed), "score": float(verdict.reward),
                                  "details": _short(verdict.details)})
-                if verdict.passed:
+                if verdict.passed and cfg.name in FIRST_FINISH:
                     stop.set()  # first-finish: siblings still running are cancelled
     candidate.update(spend_of(budget))
     _emit(runtime, "candidate", candidate={k: candidate[k] for k in ("id", "answer", "status", "tokens")},

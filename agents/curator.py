@@ -1,0 +1,133 @@
+"""The curator role: distills reusable memory items from a run's trajectory, failures as well as successes.
+
+Deterministic distillation always runs (it needs no model and cannot be fooled by one):
+- a verified subtask becomes a worked example (``strategy``; ``code`` when its answer is a code block);
+- a subtask whose candidates were both accepted and rejected becomes a contrastive ``lesson``
+  (memory-aware test-time scaling: several trajectories of one task, compared);
+- a failed subtask becomes a ``lesson`` naming the rejected answers and the verifier's reason.
+With a curator model, an LLM additionally proposes strategies and behaviours (name + instruction) from the
+same trajectory; its output is untrusted and parsed defensively. Every item carries its provenance
+(run id, success/failure, verified or not), and the memory bank deduplicates and merges on add.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from seasoned.models import Budget, Gateway
+
+from .base import ask_structured
+
+MAX_TEXT = 600
+_CODE = re.compile(r"```(?:\w+)?\n(.*?)```", re.DOTALL)
+
+SYSTEM = "You write short, reusable advice from solved and failed tasks. You reply with JSON only."
+PROMPT = """Task: {task}
+
+What happened:
+{summary}
+
+Write at most 3 short items that would help solve similar tasks next time. Each item has a kind
+("strategy" for an approach that worked, "lesson" for a mistake to avoid, "behavior" for a named habit),
+a title, and the content (one or two sentences, general, not specific numbers). Reply with JSON only:
+{{"items": [{{"kind": "strategy", "title": "...", "content": "..."}}]}}"""
+
+
+class ProposedItem(BaseModel):
+    kind: str = "strategy"
+    title: str = ""
+    content: str = ""
+
+
+class Proposal(BaseModel):
+    items: list[ProposedItem] = Field(default_factory=list)
+
+
+def _clip(text: str, limit: int = MAX_TEXT) -> str:
+    text = (text or "").strip()
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def distill(trajectory: dict) -> list[dict]:
+    """Deterministic items (as dicts for ``MemoryItem``) from a trajectory."""
+    items: list[dict] = []
+    run_id = trajectory.get("run_id")
+    for sub in trajectory.get("subtasks", []):
+        description = _clip(sub.get("description") or trajectory.get("task", ""), 300)
+        kind = sub.get("kind") or "general"
+        tried = sub.get("tried") or []
+        passed = [t["answer"] for t in tried if t.get("passed")]
+        rejected = sorted({str(t["answer"]) for t in tried if t.get("passed") is False and t.get("answer")})
+        common = {"tags": [kind], "task_signature": kind, "run_ids": [run_id] if run_id else []}
+        if sub.get("verified"):
+            code = _CODE.findall(sub.get("text") or "")
+            items.append({**common, "kind": "code" if code else "strategy", "source": "success",
+                          "verified": sub.get("checked", False),
+                          "title": f"worked example: {description[:80]}",
+                          "content": _clip(f"Step: {description}\nA verified answer: "
+                                           f"{code[-1] if code else sub.get('text', '')}")})
+            if rejected:
+                items.append({**common, "kind": "lesson", "source": "success", "verified": sub.get("checked", False),
+                              "title": f"contrast: {description[:80]}",
+                              "content": _clip(f"Step: {description}\nAccepted answer: {passed[0] if passed else sub.get('answer')}. "
+                                               f"Rejected answers: {', '.join(rejected[:5])}. Check the result "
+                                               "before answering.")})
+        elif sub.get("checked") and (rejected or sub.get("answer")):
+            items.append({**common, "kind": "lesson", "source": "failure", "verified": False,
+                          "title": f"failed: {description[:80]}",
+                          "content": _clip(f"Step: {description}\nThese answers were rejected: "
+                                           f"{', '.join(rejected[:5]) or sub.get('answer')}. "
+                                           f"{sub.get('details') or ''}")})
+    return items
+
+
+def summarize(trajectory: dict) -> str:
+    lines = []
+    for sub in trajectory.get("subtasks", []):
+        tried = ", ".join(f"{t.get('answer')}{' (accepted)' if t.get('passed') else ''}"
+                          for t in (sub.get("tried") or [])[:6])
+        lines.append(f"- step {sub.get('id')}: {_clip(sub.get('description', ''), 200)} -> "
+                     f"{'verified' if sub.get('verified') else 'not verified'}; answers tried: {tried or 'none'}")
+    final = trajectory.get("final") or {}
+    lines.append(f"Final answer {'verified' if final.get('verified') else 'not verified'}: "
+                 f"{_clip(str(final.get('answer')), 200)}")
+    return "\n".join(lines)
+
+
+async def propose(gateway: Gateway, trajectory: dict, *, budget: Budget | None = None,
+                  model: str | None = None) -> list[dict]:
+    """Items an LLM curator proposes (empty when its output is unusable)."""
+    messages = [{"role": "system", "content": SYSTEM},
+                {"role": "user", "content": PROMPT.format(task=_clip(trajectory.get("task", ""), 500),
+                                                          summary=summarize(trajectory))}]
+    outcome = await ask_structured(gateway, messages, Proposal, role="curator", budget=budget, max_tokens=300,
+                                   temperature=0.3, model=model)
+    if not outcome.ok:
+        return []
+    final = trajectory.get("final") or {}
+    proposed = []
+    for item in outcome.value.items[:3]:
+        if item.kind not in ("strategy", "lesson", "behavior") or len(item.content.strip()) < 12:
+            continue
+        proposed.append({"kind": item.kind, "title": _clip(item.title, 120), "content": _clip(item.content),
+                         "source": "success" if final.get("verified") else "failure", "verified": False,
+                         "run_ids": [trajectory["run_id"]] if trajectory.get("run_id") else [],
+                         "tags": ["llm-curated"]})
+    return proposed
+
+
+def allocation_records(trajectory: dict) -> list[dict[str, Any]]:
+    """One record per subtask: the budget it was given, what it spent, whether it succeeded."""
+    final_ok = bool((trajectory.get("final") or {}).get("verified"))
+    records = []
+    for sub in trajectory.get("subtasks", []):
+        if sub.get("allocated") is None:
+            continue
+        success = bool(sub.get("verified")) if sub.get("checked") else final_ok
+        records.append({"subtask_kind": sub.get("kind") or "general", "budget": {"tokens": sub["allocated"]},
+                        "spent": {"tokens": sub.get("tokens", 0)}, "success": success,
+                        "difficulty": sub.get("difficulty"), "model": sub.get("model")})
+    return records
