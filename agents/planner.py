@@ -76,7 +76,8 @@ def plan_from_stages(stages, *, difficulties: dict[str, float] | None = None, ch
     subtasks = []
     for index, stage in enumerate(stages):
         depends = [f"s{index}"] if chained and index else []
-        difficulty = (difficulties or {}).get(stage.kind, 0.5)
+        own = getattr(stage, "difficulty", None)
+        difficulty = own if own is not None else (difficulties or {}).get(stage.kind, 0.5)
         subtasks.append(Subtask(id=f"s{index + 1}", description=stage.description, kind=stage.kind,
                                 difficulty=difficulty, depends_on=depends))
     return Plan(subtasks=subtasks)

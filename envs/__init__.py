@@ -27,7 +27,7 @@ Interface
   Session: task, tools, observation(), async step(action), async verify(), answer(), close()
   get_env(name, **options), list_envs(), register_env(name, factory); bad input raises EnvError.
 
-Environments: arithmetic, game24, wordproblems (multi-stage), humaneval, swe, miniwob.
+Environments: addition, arithmetic, game24, sums and wordproblems (multi-stage), humaneval, swe, miniwob.
 """
 
 from seasoned.tools.actions import Action, ToolSpec

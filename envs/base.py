@@ -21,6 +21,7 @@ class Stage:
     name: str
     kind: str
     description: str
+    difficulty: float | None = None  # the environment's own estimate, 0 (trivial) .. 1 (very hard)
 
 
 @dataclass

@@ -14,6 +14,7 @@ _BUILTIN: dict[str, str] = {
     "game24": "seasoned.envs.game24:Game24Env",
     "wordproblems": "seasoned.envs.wordproblems:WordProblemsEnv",
     "humaneval": "seasoned.envs.humaneval:HumanEvalEnv",
+    "sums": "seasoned.envs.sums:SumsEnv",
     "swe": "seasoned.envs.swe:SWEEnv",
     "miniwob": "seasoned.envs.miniwob:MiniWoBEnv",
 }

@@ -244,6 +244,7 @@ class Agent:
                               models=self.models, solve_graph=self._graph)
         if env is not None and not isinstance(task, str):
             context.stages = list(task.stages or []) or None
+            context.stages_self_contained = bool(getattr(env, "stages_self_contained", False))
             context.final_checker_name = f"env:{env.name}"
             if not env.interactive:
                 context.final_checker = lambda text: env.verify(task, text)

@@ -60,6 +60,7 @@ class TaskContext:
     budget: Budget
     policy: AllocationPolicy
     stages: list | None = None  # an environment's own stages
+    stages_self_contained: bool = False  # a stage's description is its whole prompt
     stage_checker: Callable[[int, str], Awaitable[Any]] | None = None
     final_checker: Checker | None = None
     final_checker_name: str = "env"
@@ -91,7 +92,8 @@ async def retrieve_node(state: TaskState, runtime: Runtime[TaskContext]) -> dict
 async def plan_node(state: TaskState, runtime: Runtime[TaskContext]) -> dict:
     ctx = runtime.context
     if ctx.stages:
-        plan = planner.plan_from_stages(ctx.stages, difficulties=_stage_difficulties(ctx))
+        plan = planner.plan_from_stages(ctx.stages, difficulties=_stage_difficulties(ctx),
+                                        chained=not ctx.stages_self_contained)
         source, spent = "env", {"tokens": 0, "usd": 0.0, "calls": 0}
     else:
         budget = ctx.budget.child(max_tokens=PLANNER_TOKENS * 2, name="planner")
@@ -166,7 +168,10 @@ def dispatch(state: TaskState, runtime: Runtime[TaskContext]) -> list[Send] | st
     return sends
 
 
-def subtask_prompt(task: str, subtask: dict, predecessors: dict, stages_given: bool) -> str:
+def subtask_prompt(task: str, subtask: dict, predecessors: dict, stages_given: bool,
+                   self_contained: bool = False) -> str:
+    if self_contained and not predecessors:
+        return subtask["description"]
     lines = [f"Overall task: {task}"] if not stages_given else [f"Problem: {task}"]
     if predecessors:
         lines.append("Results of earlier steps: " + "; ".join(f"{k} = {v}" for k, v in predecessors.items()))
@@ -197,7 +202,8 @@ async def solve_subtask_node(payload: dict, runtime: Runtime[TaskContext]) -> di
         solve_ctx.gateway = _with_model(gateway, allocation["model"])
     if ctx.on_subtask:
         ctx.on_subtask("start", {"subtask": subtask, "allocation": allocation})
-    prompt = subtask_prompt(payload["task"], subtask, payload["predecessors"], bool(ctx.stages))
+    prompt = subtask_prompt(payload["task"], subtask, payload["predecessors"], bool(ctx.stages),
+                            ctx.stages_self_contained)
     with call_tags(subtask=sid):
         state = await ctx.solve_graph.ainvoke(
             {"task": prompt, "subtask": sid, "memory_context": payload["memory_context"],
@@ -235,7 +241,10 @@ async def aggregate_node(state: TaskState, runtime: Runtime[TaskContext]) -> dic
     results = state.get("results", {})
     needed = {d for s in subtasks for d in s["depends_on"]}
     sinks = [s["id"] for s in subtasks if s["id"] not in needed] or [s["id"] for s in subtasks][-1:]
-    final_text = "\n".join(results.get(sid, {}).get("text", "") for sid in sinks)
+    if len(sinks) == 1:
+        final_text = results.get(sinks[0], {}).get("text", "")
+    else:  # independent results: one canonical answer line each, in plan order
+        final_text = "\n".join(f"Answer: {results.get(sid, {}).get('answer')}" for sid in sinks)
     answer = results.get(sinks[-1], {}).get("answer") if sinks else None
     verified, verified_by, details = False, None, ""
     if ctx.final_checker is not None and ctx.solve.strategy.use_env_check:

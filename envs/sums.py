@@ -1,0 +1,69 @@
+"""``sums``: several additions of different sizes in one task, each a stage (multi-stage, unequal difficulty).
+
+Stage kinds are ``add1`` .. ``add4`` (digits per number), so a budget allocator can learn per kind how much
+compute a stage needs. Stages are independent and self-contained; the task is solved when every stage's
+sum is right. Difficulty = number of stages (2..5); the mix of sizes is seeded.
+"""
+
+from __future__ import annotations
+
+from .answers import _MARKED, format_number, last_number, parse_number
+from .base import Environment, Stage, Task, Verdict
+from .seeded import make_id, parse_id, plan, rng
+
+LEVELS = range(2, 6)
+DIFFICULTY = {1: 0.2, 2: 0.6, 3: 0.9}  # more digits, more carries to get right
+ANSWER_FORMAT = "Give the final answer on the last line as: Answer: <number>"
+
+
+class SumsEnv(Environment):
+    name = "sums"
+    description = "Several additions of different sizes (stages add1..add4), all must be right."
+    stages_self_contained = True
+
+    def _make(self, d: int, k: int) -> Task:
+        r = rng(self.name, d, k)
+        stages, answers = [], []
+        for index in range(d):
+            digits = r.choice([1, 1, 2, 2, 3])
+            low = 10 ** (digits - 1) if digits > 1 else 1
+            a, b = r.randint(low, 10 ** digits - 1), r.randint(low, 10 ** digits - 1)
+            stages.append(Stage(f"stage{index + 1}", f"add{digits}", f"What is {a} + {b}?\n{ANSWER_FORMAT}",
+                                difficulty=DIFFICULTY[digits]))
+            answers.append(str(a + b))
+        questions = "\n".join(f"{i + 1}. {s.description.splitlines()[0]}" for i, s in enumerate(stages))
+        prompt = f"Answer each question:\n{questions}\nEnd with one line per question: Answer: <number>"
+        return Task(make_id(self.name, d, k), self.name, prompt, stages=stages, difficulty=d,
+                    metadata={"answer": " ".join(answers), "stage_answers": answers})
+
+    def tasks(self, n=None, seed=0, difficulty=None) -> list[Task]:
+        return [self._make(d, k) for d, k in plan(self.name, n, seed, difficulty, LEVELS)]
+
+    def get_task(self, task_id: str) -> Task:
+        return self._make(*parse_id(self.name, task_id, LEVELS))
+
+    def extract_answer(self, text: str) -> str | None:
+        value = last_number(text)
+        return None if value is None else format_number(value)
+
+    def _answers(self, text: str) -> list[str]:
+        """Every 'Answer: N' line, in order (the aggregated answer of all stages)."""
+        found = []
+        for marked in _MARKED.findall(text or ""):
+            value = last_number(marked)
+            if value is not None:
+                found.append(format_number(value))
+        return found
+
+    async def verify(self, task: Task, answer: str) -> Verdict:
+        want = task.metadata["stage_answers"]
+        got = self._answers(answer)
+        right = sum(1 for g, w in zip(got, want) if parse_number(g) == parse_number(w))
+        ok = len(got) == len(want) and right == len(want)
+        return Verdict(right / len(want), ok, {"got": got, "expected": want})
+
+    async def verify_stage(self, task: Task, stage_index: int, answer: str) -> Verdict:
+        want = task.metadata["stage_answers"][stage_index]
+        got = self.extract_answer(answer)
+        ok = got is not None and parse_number(got) == parse_number(want)
+        return Verdict(float(ok), ok, {"stage": stage_index, "extracted": got, "expected": want})
