@@ -14,24 +14,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import math
 import time
 
 from seasoned.envs import get_env
 from seasoned.graphs import Agent, parse_strategy
 from seasoned.models import Gateway, Ledger
 
+from .stats import wilson
+
 SAMPLE_TOKENS = 48
-
-
-def wilson(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    if n == 0:
-        return 0.0, 0.0
-    p = successes / n
-    denominator = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denominator
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denominator
-    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 def arms(n: int, per_call_tokens: int) -> dict[str, dict]:

@@ -31,7 +31,7 @@ from pydantic import BaseModel, Field
 from seasoned.models import Budget, Gateway, SeasonedError, call_tags, seasoned_home
 from seasoned.models.sync import run_sync
 
-from .allocation import make_policy
+from .allocation import AllocationPolicy, make_policy
 from .solve import ActorOutput, SolveContext, build_solve_graph
 from .strategy import StrategyConfig, parse_strategy
 from .task import TaskContext, build_task_graph
@@ -120,7 +120,7 @@ class Agent:
         db_url: str | None = None,
         checkpoint: bool = True,
         max_steps: int = 20,
-        allocation: str = "difficulty",
+        allocation: "str | AllocationPolicy" = "difficulty",
         plan: bool | None = None,
         models: list[str] | None = None,
         curate: bool = True,
@@ -142,7 +142,8 @@ class Agent:
             self.store = RunStore.open(db_url)
             self._unsubscribe = self.store.attach(self.gateway.ledger)
         self.stats = VerifierStats.open(db_url) if record else VerifierStats()
-        make_policy(allocation)  # a bad name fails here, not mid-run
+        if isinstance(allocation, str):
+            make_policy(allocation)  # a bad name fails here, not mid-run
         self.allocation = allocation
         self.plan = plan
         self.models = models
@@ -239,8 +240,9 @@ class Agent:
         """The runtime context of a multi-stage run, around a solve context used as the subtasks' template."""
         namespace = solve.namespace
         records = (lambda: self.memory.allocations(namespace=namespace)) if self.memory is not None else None
-        context = TaskContext(solve=solve, budget=solve.budget,
-                              policy=make_policy(allocation or self.allocation, records=records, seed=seed),
+        chosen = allocation or self.allocation
+        policy = make_policy(chosen, records=records, seed=seed) if isinstance(chosen, str) else chosen
+        context = TaskContext(solve=solve, budget=solve.budget, policy=policy,
                               models=self.models, solve_graph=self._graph)
         if env is not None and not isinstance(task, str):
             context.stages = list(task.stages or []) or None
@@ -269,24 +271,29 @@ class Agent:
         spec = budget if budget is not None else self.budget
         text = task if isinstance(task, str) else task.prompt
         multi = self.is_multi_stage(task, plan)
+        chosen = allocation or self.allocation
         options = {"strategy": config.model_dump(), "multi_stage": multi,
-                   "allocation": (allocation or self.allocation) if multi else None}
+                   "allocation": (chosen if isinstance(chosen, str) else chosen.name) if multi else None}
         if self.store is not None:
             self.store.start_run(run_id, task=text, model=self.gateway.model, strategy=config.label,
                                  namespace=namespace or self.namespace, budget=budget_caps(spec),
                                  env=getattr(env, "name", None), task_id=getattr(task, "id", None), options=options)
         context = self._contexts(task, env, budget_from(spec, f"run {run_id}"), config, checker, namespace,
-                                 run_id, options)
+                                 run_id, options, chosen)
         initial = {"task": text} if multi else {"task": text, "subtask": "main"}
         async for event in self._drive(run_id, initial, context, task):
             yield event
 
-    def _contexts(self, task, env, budget, strategy, checker, namespace, run_id, options):
+    def _contexts(self, task, env, budget, strategy, checker, namespace, run_id, options, allocation=None):
         solve = self.context_for(task, env=env, budget=budget, strategy=strategy, checker=checker,
                                  namespace=namespace)
         if not options.get("multi_stage"):
             return solve
-        return self.task_context_for(task, solve, env=env, run_id=run_id, allocation=options.get("allocation"),
+        if allocation is None:  # resuming: the recorded policy name, or this agent's own policy object
+            allocation = options.get("allocation") or self.allocation
+            if not isinstance(self.allocation, str) and self.allocation.name == allocation:
+                allocation = self.allocation
+        return self.task_context_for(task, solve, env=env, run_id=run_id, allocation=allocation,
                                      seed=strategy.seed or 0)
 
     async def aresume(self, run_id: str, *, env: Any = None, task: Any = None) -> "RunResult":
