@@ -67,6 +67,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"add (one at a time, dedup on, real embeddings): {100 / dt:.0f} items/s ({dt / 100 * 1000:.0f} ms per add)")
     bank.close()
 
+    emb = []
+    for i in range(30):
+        t = time.perf_counter()
+        embedding.embed_one(f"how do I fix error number {i} in the parser")
+        emb.append(time.perf_counter() - t)
+    print(f"query embedding alone: p50 {pct(emb, 50):.1f} ms, p95 {pct(emb, 95):.1f} ms")
+
     queries = [" ".join(rng.choice(WORDS) for _ in range(rng.randint(2, 6))) for _ in range(args.queries)]
     queries[::5] = [f"error in func_{rng.randint(0, 999)}" for _ in queries[::5]]
     print(f"\nretrieve k=5 ({args.queries} queries, query embedding included)")

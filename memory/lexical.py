@@ -35,6 +35,24 @@ class _Built:
     stamp: Hashable
     ids: list[str]
     retriever: Any | None  # None when the namespace has no items
+    position: dict[str, int] | None = None
+
+
+@dataclass
+class LexicalHits:
+    """The best ``top`` items, the best score overall, and a lookup for any other item's score."""
+
+    top: dict[str, float]
+    best: float
+    _raw: Any = None
+    _position: dict[str, int] | None = None
+
+    def score(self, item_id: str) -> float:
+        if item_id in self.top:
+            return self.top[item_id]
+        if self._raw is None or self._position is None or item_id not in self._position:
+            return 0.0
+        return float(self._raw[self._position[item_id]])
 
 
 class LexicalIndex:
@@ -63,25 +81,28 @@ class LexicalIndex:
             corpus = [tokenize(text) or ["_empty_"] for _, text in docs]
             retriever = bm25s.BM25()
             retriever.index(_to_bm25s_tokens(corpus), show_progress=False)
-        built = _Built(stamp=stamp, ids=ids, retriever=retriever)
+        built = _Built(stamp=stamp, ids=ids, retriever=retriever, position={i: n for n, i in enumerate(ids)})
         with self._lock:
             self._built[namespace] = built
         return built
 
-    def scores(self, namespace: str, query: str, stamp: Hashable,
-               load: Callable[[], Sequence[tuple[str, str]]]) -> dict[str, float]:
-        """BM25 score of every matching item (items sharing no term with the query are left out)."""
+    def search(self, namespace: str, query: str, stamp: Hashable,
+               load: Callable[[], Sequence[tuple[str, str]]], top: int) -> LexicalHits:
+        """BM25 scores: the ``top`` best matching items (score > 0), plus lookups for any other item."""
         built = self._get(namespace, stamp, load)
-        terms = [t for t in dict.fromkeys(tokenize(query))]
+        terms = list(dict.fromkeys(tokenize(query)))
         if built.retriever is None or not terms:
-            return {}
+            return LexicalHits({}, 0.0)
         vocab = built.retriever.vocab_dict
         known = [t for t in terms if t in vocab]
         if not known:
-            return {}
-        raw = built.retriever.get_scores(known)
-        hits = np.nonzero(raw > 0)[0]
-        return {built.ids[i]: float(raw[i]) for i in hits}
+            return LexicalHits({}, 0.0)
+        raw = np.asarray(built.retriever.get_scores(known))
+        top = min(top, len(raw))
+        best = np.argpartition(-raw, top - 1)[:top] if top < len(raw) else np.arange(len(raw))
+        best = best[np.argsort(-raw[best], kind="stable")]
+        hits = {built.ids[i]: float(raw[i]) for i in best if raw[i] > 0}
+        return LexicalHits(hits, float(raw.max()), raw, built.position)
 
 
 def _to_bm25s_tokens(corpus: list[list[str]]):
