@@ -70,14 +70,17 @@ def chat(
 @app.command()
 def demo(
     model: Optional[str] = typer.Option(None, "--model", "-m", help="Model string (default: the embedded model)."),
-    samples: int = typer.Option(8, "--samples", "-n", help="Samples per question."),
-    questions: int = typer.Option(5, "--questions", "-q", help="How many questions."),
+    tasks: int = typer.Option(8, "--tasks", "-n", help="How many tasks in the stream."),
+    stages: int = typer.Option(2, "--stages", help="Stages per task (2..5)."),
+    budget: int = typer.Option(800, "--budget", help="Tokens per task (hard cap)."),
     seed: int = typer.Option(0, "--seed"),
+    keep_memory: bool = typer.Option(False, "--keep-memory", help="Start from what earlier demos learned."),
 ) -> None:
-    """The main job: test-time scaling on the embedded model, with spend and verification per question."""
+    """The main job: a stream of multi-stage tasks with experience memory, shown live."""
     from seasoned import demo as demo_job
 
-    demo_job.run(model=model, samples=samples, questions=questions, seed=seed, console=console)
+    demo_job.run(model=model, tasks=tasks, stages=stages, budget=budget, seed=seed, keep_memory=keep_memory,
+                 console=console)
 
 
 @app.command()

@@ -143,17 +143,18 @@ class Learned:
         known = [n for n in needs if len(curves.get((n.kind, None), ())) >= self.min_records]
         thin = [n for n in needs if n not in known]
         allocations: dict[str, Allocation] = {}
-        # Thin kinds: explore with a jittered difficulty share, so records cover several budgets.
+        # Thin kinds: explore with jittered difficulty shares (so records cover several budgets), scaled
+        # back so that together they take exactly their unjittered part of the total.
         if thin:
-            weights = [DIFFICULTY_FLOOR + n.difficulty for n in needs]
-            shares = dict(zip([n.id for n in needs], _proportional(needs, total_tokens, weights)))
-            for need in thin:
-                jitter = 1 + self.rng.uniform(-self.explore, self.explore)
-                tokens = max(1, int(shares[need.id] * jitter))
+            weights = {n.id: DIFFICULTY_FLOOR + n.difficulty for n in needs}
+            part = int(total_tokens * sum(weights[n.id] for n in thin) / sum(weights.values()))
+            jitters = {n.id: 1 + self.rng.uniform(-self.explore, self.explore) for n in thin}
+            shares = _proportional(thin, part, [weights[n.id] * jitters[n.id] for n in thin])
+            for need, tokens in zip(thin, shares):
                 count = len(curves.get((need.kind, None), ()))
                 allocations[need.id] = Allocation(
                     need.id, tokens, f"exploring: {count} record(s) for kind {need.kind!r} (< {self.min_records}); "
-                                     f"difficulty share x{jitter:.2f}", models[0] if models else None)
+                                     f"difficulty share x{jitters[need.id]:.2f}", models[0] if models else None)
         remaining = max(total_tokens - sum(a.tokens for a in allocations.values()), 0)
         if known:
             allocations.update(self._greedy(known, remaining, curves, models))
