@@ -1,6 +1,6 @@
 """Budget allocation and the experience loop on the embedded real model (multi-stage ``sums`` tasks).
 
-    python -m seasoned.benchmarks.allocation [--warmup 24] [--eval 24] [--stream 50] [--budget 600]
+    python -m seasoned.benchmarks.allocation [--warmup 24] [--eval 24] [--stream 50] [--budget 800] [--stages 2]
 
 Part A, equal total token budget per task: end-to-end success of ``uniform``, ``difficulty`` and
 ``learned`` allocation on the same evaluation tasks; ``learned`` reads the allocation records of a
@@ -28,7 +28,6 @@ from seasoned.models import Gateway, Ledger
 
 from .stats import wilson
 
-STAGES = 3
 SAMPLE_TOKENS = 48
 
 
@@ -68,14 +67,14 @@ def open_bank(root: Path, name: str) -> MemoryBank:
 
 
 async def part_a(args, env, root: Path) -> list[dict]:
-    print(f"Part A: allocation policies at {args.budget} tokens per {STAGES}-stage task")
+    print(f"Part A: allocation policies at {args.budget} tokens per {args.stages}-stage task")
     warm_bank = open_bank(root, "warmup")
     warm = make_agent(args.model, args.seed, memory=warm_bank, allocation="learned", namespace="warmup")
-    warm_tasks = env.tasks(n=args.warmup, seed=args.seed, difficulty=STAGES)
+    warm_tasks = env.tasks(n=args.warmup, seed=args.seed, difficulty=args.stages)
     passed, tokens = await run_stream(warm, env, warm_tasks, args.budget)
     rows = [fmt("warm-up (learned, exploring)", passed, tokens)]
     show(rows[-1])
-    eval_tasks = env.tasks(n=args.eval, seed=args.seed + 1, difficulty=STAGES)
+    eval_tasks = env.tasks(n=args.eval, seed=args.seed + 1, difficulty=args.stages)
     records = warm_bank.allocations(namespace="warmup")
     policies = {"uniform": "uniform", "difficulty": "difficulty",
                 "learned": Learned(lambda: records, seed=args.seed, explore=0.0)}
@@ -94,7 +93,7 @@ async def part_a(args, env, root: Path) -> list[dict]:
 
 async def part_b(args, env, root: Path) -> list[dict]:
     print(f"Part B: a stream of {args.stream} tasks, memory on vs off, {args.budget} tokens per task")
-    tasks = env.tasks(n=args.stream, seed=args.seed + 2, difficulty=STAGES)
+    tasks = env.tasks(n=args.stream, seed=args.seed + 2, difficulty=args.stages)
     half = len(tasks) // 2
     rows = []
     off_passed, off_tokens = await run_stream(make_agent(args.model, args.seed, allocation="difficulty"), env,
@@ -136,7 +135,8 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=24)
     parser.add_argument("--eval", type=int, default=24)
     parser.add_argument("--stream", type=int, default=50)
-    parser.add_argument("--budget", type=int, default=600, help="tokens per task (all stages together)")
+    parser.add_argument("--budget", type=int, default=800, help="tokens per task (all stages together)")
+    parser.add_argument("--stages", type=int, default=2, help="stages per task (2..5)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", help="write the rows as JSON here")
     args = parser.parse_args()
