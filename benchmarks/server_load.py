@@ -1,0 +1,174 @@
+"""Load on `seasoned serve`: N concurrent clients for a bounded time against a scripted model with a fixed
+delay, then a check that the server still answers. The server runs in a child process on 127.0.0.1 (its
+own interpreter, so the clients do not share its event loop) and is stopped at the end.
+
+    python -m seasoned.benchmarks.server_load --clients 64 --seconds 20 --delay 2.0
+
+Prints requests/s, latency p50/p95/p99/max and errors; goal: 0 errors and p95 < 2x the provider delay.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+
+MODEL = "scripted/load"
+
+
+def child(port: int, delay: float, memory: bool, checkpoint: bool, clients: int) -> None:
+    """The server process: a scripted model that answers after ``delay`` seconds."""
+    import uvicorn
+    from seasoned.models import scripted
+    from seasoned.server import ServerSettings, create_app
+
+    scripted.register("load", fn=lambda messages, params: "Adding them gives the sum.\nAnswer: 42", delay=delay)
+    settings = ServerSettings(model=MODEL, strategy="single", memory=memory, checkpoint=checkpoint,
+                              max_concurrent_per_key=max(64, clients), gateway_concurrency=max(64, clients))
+    uvicorn.run(create_app(settings), host="127.0.0.1", port=port, log_level="warning", backlog=2048)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+async def wait_ready(url: str, timeout: float, process: subprocess.Popen) -> None:
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    async with httpx.AsyncClient(base_url=url) as client:
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise SystemExit(f"the server exited early (code {process.returncode})")
+            try:
+                if (await client.get("/v1/models")).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            await asyncio.sleep(0.2)
+    raise SystemExit("the server did not come up in time")
+
+
+def body(index: int) -> dict:
+    return {"model": f"single:{MODEL}", "max_tokens": 32,
+            "messages": [{"role": "user", "content": f"Request {index}: what is {index} + 42 - {index}?"}]}
+
+
+async def load(url: str, clients: int, seconds: float, timeout: float) -> tuple[list[float], Counter, float]:
+    import httpx
+
+    latencies: list[float] = []
+    errors: Counter = Counter()
+    counter = iter(range(10**9))
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=timeout) as client:
+        started = time.monotonic()
+        stop_at = started + seconds
+
+        async def worker() -> None:
+            while time.monotonic() < stop_at:
+                began = time.monotonic()
+                try:
+                    response = await client.post("/v1/chat/completions", json=body(next(counter)))
+                    ok = response.status_code == 200 and response.json()["choices"][0]["message"]["content"]
+                    if ok:
+                        latencies.append(time.monotonic() - began)
+                    else:
+                        errors[f"HTTP {response.status_code}"] += 1
+                except httpx.HTTPError as exc:
+                    errors[type(exc).__name__] += 1
+
+        await asyncio.gather(*[worker() for _ in range(clients)])
+        elapsed = time.monotonic() - started
+    return latencies, errors, elapsed
+
+
+async def still_answers(url: str) -> str:
+    import httpx
+
+    async with httpx.AsyncClient(base_url=url, timeout=60) as client:
+        models = await client.get("/v1/models")
+        reply = await client.post("/v1/chat/completions", json=body(-1))
+    usage = reply.json().get("usage", {}) if reply.status_code == 200 else {}
+    return f"GET /v1/models {models.status_code}, completion {reply.status_code} ({usage.get('total_tokens')} tokens)"
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered)) - 1))]
+
+
+def start_child(args: argparse.Namespace, port: int) -> subprocess.Popen:
+    home = tempfile.mkdtemp(prefix="seasoned-load-")
+    env = {**os.environ, "SEASONED_HOME": home, "SEASONED_DB_URL": f"sqlite:///{home}/seasoned.db"}
+    command = [sys.executable, "-m", "seasoned.benchmarks.server_load", "--child", str(port),
+               "--delay", str(args.delay), "--clients", str(args.clients)]
+    command += ["--memory"] if args.memory else []
+    command += ["--no-checkpoint"] if args.no_checkpoint else []
+    return subprocess.Popen(command, env=env)
+
+
+def stop_child(process: subprocess.Popen) -> None:
+    process.terminate()
+    try:
+        process.wait(30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+async def main_async(args: argparse.Namespace, url: str, process: subprocess.Popen) -> int:
+    await wait_ready(url, 180, process)
+    await load(url, min(4, args.clients), min(2.0, args.seconds), args.timeout)  # warm-up
+    latencies, errors, elapsed = await load(url, args.clients, args.seconds, args.timeout)
+    after = await still_answers(url)
+    done = len(latencies)
+    p95 = percentile(latencies, 95)
+    print(f"server_load: {args.clients} clients, {args.seconds:g} s, provider delay {args.delay:g} s, strategy single, "
+          f"memory {'on' if args.memory else 'off'}, checkpoint {'off' if args.no_checkpoint else 'on'}")
+    print(f"  requests ok   {done}  ({done / elapsed:.1f} req/s over {elapsed:.1f} s)")
+    if latencies:
+        print(f"  latency       p50 {percentile(latencies, 50):.3f} s  p95 {p95:.3f} s  p99 "
+              f"{percentile(latencies, 99):.3f} s  max {max(latencies):.3f} s  mean {statistics.mean(latencies):.3f} s")
+    print(f"  errors        {sum(errors.values())}" + (f"  {dict(errors)}" if errors else ""))
+    print(f"  afterwards    {after}")
+    goal = not errors and done > 0 and p95 < 2 * args.delay
+    print(f"  goal (0 errors, p95 < {2 * args.delay:g} s): {'met' if goal else 'NOT met'}")
+    return 0 if goal else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clients", type=int, default=64)
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--delay", type=float, default=2.0, help="the scripted provider's delay per call")
+    parser.add_argument("--timeout", type=float, default=60.0, help="per request")
+    parser.add_argument("--memory", action="store_true", help="retrieve from the memory bank on every request")
+    parser.add_argument("--no-checkpoint", action="store_true", help="run the server without SQLite checkpoints")
+    parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        child(args.child, args.delay, args.memory, not args.no_checkpoint, args.clients)
+        return 0
+    port = free_port()
+    process = start_child(args, port)
+    try:
+        return asyncio.run(main_async(args, f"http://127.0.0.1:{port}", process))
+    finally:
+        stop_child(process)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

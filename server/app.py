@@ -1,0 +1,189 @@
+"""The FastAPI application: ``create_app(settings)`` builds it (tests use it directly; ``serve`` runs it)."""
+
+from __future__ import annotations
+
+import json
+import time
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+from seasoned.models import SeasonedError
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from .auth import InFlight, KeyRing
+from .errors import ApiError, api_error_handler, request_validation_handler, validation_error
+from .responses import SlotStreamingResponse, check_result, completion_body, sse_events
+from .schemas import EXAMPLE_STRATEGIES, GRAMMAR, ChatCompletionRequest, FeedbackRequest
+from .service import Service
+from .settings import ServerSettings
+
+MAX_SEARCH_K = 50
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+class BodyLimit:
+    """Refuses bodies over ``limit`` bytes with 413 (by Content-Length, or while a chunked body is read)."""
+
+    def __init__(self, app: ASGIApp, limit: int):
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        length = dict(scope.get("headers") or []).get(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.limit):
+            await self._refuse(send)
+            return
+        seen = 0
+        started = False
+
+        async def limited_receive() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    raise BodyTooLarge()
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, tracking_send)
+        except BodyTooLarge:
+            if not started:
+                await self._refuse(send)
+
+    async def _refuse(self, send: Send) -> None:
+        body = ApiError(413, f"the request body is larger than this server accepts ({self.limit} bytes)",
+                        code="request_too_large").body()
+        response = JSONResponse(body, status_code=413)
+        await send({"type": "http.response.start", "status": 413, "headers": response.raw_headers})
+        await send({"type": "http.response.body", "body": response.body})
+
+
+def _model_entry(model_id: str, created: int) -> dict:
+    return {"id": model_id, "object": "model", "created": created, "owned_by": "seasoned"}
+
+
+def create_app(settings: ServerSettings | None = None) -> FastAPI:
+    """The app, with its Service (memory bank, agents, run store) opened now and closed at shutdown."""
+    settings = settings or ServerSettings()
+    service = Service(settings)
+    keys = KeyRing(settings.keys)
+    in_flight = InFlight(settings.max_concurrent_per_key)
+    created = int(time.time())
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI):
+        yield
+        await service.aclose()
+
+    public_docs = not keys.enabled
+    app = FastAPI(title="seasoned", summary="OpenAI-compatible chat completions with experience memory",
+                  lifespan=lifespan, docs_url="/docs" if public_docs else None,
+                  redoc_url=None, openapi_url="/openapi.json" if public_docs else None)
+    app.state.settings, app.state.service, app.state.in_flight = settings, service, in_flight
+    app.add_exception_handler(ApiError, api_error_handler)
+    app.add_exception_handler(RequestValidationError, request_validation_handler)
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+
+    @app.get("/v1/models")
+    async def list_models(request: Request) -> dict:
+        keys.caller(request)
+        ids = []
+        for model in settings.served_models:
+            ids.append(model)
+            ids.extend(f"{strategy}:{model}" for strategy in EXAMPLE_STRATEGIES)
+        return {"object": "list", "data": [_model_entry(i, created) for i in ids],
+                "seasoned": {"grammar": GRAMMAR, "default_model": settings.model,
+                             "default_strategy": settings.strategy, "strategies": list(EXAMPLE_STRATEGIES),
+                             "any_model": settings.any_model}}
+
+    @app.get("/v1/models/{model_id:path}")
+    async def get_model(model_id: str, request: Request) -> dict:
+        keys.caller(request)
+        from .schemas import parse_model_field
+
+        choice = parse_model_field(model_id)
+        service.check_model(choice.model or settings.model)
+        return _model_entry(model_id, created)
+
+    @app.post("/v1/chat/completions", response_model=None)
+    async def chat_completions(request: Request) -> Any:
+        caller = keys.caller(request)
+        body = await _parse(request, ChatCompletionRequest)
+        plan = await service.plan(body, caller)
+        slot = in_flight.acquire(caller.label)
+        if plan.stream:
+            return SlotStreamingResponse(sse_events(service, plan), slot)
+        try:
+            result = await service.run(plan)
+        except SeasonedError as exc:
+            raise ApiError(502, str(exc), code="model_error") from None
+        finally:
+            slot.release()
+        check_result(result)
+        return completion_body(result, plan, service.usage(result.run_id))
+
+    @app.get("/v1/runs/{run_id}")
+    async def get_run(run_id: str, request: Request, namespace: str | None = Query(None)) -> dict:
+        caller = keys.caller(request)
+        ns = caller.namespace_for(namespace, settings.default_namespace)
+        trace = await service.get_run(run_id, ns)
+        return trace.model_dump(mode="json")
+
+    @app.post("/v1/runs/{run_id}/feedback")
+    async def feedback(run_id: str, request: Request, namespace: str | None = Query(None)) -> dict:
+        caller = keys.caller(request)
+        ns = caller.namespace_for(namespace, settings.default_namespace)
+        body = await _parse(request, FeedbackRequest)
+        return await service.feedback(run_id, ns, body.success, body.comment)
+
+    @app.get("/v1/memory/search")
+    async def memory_search(request: Request, q: str = Query(..., min_length=1, max_length=10_000),
+                            k: int = Query(5, ge=1, le=MAX_SEARCH_K), kinds: str | None = Query(None),
+                            namespace: str | None = Query(None)) -> dict:
+        caller = keys.caller(request)
+        ns = caller.namespace_for(namespace, settings.default_namespace)
+        wanted = [kind.strip() for kind in kinds.split(",") if kind.strip()] if kinds else None
+        hits = await service.search(q, ns, k, wanted)
+        return {"object": "list", "namespace": ns,
+                "data": [{"item": h.item.model_dump(mode="json"), "score": h.score, "parts": h.parts} for h in hits]}
+
+    @app.get("/v1/memory/items/{item_id}")
+    async def memory_item(item_id: str, request: Request, namespace: str | None = Query(None)) -> dict:
+        caller = keys.caller(request)
+        ns = caller.namespace_for(namespace, settings.default_namespace)
+        item = await service.get_item(item_id, ns)
+        return item.model_dump(mode="json")
+
+    return app
+
+
+async def _parse(request: Request, model: Any) -> Any:
+    """The JSON body as ``model``, or a 400 naming the field at fault."""
+    raw = await request.body()
+    try:
+        data = json.loads(raw or b"null")
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ApiError(400, f"the request body is not valid JSON ({exc})", param="body",
+                       code="invalid_json") from None
+    if not isinstance(data, dict):
+        raise ApiError(400, "the request body must be a JSON object", param="body")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise validation_error(exc) from None

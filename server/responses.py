@@ -1,0 +1,115 @@
+"""Chat completion bodies and server-sent event chunks in the OpenAI format, plus the ``seasoned`` field.
+
+Streaming order: a first chunk with ``delta.role``; progress chunks (``delta`` empty, ``finish_reason``
+null, an extra ``seasoned`` field ``{"event": kind, "node": ..., "data": {...}}``) while the run works;
+the answer as one content chunk; a last chunk with ``finish_reason``, ``usage`` and ``seasoned`` (the run
+summary); then ``data: [DONE]``. Standard clients ignore the extra field and the empty deltas.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from pydantic_core import to_jsonable_python
+from seasoned.graphs import Event, RunResult
+from seasoned.models import SeasonedError
+from starlette.responses import StreamingResponse
+from starlette.types import Receive, Scope, Send
+
+from .auth import Slot
+from .errors import ApiError
+from .service import Plan, Service
+
+
+def run_summary(result: RunResult, plan: Plan) -> dict:
+    """The ``seasoned`` field of a reply."""
+    return {"run_id": result.run_id, "answer": result.answer, "verified": result.verified,
+            "confidence": result.confidence, "verified_by": result.verified_by, "stop_reason": result.stop_reason,
+            "strategy": result.strategy, "model": plan.model, "namespace": plan.namespace,
+            "memory_ids": result.memory_ids, "spend": result.spend.model_dump(), "budget": plan.budget}
+
+
+def check_result(result: RunResult) -> None:
+    """A run with no usable candidate is an error for the client (the run itself stays recorded)."""
+    if result.candidates and any(c["status"] == "ok" for c in result.candidates):
+        return
+    statuses = {c["status"] for c in result.candidates}
+    errors = [c.get("error") for c in result.candidates if c.get("error")]
+    extra = {"run_id": result.run_id}
+    if statuses <= {"budget"}:
+        raise ApiError(402, f"the budget ran out before any answer was produced ({errors[0] if errors else ''})",
+                       code="budget_exhausted", extra=extra)
+    raise ApiError(502, f"the model produced no answer: {errors[0] if errors else result.stop_reason}",
+                   code="model_error", extra=extra)
+
+
+def completion_body(result: RunResult, plan: Plan, usage: dict) -> dict:
+    return {
+        "id": f"chatcmpl-{result.run_id}", "object": "chat.completion", "created": int(time.time()),
+        "model": plan.label,
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": result.text},
+                     "finish_reason": "stop", "logprobs": None}],
+        "usage": usage,
+        "seasoned": run_summary(result, plan),
+    }
+
+
+def _chunk(chunk_id: str, plan: Plan, created: int, delta: dict, finish: str | None = None,
+           **extra: Any) -> str:
+    body = {"id": chunk_id, "object": "chat.completion.chunk", "created": created, "model": plan.label,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}], **extra}
+    return f"data: {json.dumps(to_jsonable_python(body, fallback=str))}\n\n"
+
+
+def progress(event: Event) -> dict:
+    return {"event": event.kind, "run_id": event.run_id, "node": event.node, "data": event.data}
+
+
+async def sse_events(service: Service, plan: Plan) -> AsyncIterator[str]:
+    created = int(time.time())
+    chunk_id = "chatcmpl-pending"
+    yield _chunk(chunk_id, plan, created, {"role": "assistant", "content": ""})
+    result: RunResult | None = None
+    try:
+        async for event in service.events(plan):
+            chunk_id = f"chatcmpl-{event.run_id}"
+            if event.kind == "result":
+                result = event.data["result"]
+            else:
+                yield _chunk(chunk_id, plan, created, {}, seasoned=progress(event))
+        if result is None:
+            raise ApiError(502, "the run ended without a result")
+        check_result(result)
+    except ApiError as exc:
+        yield f"data: {json.dumps(exc.body())}\n\n"
+        yield "data: [DONE]\n\n"
+        return
+    except SeasonedError as exc:
+        yield f"data: {json.dumps(ApiError(502, str(exc)).body())}\n\n"
+        yield "data: [DONE]\n\n"
+        return
+    chunk_id = f"chatcmpl-{result.run_id}"
+    yield _chunk(chunk_id, plan, created, {"content": result.text})
+    usage = service.usage(result.run_id) if plan.include_usage else None
+    yield _chunk(chunk_id, plan, created, {}, "stop", usage=usage, seasoned=run_summary(result, plan))
+    yield "data: [DONE]\n\n"
+
+
+class SlotStreamingResponse(StreamingResponse):
+    """A streaming response that gives the key's in-flight slot back however the stream ends
+    (finished, failed, or cancelled by a client that went away)."""
+
+    def __init__(self, content: AsyncIterator[str], slot: Slot, **kwargs: Any):
+        super().__init__(content, media_type="text/event-stream",
+                         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}, **kwargs)
+        self.slot = slot
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self.slot.release()
+

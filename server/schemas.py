@@ -1,0 +1,168 @@
+"""Request bodies (pydantic), the ``model`` field grammar, and messages -> task text.
+
+Model field: ``[STRATEGY:]MODEL``. ``STRATEGY`` is a strategy name, optionally ``-N`` (``single``,
+``best_of_n-8``, ``self_consistency-5``, ``revise-2``, ``adaptive``, ``adaptive-16``); ``MODEL`` is a model
+string the server serves, with ``|`` between fallbacks (``openai/gpt-4o-mini|local/smollm2-135m``). A model
+string may itself contain ``:`` (``ollama/llama3:8b``): the prefix is a strategy only when it names one.
+A bare strategy (``best_of_n-4``) means the server's default model.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, NamedTuple
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from seasoned.graphs.strategy import StrategyConfig, StrategyError, parse_strategy
+
+from .errors import ApiError
+
+GRAMMAR = ("[STRATEGY:]MODEL - STRATEGY is one of single, best_of_n, self_consistency, revise, adaptive, "
+           "optionally with -N (best_of_n-8: 8 samples; revise-2: 2 rounds; adaptive-16: at most 16 samples); "
+           "default adaptive. MODEL is a served model string, fallbacks joined with '|'. "
+           "A bare STRATEGY uses the server's default model.")
+EXAMPLE_STRATEGIES = ("single", "best_of_n-8", "self_consistency-5", "revise-2", "adaptive")
+
+
+class TextPart(BaseModel):
+    type: Literal["text"]
+    text: str
+
+
+class ChatMessage(BaseModel):
+    model_config = ConfigDict(extra="allow")  # name, tool_calls, tool_call_id... are accepted
+
+    role: Literal["system", "developer", "user", "assistant", "tool"]
+    content: str | list[TextPart] | None = None
+
+    def text(self) -> str:
+        if isinstance(self.content, list):
+            return "\n".join(part.text for part in self.content)
+        return self.content or ""
+
+
+class BudgetSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    max_tokens: int | None = Field(None, ge=0)
+    max_usd: float | None = Field(None, ge=0)
+    max_calls: int | None = Field(None, ge=0)
+    max_seconds: float | None = Field(None, ge=0)
+
+
+class SeasonedOptions(BaseModel):
+    """The ``seasoned`` extension of a chat completion request."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    budget: BudgetSpec | None = None
+    namespace: str | None = Field(None, min_length=1, max_length=256)
+    memory: bool = True
+    strategy: dict[str, Any] | None = Field(None, description="StrategyConfig fields, e.g. {'n': 4}")
+
+
+class ChatCompletionRequest(BaseModel):
+    """The OpenAI body. Unlisted OpenAI fields (user, top_p, stop, metadata...) are accepted and ignored;
+    ones the service cannot honour (tools, functions, n > 1, logprobs) are refused."""
+
+    model_config = ConfigDict(extra="allow")
+
+    model: str = Field(min_length=1, max_length=1000)
+    messages: list[ChatMessage] = Field(min_length=1)
+    stream: bool = False
+    max_tokens: int | None = Field(None, ge=1)
+    max_completion_tokens: int | None = Field(None, ge=1)
+    temperature: float | None = Field(None, ge=0.0, le=2.0)
+    seed: int | None = None
+    n: int | None = Field(None, ge=1)
+    stream_options: dict[str, Any] | None = None
+    seasoned: SeasonedOptions | None = None
+
+    def refuse_unsupported(self) -> None:
+        if self.n not in (None, 1):
+            raise ApiError(400, "n: only one choice per request is supported (n=1)", param="n")
+        for name in ("tools", "functions"):
+            if (self.model_extra or {}).get(name):
+                raise ApiError(400, f"{name}: tool calling is not supported by this service", param=name)
+        if (self.model_extra or {}).get("logprobs"):
+            raise ApiError(400, "logprobs: not supported by this service", param="logprobs")
+
+
+class FeedbackRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    success: bool
+    comment: str | None = Field(None, max_length=10_000)
+
+
+class ModelChoice(NamedTuple):
+    strategy: str | None  # None: the server's default strategy
+    model: str | None  # None: the server's default model
+
+
+def _is_strategy(text: str) -> bool:
+    if "/" in text:
+        return False
+    try:
+        parse_strategy(text)
+    except (StrategyError, ValueError):
+        return False
+    return True
+
+
+def parse_model_field(value: str) -> ModelChoice:
+    """``adaptive:local/smollm2-135m`` -> (adaptive, local/smollm2-135m); see the module docstring."""
+    text = value.strip()
+    prefix, sep, rest = text.partition(":")
+    if sep and _is_strategy(prefix):
+        if not rest.strip():
+            raise ApiError(400, f"model {value!r}: nothing after '{prefix}:'; use STRATEGY:MODEL", param="model")
+        return ModelChoice(prefix, rest.strip())
+    if _is_strategy(text):
+        return ModelChoice(text, None)
+    return ModelChoice(None, text)
+
+
+def strategy_config(name: str, overrides: dict[str, Any] | None, *, max_tokens: int | None,
+                    temperature: float | None, seed: int | None) -> StrategyConfig:
+    """The run's strategy: the named one, then ``seasoned.strategy`` fields, then the standard fields."""
+    try:
+        base = parse_strategy(name)
+    except StrategyError as exc:
+        raise ApiError(400, f"model: {exc}", param="model") from None
+    updates = dict(overrides or {})
+    unknown = sorted(set(updates) - set(StrategyConfig.model_fields))
+    if unknown:
+        raise ApiError(400, f"seasoned.strategy.{unknown[0]}: unknown setting; settings: "
+                       f"{', '.join(StrategyConfig.model_fields)}", param=f"seasoned.strategy.{unknown[0]}")
+    standard = {"max_tokens": max_tokens, "temperature": temperature, "seed": seed}
+    updates.update({k: v for k, v in standard.items() if v is not None})
+    try:
+        return StrategyConfig(**{**base.model_dump(), **updates})
+    except ValidationError as exc:  # name the field: the extension's, or the standard one it came from
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first.get("loc", ()))
+        param = f"seasoned.strategy.{field}" if field in (overrides or {}) or field not in standard else field
+        raise ApiError(400, f"{param}: {first.get('msg', 'invalid value')}", param=param) from None
+
+
+def task_from_messages(messages: list[ChatMessage]) -> str:
+    """The conversation as one task: system text, then earlier turns as context, then the last user
+    message (which must be last). A lone user message is the task unchanged."""
+    last = messages[-1]
+    index = len(messages) - 1
+    if last.role != "user":
+        raise ApiError(400, f"messages[{index}].role: the last message must be from the user",
+                       param=f"messages[{index}].role")
+    question = last.text().strip()
+    if not question:
+        raise ApiError(400, f"messages[{index}].content: must not be empty", param=f"messages[{index}].content")
+    system = [m.text().strip() for m in messages[:-1] if m.role in ("system", "developer") and m.text().strip()]
+    turns = [f"{m.role}: {m.text().strip()}" for m in messages[:-1]
+             if m.role not in ("system", "developer") and m.text().strip()]
+    parts = []
+    if system:
+        parts.append("\n".join(system))
+    if turns:
+        parts.append("Conversation so far:\n" + "\n".join(turns))
+    parts.append(question if not parts else f"Now answer:\n{question}")
+    return "\n\n".join(parts)

@@ -1,0 +1,240 @@
+"""What the endpoints call: one memory bank, ledger, run store and verifier stats per server process,
+and one Agent per served (model, memory on/off), all sharing them.
+
+``plan`` checks a chat request completely (model, strategy, namespace, budget) without writing
+anything; only a plan that passed is ever run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from seasoned.agents import solver
+from seasoned.graphs import Agent, Event, RunResult, StrategyConfig
+from seasoned.graphs.solve import MIN_SAMPLE_TOKENS
+from seasoned.models import Gateway, Ledger, ModelConfigError, SeasonedError, providers
+from seasoned.models.gateway import parse_model_spec
+
+from .auth import Caller
+from .errors import ApiError
+from .schemas import ChatCompletionRequest, parse_model_field, strategy_config, task_from_messages
+from .settings import BUDGET_FIELDS, ServerSettings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Plan:
+    """A checked request, ready to run."""
+
+    task: str
+    model: str
+    label: str  # the model field as the client sent it
+    strategy: StrategyConfig
+    namespace: str
+    budget: dict[str, float]
+    memory: bool
+    stream: bool
+    include_usage: bool = True
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Service:
+    def __init__(self, settings: ServerSettings):
+        self.settings = settings
+        self.ledger = Ledger()
+        self.bank = None
+        if settings.memory:
+            from seasoned.memory import MemoryBank
+
+            self.bank = MemoryBank.open(settings.db_url, namespace=settings.default_namespace,
+                                        chroma_path=settings.chroma_path)
+        self._gateways: dict[str, Gateway] = {}
+        self._agents: dict[tuple[str, bool], Agent] = {}
+        self.primary = self.agent_for(settings.model, memory=self.bank is not None)
+
+    # --- agents --------------------------------------------------------------------------------------
+    def gateway_for(self, model: str) -> Gateway:
+        if model not in self._gateways:
+            self._gateways[model] = Gateway(model, ledger=self.ledger,
+                                            max_concurrency=self.settings.gateway_concurrency)
+        return self._gateways[model]
+
+    def agent_for(self, model: str, *, memory: bool) -> Agent:
+        """The agent of this model (memory on or off); the first one owns the run store and the verifier
+        stats, the others share them so every run and call is recorded exactly once."""
+        key = (model, memory and self.bank is not None)
+        if key not in self._agents:
+            first = not self._agents
+            agent = Agent(gateway=self.gateway_for(model), memory=self.bank if key[1] else None,
+                          strategy=self.settings.strategy, namespace=self.settings.default_namespace,
+                          record=first, db_url=self.settings.db_url, checkpoint=self.settings.checkpoint)
+            if not first:
+                agent.store, agent.stats = self.primary.store, self.primary.stats
+            self._agents[key] = agent
+        return self._agents[key]
+
+    @property
+    def store(self):
+        return self.primary.store
+
+    # --- checking a request ------------------------------------------------------------------------
+    def check_model(self, model: str, param: str = "model") -> str:
+        settings = self.settings
+        try:
+            chain = parse_model_spec(model)
+        except ModelConfigError as exc:
+            raise ApiError(400, f"{param}: {exc}", param=param) from None
+        if not settings.any_model and model not in settings.served_models:
+            raise ApiError(400, f"{param}: {model!r} is not served here; served: "
+                           f"{', '.join(settings.served_models)} (GET /v1/models)", param=param,
+                           code="model_not_found")
+        try:
+            for name in chain:
+                providers.validate(name)
+        except SeasonedError as exc:
+            raise ApiError(400, f"{param}: {exc}", param=param) from None
+        return model
+
+    async def plan(self, body: ChatCompletionRequest, caller: Caller) -> Plan:
+        """Everything about a request that can be wrong is found here, before anything is written."""
+        body.refuse_unsupported()
+        options = body.seasoned
+        choice = parse_model_field(body.model)
+        model = self.check_model(choice.model or self.settings.model)
+        strategy = strategy_config(choice.strategy or self.settings.strategy,
+                                   options.strategy if options else None,
+                                   max_tokens=body.max_completion_tokens or body.max_tokens,
+                                   temperature=body.temperature, seed=body.seed)
+        if strategy.judge_model:
+            self.check_model(strategy.judge_model, "seasoned.strategy.judge_model")
+        namespace = caller.namespace_for(options.namespace if options else None, self.settings.default_namespace,
+                                         "seasoned.namespace")
+        task = task_from_messages(body.messages)
+        requested = options.budget.model_dump(exclude_none=True) if options and options.budget else {}
+        budget = self._budget(requested)
+        await self._check_affordable(task, model, strategy, budget)
+        include_usage = True
+        if body.stream_options and body.stream_options.get("include_usage") is False:
+            include_usage = False
+        return Plan(task=task, model=model, label=body.model, strategy=strategy, namespace=namespace,
+                    budget=budget, memory=(options.memory if options else True) and self.bank is not None,
+                    stream=body.stream, include_usage=include_usage)
+
+    def _budget(self, requested: dict[str, float]) -> dict[str, float]:
+        budget = {**self.settings.budget, **requested}
+        for name, cap in self.settings.max_budget.items():
+            if name in requested and requested[name] > cap:
+                raise ApiError(402, f"seasoned.budget.{name}: {requested[name]:g} is more than this server "
+                               f"allows per request ({cap:g})", param=f"seasoned.budget.{name}",
+                               code="budget_too_large")
+            budget[name] = min(budget.get(name, cap), cap)
+        return {k: budget[k] for k in BUDGET_FIELDS if budget.get(k) is not None}
+
+    async def _check_affordable(self, task: str, model: str, strategy: StrategyConfig, budget: dict) -> None:
+        """402 when the budget cannot pay for even one solver call (the gateway would refuse it)."""
+        messages = solver.build_messages(task)
+        chain = parse_model_spec(model)
+        prompt = max([await providers.estimate_prompt_tokens(name, messages) for name in chain])
+        completion = min(strategy.max_tokens, MIN_SAMPLE_TOKENS)
+        need_usd = max(providers.price(name, prompt, completion)[0] for name in chain)
+        checks = [
+            ("max_tokens", budget.get("max_tokens"), prompt + completion, "tokens"),
+            ("max_calls", budget.get("max_calls"), 1, "calls"),
+            ("max_usd", budget.get("max_usd"), need_usd, "USD"),
+        ]
+        for name, cap, need, unit in checks:
+            if cap is not None and need > cap:
+                raise ApiError(402, f"seasoned.budget.{name}: {cap:g} {unit} cannot pay for even one call "
+                               f"(the first call needs about {need:g} {unit}: the prompt plus "
+                               f"{completion} completion tokens)", param=f"seasoned.budget.{name}",
+                               code="budget_too_small")
+        if budget.get("max_seconds") is not None and budget["max_seconds"] <= 0:
+            raise ApiError(402, "seasoned.budget.max_seconds: no time to make a call",
+                           param="seasoned.budget.max_seconds", code="budget_too_small")
+
+    # --- running -------------------------------------------------------------------------------------
+    async def events(self, plan: Plan) -> AsyncIterator[Event]:
+        """The run's progress events; the last is ``result``."""
+        agent = self.agent_for(plan.model, memory=plan.memory)
+        async for event in agent.astream(plan.task, budget=dict(plan.budget), strategy=plan.strategy,
+                                         namespace=plan.namespace):
+            yield event
+
+    async def run(self, plan: Plan) -> RunResult:
+        result = None
+        async for event in self.events(plan):
+            if event.kind == "result":
+                result = event.data["result"]
+        if result is None:
+            raise ApiError(502, "the run ended without a result")
+        return result
+
+    def usage(self, run_id: str) -> dict[str, int]:
+        """Every token the run spent (all samples, judge, critic calls): the ledger's totals."""
+        totals = self.ledger.totals(run_id=run_id)
+        return {"prompt_tokens": totals.prompt_tokens, "completion_tokens": totals.completion_tokens,
+                "total_tokens": totals.total_tokens}
+
+    # --- runs and memory -----------------------------------------------------------------------------
+    async def get_run(self, run_id: str, namespace: str):
+        from seasoned.graphs.runstore import RunNotFound
+
+        try:
+            trace = await asyncio.to_thread(self.store.get_run, run_id)
+        except RunNotFound:
+            trace = None
+        if trace is None or trace.run.namespace != namespace:
+            raise ApiError(404, f"no run {run_id!r} in namespace {namespace!r}", param="run_id",
+                           code="run_not_found")
+        return trace
+
+    async def feedback(self, run_id: str, namespace: str, success: bool, comment: str | None) -> dict:
+        await self.get_run(run_id, namespace)
+        return await asyncio.to_thread(self.primary.feedback, run_id, success, comment)
+
+    def _bank(self):
+        if self.bank is None:
+            raise ApiError(404, "memory is disabled on this server", code="memory_disabled")
+        return self.bank
+
+    async def search(self, query: str, namespace: str, k: int, kinds: list[str] | None) -> list:
+        from seasoned.memory import InvalidItemError
+
+        bank = self._bank()
+        try:
+            return await asyncio.to_thread(bank.retrieve, query, k, kinds, namespace, track=False)
+        except InvalidItemError as exc:
+            raise ApiError(400, f"kinds: {exc}", param="kinds") from None
+
+    async def get_item(self, item_id: str, namespace: str):
+        from seasoned.memory import ItemNotFound
+
+        bank = self._bank()
+        try:
+            return await asyncio.to_thread(bank.get, item_id, namespace=namespace)
+        except ItemNotFound:
+            raise ApiError(404, f"no memory item {item_id!r} in namespace {namespace!r}", param="item_id",
+                           code="item_not_found") from None
+
+    # --- shutting down --------------------------------------------------------------------------------
+    async def aclose(self) -> None:
+        """Close what the agents opened on this loop (checkpoint connections), the store and the bank."""
+        for agent in self._agents.values():
+            for graph in list(agent._compiled.values()):  # Agent has no close(): see the server README
+                connection = getattr(getattr(graph, "checkpointer", None), "conn", None)
+                if connection is not None and hasattr(connection, "close"):
+                    try:
+                        await connection.close()
+                    except Exception as exc:  # noqa: BLE001 - shutting down: log and go on
+                        log.warning("closing a checkpoint connection: %s", exc)
+            agent._compiled.clear()
+        if self.store is not None:
+            await asyncio.to_thread(self.store.close)
+        if self.bank is not None:
+            self.bank.close()
+
