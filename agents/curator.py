@@ -67,8 +67,8 @@ def distill(trajectory: dict) -> list[dict]:
             items.append({**common, "kind": "code" if code else "strategy", "source": "success",
                           "verified": sub.get("checked", False),
                           "title": f"worked example: {description[:80]}",
-                          "content": _clip(f"Step: {description}\nA verified answer: "
-                                           f"{code[-1] if code else sub.get('text', '')}")})
+                          "content": _clip(f"{description.splitlines()[0]} Verified answer: "
+                                           f"{code[-1] if code else _clip(sub.get('text', ''), 160)}")})
             if rejected:
                 items.append({**common, "kind": "lesson", "source": "success", "verified": sub.get("checked", False),
                               "title": f"contrast: {description[:80]}",

@@ -38,7 +38,9 @@ from .task import TaskContext, build_task_graph
 from .verifier_stats import VerifierStats
 
 RECURSION_LIMIT = 200
-MEMORY_ITEMS = 4
+MEMORY_ITEMS = 3
+MEMORY_ITEM_CHARS = 160
+MEMORY_CONTEXT_CHARS = 320
 RETRIEVED_KINDS = ["strategy", "cheatsheet", "lesson", "code", "behavior"]  # not allocation records
 
 
@@ -223,9 +225,15 @@ class Agent:
         async def retrieve(query: str) -> tuple[str, list[str]]:
             hits = await asyncio.to_thread(bank.retrieve, query, k=MEMORY_ITEMS, kinds=RETRIEVED_KINDS,
                                            namespace=namespace)
-            lines = [f"- {hit.item.title}: {hit.item.content}" if hit.item.title else f"- {hit.item.content}"
-                     for hit in hits]
-            return "\n".join(lines), [hit.item.id for hit in hits]
+            lines, used, ids = [], 0, []
+            for hit in hits:  # compact: memory must not cost more prompt tokens than it saves
+                line = " ".join(f"- {hit.item.content}".split())[:MEMORY_ITEM_CHARS]
+                if used + len(line) > MEMORY_CONTEXT_CHARS:
+                    break
+                lines.append(line)
+                used += len(line)
+                ids.append(hit.item.id)
+            return "\n".join(lines), ids
 
         return retrieve
 

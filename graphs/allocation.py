@@ -88,8 +88,9 @@ class SuccessCurve:
     """P(success | budget) for one subtask kind (and model), from records of (budget, spent, success).
 
     A record that succeeded having spent ``s`` would have succeeded with any budget >= s; one that
-    failed with budget ``B`` would have failed with any budget <= B; others are censored at ``b``. The
-    estimate is Laplace-smoothed and never decreases with the budget.
+    failed with budget ``B`` would have failed with any budget <= B, and is taken as evidence of failure
+    up to 2B as well (doubling a budget rarely rescues what failed: without this, budgets beyond those
+    tried would look as promising as the prior). The estimate is Laplace-smoothed.
     """
 
     records: list[tuple[float, float, bool]] = field(default_factory=list)  # (budget, spent, success)
@@ -102,7 +103,7 @@ class SuccessCurve:
         for given, spent, success in self.records:
             if success and spent <= budget:
                 wins += 1
-            elif (success and spent > budget) or (not success and given >= budget):
+            elif (success and spent > budget) or (not success and 2 * given >= budget):
                 losses += 1
         return (wins + 1) / (wins + losses + 2)
 
@@ -119,12 +120,13 @@ class Learned:
     name = "learned"
 
     def __init__(self, records: Callable[[], list[dict]], *, min_records: int = 6, step_fraction: float = 0.05,
-                 min_share: float = 0.04, explore: float = 0.25, seed: int = 0):
+                 min_share: float = 0.15, explore: float = 0.25, hopeless: float = 0.1, seed: int = 0):
         self.records = records
         self.min_records = min_records
         self.step_fraction = step_fraction
         self.min_share = min_share
         self.explore = explore
+        self.hopeless = hopeless
         self.rng = random.Random(seed)
 
     def curves(self) -> dict[tuple[str, str | None], SuccessCurve]:
@@ -176,15 +178,15 @@ class Learned:
                     rate = (math.log(curve.p(base + steps * step)) - math.log(curve.p(base))) / steps
                     if rate > best_rate + 1e-12:
                         best_rate, best_id, best_steps = rate, need.id, steps
-            if best_rate <= 0:  # nothing raises success any more: spread the rest by difficulty below
+            if best_rate <= 0:  # more budget raises no subtask's success: hold the rest back
                 break
             budgets[best_id] += best_steps * step
             left -= best_steps * step
-        if left > 0:
-            weights = [DIFFICULTY_FLOOR + n.difficulty for n in needs]
-            for need, extra in zip(needs, _proportional(needs, left, weights)):
-                budgets[need.id] += extra
-            left = 0
+        expected = math.prod(curve_of[n.id].p(budgets[n.id]) for n in needs)
+        if expected < self.hopeless:
+            # Even the best split is very unlikely to succeed end to end: one attempt's worth per subtask,
+            # rather than good compute after bad.
+            budgets = {n.id: min(budgets[n.id], floor) for n in needs}
         result = {}
         for need in needs:
             model, p = self._model_for(need, budgets[need.id], curves, models)

@@ -162,7 +162,7 @@ def plan_samples(state: SolveState, runtime: Runtime[SolveContext]) -> list[Send
         previous=revision_of["text"] if revision_of else None,
         critique=state.get("critique") if revision_of else None, answer_format=ctx.answer_format,
     )
-    size = 1 if revision_of else wave_size(state, cfg)
+    size = min(1 if revision_of else wave_size(state, cfg), affordable_samples(state, ctx, messages))
     if size == 0:
         return "select"
     base_seed = cfg.seed if cfg.seed is not None else None
@@ -175,6 +175,16 @@ def plan_samples(state: SolveState, runtime: Runtime[SolveContext]) -> list[Send
             "memory_context": state.get("memory_context") or "",
         }))
     return sends
+
+
+def affordable_samples(state: SolveState, ctx: SolveContext, messages: list[dict]) -> int:
+    """How many samples the budget can still pay for (a wave never outruns its budget)."""
+    left = ctx.budget.remaining_tokens()
+    if left == float("inf"):
+        return 1 << 30
+    observed = _mean_tokens(state)
+    estimate = observed or (sum(len(m["content"]) for m in messages) / 3 + ctx.strategy.max_tokens)
+    return max(0, int(left // max(estimate, MIN_SAMPLE_TOKENS)))
 
 
 async def sample_node(payload: dict, runtime: Runtime[SolveContext]) -> dict:

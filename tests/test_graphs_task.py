@@ -209,3 +209,13 @@ def test_curation_writes_items_and_allocation_records_and_learned_reads_them(tmp
         assert again.memory_ids
     finally:
         bank.close()
+
+
+def test_learned_policy_does_not_throw_good_compute_after_bad():
+    records = [{"subtask_kind": "impossible", "budget": {"tokens": b}, "spent": {"tokens": b}, "success": False}
+               for b in (100, 300, 600, 900) for _ in range(3)]
+    records += [{"subtask_kind": "easy", "budget": {"tokens": b}, "spent": {"tokens": 50}, "success": True}
+                for b in (100, 300) for _ in range(4)]
+    allocation = Learned(lambda: records).allocate(
+        [SubtaskNeed("s1", "easy", 0.2), SubtaskNeed("s2", "impossible", 0.9)], 1000)
+    assert allocation["s1"].tokens + allocation["s2"].tokens <= 300  # one attempt's worth each, not 1000
