@@ -5,11 +5,10 @@ from __future__ import annotations
 import random
 from fractions import Fraction
 
-from .answers import format_number, last_number
-from .base import Environment, Task, Verdict
-from .seeded import make_id, parse_id, plan, rng
+from .answers import format_number
+from .base import Task
+from .seeded import SeededNumericEnv, make_id, rng
 
-LEVELS = range(1, 6)
 
 
 def _expression(r: random.Random, ops: int, hi: int) -> tuple[str, Fraction]:
@@ -26,7 +25,8 @@ def _expression(r: random.Random, ops: int, hi: int) -> tuple[str, Fraction]:
     return f"{wrap(left)} {op} {wrap(right)}", value
 
 
-class ArithmeticEnv(Environment):
+class ArithmeticEnv(SeededNumericEnv):
+    LEVELS = range(1, 6)
     name = "arithmetic"
     description = "Integer arithmetic expressions; difficulty 1..5 = more operators, larger numbers."
 
@@ -38,20 +38,6 @@ class ArithmeticEnv(Environment):
         return Task(make_id(self.name, d, k), self.name, prompt, difficulty=d,
                     metadata={"expression": text, "answer": format_number(value)})
 
-    def tasks(self, n=None, seed=0, difficulty=None) -> list[Task]:
-        return [self._make(d, k) for d, k in plan(self.name, n, seed, difficulty, LEVELS)]
 
-    def get_task(self, task_id: str) -> Task:
-        return self._make(*parse_id(self.name, task_id, LEVELS))
 
-    def extract_answer(self, text: str) -> str | None:
-        value = last_number(text)
-        return None if value is None else format_number(value)
 
-    async def verify(self, task: Task, answer: str) -> Verdict:
-        got = self.extract_answer(answer)
-        want = task.metadata["answer"]
-        if got is None:
-            return Verdict(0.0, False, {"reason": "no number found in the answer", "expected": want})
-        ok = Fraction(got) == Fraction(want)
-        return Verdict(float(ok), ok, {"extracted": got, "expected": want})

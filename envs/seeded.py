@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import random
 import re
+from fractions import Fraction
 
-from .base import EnvError
+from .answers import format_number, last_number
+from .base import Environment, EnvError, Task, Verdict
 
 _ID = re.compile(r"^(?P<env>[a-z0-9_]+)-d(?P<d>\d+)-(?P<k>\d+)$")
 
@@ -43,3 +45,37 @@ def plan(env: str, n: int | None, seed: int, difficulty: int | None, levels: ran
         d = difficulty if difficulty is not None else levels[i % len(levels)]
         pairs.append((d, seed * 100_000 + i))
     return pairs
+
+
+class SeededNumericEnv(Environment):
+    """A generated environment whose tasks have one numeric answer (``metadata["answer"]``), optionally
+    stages with their own (``metadata["stage_answers"]``). Subclasses set ``LEVELS`` and ``_make(d, k)``."""
+
+    LEVELS: range = range(1, 2)
+
+    def _make(self, d: int, k: int) -> Task:
+        raise EnvError(f"environment {self.name!r} cannot generate tasks")
+
+    def tasks(self, n=None, seed=0, difficulty=None) -> list[Task]:
+        return [self._make(d, k) for d, k in plan(self.name, n, seed, difficulty, self.LEVELS)]
+
+    def get_task(self, task_id: str) -> Task:
+        return self._make(*parse_id(self.name, task_id, self.LEVELS))
+
+    def extract_answer(self, text: str) -> str | None:
+        value = last_number(text)
+        return None if value is None else format_number(value)
+
+    def _judge(self, text: str, want: str, **details) -> Verdict:
+        got = self.extract_answer(text)
+        if got is None:
+            return Verdict(0.0, False, {"reason": "no number found in the answer", "expected": want, **details})
+        ok = Fraction(got) == Fraction(want)
+        return Verdict(float(ok), ok, {"extracted": got, "expected": want, **details})
+
+    async def verify(self, task: Task, answer: str) -> Verdict:
+        return self._judge(answer, task.metadata["answer"])
+
+    async def verify_stage(self, task: Task, stage_index: int, answer: str) -> Verdict:
+        """Judge the answer to one stage (its intermediate value)."""
+        return self._judge(answer, task.metadata["stage_answers"][stage_index], stage=stage_index)

@@ -8,15 +8,15 @@ sum is right. Difficulty = number of stages (2..5); the mix of sizes is seeded.
 from __future__ import annotations
 
 from .answers import _MARKED, format_number, last_number, parse_number
-from .base import Environment, Stage, Task, Verdict
-from .seeded import make_id, parse_id, plan, rng
+from .base import Stage, Task, Verdict
+from .seeded import SeededNumericEnv, make_id, rng
 
-LEVELS = range(2, 6)
 DIFFICULTY = {1: 0.2, 2: 0.6, 3: 0.9}  # more digits, more carries to get right
 ANSWER_FORMAT = "Give the final answer on the last line as: Answer: <number>"
 
 
-class SumsEnv(Environment):
+class SumsEnv(SeededNumericEnv):
+    LEVELS = range(2, 6)
     name = "sums"
     description = "Several additions of different sizes (stages add1..add4), all must be right."
     stages_self_contained = True
@@ -36,15 +36,8 @@ class SumsEnv(Environment):
         return Task(make_id(self.name, d, k), self.name, prompt, stages=stages, difficulty=d,
                     metadata={"answer": " ".join(answers), "stage_answers": answers})
 
-    def tasks(self, n=None, seed=0, difficulty=None) -> list[Task]:
-        return [self._make(d, k) for d, k in plan(self.name, n, seed, difficulty, LEVELS)]
 
-    def get_task(self, task_id: str) -> Task:
-        return self._make(*parse_id(self.name, task_id, LEVELS))
 
-    def extract_answer(self, text: str) -> str | None:
-        value = last_number(text)
-        return None if value is None else format_number(value)
 
     def _answers(self, text: str) -> list[str]:
         """Every 'Answer: N' line, in order (the aggregated answer of all stages)."""
@@ -62,8 +55,3 @@ class SumsEnv(Environment):
         ok = len(got) == len(want) and right == len(want)
         return Verdict(right / len(want), ok, {"got": got, "expected": want})
 
-    async def verify_stage(self, task: Task, stage_index: int, answer: str) -> Verdict:
-        want = task.metadata["stage_answers"][stage_index]
-        got = self.extract_answer(answer)
-        ok = got is not None and parse_number(got) == parse_number(want)
-        return Verdict(float(ok), ok, {"stage": stage_index, "extracted": got, "expected": want})

@@ -8,13 +8,10 @@ every intermediate value is a whole number."""
 from __future__ import annotations
 
 import random
-from fractions import Fraction
 
-from .answers import format_number, last_number
-from .base import Environment, Stage, Task, Verdict
-from .seeded import make_id, parse_id, plan, rng
+from .base import Stage, Task
+from .seeded import SeededNumericEnv, make_id, rng
 
-LEVELS = range(2, 6)
 
 SETTINGS = [
     {"who": "A bakery", "thing": "muffins", "unit": "tray", "container": "boxes"},
@@ -61,7 +58,8 @@ def _stage(r: random.Random, kind: str, value: int, s: dict) -> tuple[str, str, 
     raise ValueError(kind)
 
 
-class WordProblemsEnv(Environment):
+class WordProblemsEnv(SeededNumericEnv):
+    LEVELS = range(2, 6)
     name = "wordproblems"
     description = "Multi-stage word problems (2..5 stages of different kinds), with per-stage answers."
 
@@ -88,27 +86,7 @@ class WordProblemsEnv(Environment):
         return Task(make_id(self.name, d, k), self.name, prompt, stages=stages, difficulty=d,
                     metadata={"answer": str(value), "stage_answers": answers})
 
-    def tasks(self, n=None, seed=0, difficulty=None) -> list[Task]:
-        return [self._make(d, k) for d, k in plan(self.name, n, seed, difficulty, LEVELS)]
 
-    def get_task(self, task_id: str) -> Task:
-        return self._make(*parse_id(self.name, task_id, LEVELS))
 
-    def extract_answer(self, text: str) -> str | None:
-        value = last_number(text)
-        return None if value is None else format_number(value)
 
-    async def verify(self, task: Task, answer: str) -> Verdict:
-        got = self.extract_answer(answer)
-        want = task.metadata["answer"]
-        if got is None:
-            return Verdict(0.0, False, {"reason": "no number found in the answer", "expected": want})
-        ok = Fraction(got) == Fraction(want)
-        return Verdict(float(ok), ok, {"extracted": got, "expected": want})
 
-    async def verify_stage(self, task: Task, stage_index: int, answer: str) -> Verdict:
-        """Judge the answer to one stage (its intermediate value)."""
-        want = task.metadata["stage_answers"][stage_index]
-        got = self.extract_answer(answer)
-        ok = got is not None and Fraction(got) == Fraction(want)
-        return Verdict(float(ok), ok, {"stage": stage_index, "extracted": got, "expected": want})
