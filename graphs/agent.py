@@ -41,6 +41,7 @@ RECURSION_LIMIT = 200
 MEMORY_ITEMS = 3
 MEMORY_ITEM_CHARS = 160
 MEMORY_CONTEXT_CHARS = 320
+MIN_ITEM_UTILITY = 0.5  # new items start at 0.5; items whose runs keep failing drop below and are left out
 RETRIEVED_KINDS = ["strategy", "cheatsheet", "lesson", "code", "behavior"]  # not allocation records
 
 
@@ -227,6 +228,8 @@ class Agent:
                                            namespace=namespace)
             lines, used, ids = [], 0, []
             for hit in hits:  # compact: memory must not cost more prompt tokens than it saves
+                if hit.item.utility < MIN_ITEM_UTILITY:
+                    continue  # its runs failed more often than not: it does not earn its prompt tokens
                 line = " ".join(f"- {hit.item.content}".split())[:MEMORY_ITEM_CHARS]
                 if used + len(line) > MEMORY_CONTEXT_CHARS:
                     break
