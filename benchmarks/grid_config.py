@@ -269,7 +269,8 @@ def memory_url_for(config: GridConfig) -> str | None:
 
 
 def _check_memory_backend(config: GridConfig) -> None:
-    """Under Ray, memory-on arms need a database every worker reaches (PostgreSQL, not SQLite)."""
+    """Under Ray, memory-on arms need a memory every worker reaches: PostgreSQL (not SQLite) for the items,
+    and a Chroma server for the index (several processes must not share one local Chroma folder)."""
     if config.ray is None or True not in config.memory:
         return
     url = memory_url_for(config)
@@ -278,3 +279,6 @@ def _check_memory_backend(config: GridConfig) -> None:
             "--ray with --memory on needs a shared memory database: set SEASONED_DB_URL (or --memory-url) to a "
             "PostgreSQL URL such as postgresql+psycopg://user:pass@host/seasoned, and SEASONED_CHROMA_URL to a "
             f"Chroma server, so every Ray worker reads and writes the same memory (got {url or 'no URL'!r})")
+    if not os.environ.get("SEASONED_CHROMA_URL"):
+        raise GridError("--ray with --memory on needs a Chroma server every worker reaches: set SEASONED_CHROMA_URL "
+                        "(e.g. http://host:8000); the memory database is " + url.split("@")[-1])

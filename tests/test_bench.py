@@ -175,8 +175,11 @@ def test_a_failing_task_names_itself_and_keeps_finished_rows(tmp_path, model):
     ({"strategy": "single,single"}, r"--strategy: 'single' is given twice"),
     ({"ray": "local", "memory": "on", "memory_url": "sqlite:///x.db"},
      r"--ray with --memory on needs a shared memory database: set SEASONED_DB_URL"),
+    ({"ray": "local", "memory": "on,off", "memory_url": "postgresql+psycopg://u:secret@db/seasoned"},
+     r"needs a Chroma server every worker reaches: set SEASONED_CHROMA_URL .* is db/seasoned$"),
 ])
-def test_bad_options_give_one_clear_error(tmp_path, options, message):
+def test_bad_options_give_one_clear_error(tmp_path, options, message, monkeypatch):
+    monkeypatch.delenv("SEASONED_CHROMA_URL", raising=False)
     with pytest.raises(GridError, match=message):
         run_bench(tmp_path, model="scripted/bench-adder", progress=False, console=quiet(), **options)
     assert not (tmp_path / "per-task.jsonl").exists()
@@ -205,6 +208,7 @@ def test_ray_missing_is_one_clear_error(tmp_path, model, monkeypatch):
                   progress=False, console=quiet())
 
 
+@pytest.mark.ray
 def test_ray_rows_match_the_local_rows(tmp_path, model):
     ray = pytest.importorskip("ray")
     options = {"env": "addition", "strategy": "single,best_of_n-4", "budget": 600, "n": 2, "model": model,
