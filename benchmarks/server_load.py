@@ -110,6 +110,61 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered)) - 1))]
 
 
+async def direct(args: argparse.Namespace) -> int:
+    """The same load on ``Agent.arun`` in this process, without HTTP: what the agent itself costs."""
+    home = tempfile.mkdtemp(prefix="seasoned-load-")
+    os.environ["SEASONED_HOME"] = home
+    from seasoned.graphs import Agent
+    from seasoned.models import Gateway, Ledger, scripted
+
+    scripted.register("load", fn=lambda messages, params: "Adding them gives the sum.\nAnswer: 42", delay=args.delay)
+    agent = Agent(gateway=Gateway(MODEL, ledger=Ledger(), max_concurrency=max(64, args.clients)),
+                  strategy="single", db_url=f"sqlite:///{home}/seasoned.db", checkpoint=not args.no_checkpoint)
+    latencies: list[float] = []
+    errors: Counter = Counter()
+    counter = iter(range(10**9))
+
+    async def run_for(seconds: float, clients: int, keep: bool) -> float:
+        started = time.monotonic()
+        stop_at = started + seconds
+
+        async def worker() -> None:
+            while time.monotonic() < stop_at:
+                began = time.monotonic()
+                try:
+                    result = await agent.arun(body(next(counter))["messages"][0]["content"], budget={"max_tokens": 8000})
+                    if keep and result.text:
+                        latencies.append(time.monotonic() - began)
+                except Exception as exc:  # noqa: BLE001 - counted and shown
+                    errors[type(exc).__name__] += 1
+
+        await asyncio.gather(*[worker() for _ in range(clients)])
+        return time.monotonic() - started
+
+    await run_for(min(2.0, args.seconds), min(4, args.clients), False)
+    elapsed = await run_for(args.seconds, args.clients, True)
+    report(args, latencies, errors, elapsed, "(direct Agent.arun, no HTTP)", "-")
+    return 0
+
+
+def report(args: argparse.Namespace, latencies: list[float], errors: Counter, elapsed: float, mode: str,
+           after: str) -> bool:
+    done = len(latencies)
+    p95 = percentile(latencies, 95)
+    print(f"server_load {mode}: {args.clients} clients, {args.seconds:g} s, provider delay {args.delay:g} s, "
+          f"strategy single, memory {'on' if args.memory else 'off'}, "
+          f"checkpoint {'off' if args.no_checkpoint else 'on'}")
+    print(f"  requests ok   {done}  ({done / elapsed:.1f} req/s over {elapsed:.1f} s)")
+    if latencies:
+        print(f"  latency       p50 {percentile(latencies, 50):.3f} s  p95 {p95:.3f} s  p99 "
+              f"{percentile(latencies, 99):.3f} s  max {max(latencies):.3f} s  mean {statistics.mean(latencies):.3f} s")
+    print(f"  errors        {sum(errors.values())}" + (f"  {dict(errors)}" if errors else ""))
+    print(f"  afterwards    {after}")
+    goal = not errors and done > 0 and p95 < 2 * args.delay
+    print(f"  goal (0 errors, p95 < {2 * args.delay:g} s): {'met' if goal else 'NOT met'}")
+    return goal
+
+
 def start_child(args: argparse.Namespace, port: int) -> subprocess.Popen:
     home = tempfile.mkdtemp(prefix="seasoned-load-")
     env = {**os.environ, "SEASONED_HOME": home, "SEASONED_DB_URL": f"sqlite:///{home}/seasoned.db"}
@@ -134,19 +189,7 @@ async def main_async(args: argparse.Namespace, url: str, process: subprocess.Pop
     await load(url, min(4, args.clients), min(2.0, args.seconds), args.timeout)  # warm-up
     latencies, errors, elapsed = await load(url, args.clients, args.seconds, args.timeout)
     after = await still_answers(url)
-    done = len(latencies)
-    p95 = percentile(latencies, 95)
-    print(f"server_load: {args.clients} clients, {args.seconds:g} s, provider delay {args.delay:g} s, strategy single, "
-          f"memory {'on' if args.memory else 'off'}, checkpoint {'off' if args.no_checkpoint else 'on'}")
-    print(f"  requests ok   {done}  ({done / elapsed:.1f} req/s over {elapsed:.1f} s)")
-    if latencies:
-        print(f"  latency       p50 {percentile(latencies, 50):.3f} s  p95 {p95:.3f} s  p99 "
-              f"{percentile(latencies, 99):.3f} s  max {max(latencies):.3f} s  mean {statistics.mean(latencies):.3f} s")
-    print(f"  errors        {sum(errors.values())}" + (f"  {dict(errors)}" if errors else ""))
-    print(f"  afterwards    {after}")
-    goal = not errors and done > 0 and p95 < 2 * args.delay
-    print(f"  goal (0 errors, p95 < {2 * args.delay:g} s): {'met' if goal else 'NOT met'}")
-    return 0 if goal else 1
+    return 0 if report(args, latencies, errors, elapsed, "(HTTP, server in a child process)", after) else 1
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -157,11 +200,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=60.0, help="per request")
     parser.add_argument("--memory", action="store_true", help="retrieve from the memory bank on every request")
     parser.add_argument("--no-checkpoint", action="store_true", help="run the server without SQLite checkpoints")
+    parser.add_argument("--direct", action="store_true",
+                        help="baseline: the same load on Agent.arun in-process, without the server")
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
         child(args.child, args.delay, args.memory, not args.no_checkpoint, args.clients)
         return 0
+    if args.direct:
+        return asyncio.run(direct(args))
     port = free_port()
     process = start_child(args, port)
     try:

@@ -141,7 +141,9 @@ class Service:
         chain = parse_model_spec(model)
         prompt = max([await providers.estimate_prompt_tokens(name, messages) for name in chain])
         completion = min(strategy.max_tokens, MIN_SAMPLE_TOKENS)
-        need_usd = max(providers.price(name, prompt, completion)[0] for name in chain)
+        need_usd = 0.0
+        if budget.get("max_usd") is not None:  # pricing goes through litellm's tables: only when capped
+            need_usd = max(providers.price(name, prompt, completion)[0] for name in chain)
         checks = [
             ("max_tokens", budget.get("max_tokens"), prompt + completion, "tokens"),
             ("max_calls", budget.get("max_calls"), 1, "calls"),
