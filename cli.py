@@ -5,11 +5,9 @@ from __future__ import annotations
 import json
 import sys
 from importlib.metadata import PackageNotFoundError, version
-from typing import Optional
 
 import typer
 from rich.console import Console
-
 from seasoned.models.errors import SeasonedError
 
 app = typer.Typer(help="seasoned: LLM agents that get better with experience.", no_args_is_help=True,
@@ -42,12 +40,12 @@ def main_options(
 @app.command()
 def chat(
     prompt: str = typer.Argument(..., help="What to ask."),
-    model: Optional[str] = typer.Option(None, "--model", "-m", help="Model string (default: SEASONED_MODEL or local/smollm2-135m)."),
-    system: Optional[str] = typer.Option(None, "--system", help="A system message."),
+    model: str | None = typer.Option(None, "--model", "-m", help="Model string (default: SEASONED_MODEL or local/smollm2-135m)."),
+    system: str | None = typer.Option(None, "--system", help="A system message."),
     max_tokens: int = typer.Option(256, "--max-tokens", help="Most tokens to generate."),
-    temperature: Optional[float] = typer.Option(None, "--temperature", "-t"),
-    seed: Optional[int] = typer.Option(None, "--seed", help="Seed for reproducible sampling."),
-    budget_tokens: Optional[int] = typer.Option(None, "--budget-tokens", help="Hard cap on tokens (prompt + reply)."),
+    temperature: float | None = typer.Option(None, "--temperature", "-t"),
+    seed: int | None = typer.Option(None, "--seed", help="Seed for reproducible sampling."),
+    budget_tokens: int | None = typer.Option(None, "--budget-tokens", help="Hard cap on tokens (prompt + reply)."),
     as_json: bool = typer.Option(False, "--json", help="Print the reply and its spend as JSON."),
 ) -> None:
     """Send one prompt and print the reply and what it cost."""
@@ -69,7 +67,7 @@ def chat(
 
 @app.command()
 def demo(
-    model: Optional[str] = typer.Option(None, "--model", "-m", help="Model string (default: the embedded model)."),
+    model: str | None = typer.Option(None, "--model", "-m", help="Model string (default: the embedded model)."),
     tasks: int = typer.Option(8, "--tasks", "-n", help="How many tasks in the stream."),
     stages: int = typer.Option(2, "--stages", help="Stages per task (2..5)."),
     budget: int = typer.Option(800, "--budget", help="Tokens per task (hard cap)."),
@@ -85,20 +83,20 @@ def demo(
 
 @app.command()
 def run(
-    task: Optional[str] = typer.Argument(None, help="The task, in words (or use --env)."),
-    model: Optional[str] = typer.Option(None, "--model", "-m", help="Model string (default: the embedded model)."),
+    task: str | None = typer.Argument(None, help="The task, in words (or use --env)."),
+    model: str | None = typer.Option(None, "--model", "-m", help="Model string (default: the embedded model)."),
     strategy: str = typer.Option("adaptive", "--strategy", "-s",
                                  help="single | best_of_n-N | self_consistency-N | revise-N | adaptive[-N]"),
-    budget_tokens: Optional[int] = typer.Option(None, "--budget-tokens", help="Hard cap on tokens per task."),
-    budget_usd: Optional[float] = typer.Option(None, "--budget-usd", help="Hard cap on USD per task."),
+    budget_tokens: int | None = typer.Option(None, "--budget-tokens", help="Hard cap on tokens per task."),
+    budget_usd: float | None = typer.Option(None, "--budget-usd", help="Hard cap on USD per task."),
     namespace: str = typer.Option("default", "--namespace", help="Memory namespace."),
     memory: bool = typer.Option(False, "--memory/--no-memory", help="Retrieve from (and credit) the memory bank."),
-    env: Optional[str] = typer.Option(None, "--env", help="Run tasks of an environment (see `seasoned envs list`)."),
-    task_id: Optional[str] = typer.Option(None, "--task", help="With --env: one task by id."),
-    n: Optional[int] = typer.Option(None, "--n", help="With --env: how many tasks (default 3)."),
+    env: str | None = typer.Option(None, "--env", help="Run tasks of an environment (see `seasoned envs list`)."),
+    task_id: str | None = typer.Option(None, "--task", help="With --env: one task by id."),
+    n: int | None = typer.Option(None, "--n", help="With --env: how many tasks (default 3)."),
     seed: int = typer.Option(0, "--seed", help="With --env: which tasks; also seeds sampling."),
-    difficulty: Optional[int] = typer.Option(None, "--difficulty", help="With --env: task difficulty."),
-    resume: Optional[str] = typer.Option(None, "--resume", help="Continue a killed run by its id."),
+    difficulty: int | None = typer.Option(None, "--difficulty", help="With --env: task difficulty."),
+    resume: str | None = typer.Option(None, "--resume", help="Continue a killed run by its id."),
     as_json: bool = typer.Option(False, "--json", help="Print results as JSON."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No live progress."),
 ) -> None:
@@ -158,7 +156,7 @@ app.add_typer(runs_app, name="runs")
 @runs_app.command("list")
 def runs_list(
     limit: int = typer.Option(20, "--limit", help="How many runs, newest first."),
-    namespace: Optional[str] = typer.Option(None, "--namespace"),
+    namespace: str | None = typer.Option(None, "--namespace"),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """The most recent runs."""

@@ -14,7 +14,6 @@ from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
-
 from seasoned.models import seasoned_home
 
 NAMESPACE = "demo"

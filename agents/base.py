@@ -5,11 +5,11 @@ crashes on model output; only ``BudgetExceeded`` (and configuration errors) prop
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, Generic, TypeVar
+from typing import Generic, TypeVar
 
 from pydantic import BaseModel
-
 from seasoned.models import Budget, Completion, Gateway, ModelCallError
 
 from .parsing import ParseError, parse_model

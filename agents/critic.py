@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pydantic import BaseModel, Field
-
 from seasoned.models import Budget, Gateway
 
 from .base import RoleOutcome, ask_structured

@@ -16,7 +16,6 @@ import re
 from typing import Any
 
 from pydantic import BaseModel, Field
-
 from seasoned.models import Budget, Gateway
 
 from .base import ask_structured

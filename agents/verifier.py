@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 
 from pydantic import BaseModel, Field, field_validator
-
 from seasoned.models import Budget, Gateway
 
 from .base import RoleOutcome, ask_structured

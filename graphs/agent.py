@@ -23,11 +23,11 @@ import asyncio
 import time
 import uuid
 import weakref
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
-from typing import Any, AsyncIterator, Iterator
+from typing import Any
 
 from pydantic import BaseModel, Field
-
 from seasoned.models import Budget, Gateway, SeasonedError, call_tags, seasoned_home
 from seasoned.models.sync import run_sync
 
@@ -92,7 +92,7 @@ class RunNotResumable(SeasonedError):
     pass
 
 
-def budget_from(spec: "Budget | dict | int | None", name: str) -> Budget:
+def budget_from(spec: Budget | dict | int | None, name: str) -> Budget:
     """A fresh per-run budget: a child of a shared ``Budget``, or one built from caps."""
     if isinstance(spec, Budget):
         return spec.child(name=name)
@@ -101,7 +101,7 @@ def budget_from(spec: "Budget | dict | int | None", name: str) -> Budget:
     return Budget(**(spec or {}), name=name)
 
 
-def budget_caps(spec: "Budget | dict | int | None") -> dict:
+def budget_caps(spec: Budget | dict | int | None) -> dict:
     if isinstance(spec, Budget):
         return {k: getattr(spec, k) for k in ("max_tokens", "max_usd", "max_calls", "max_seconds")}
     if isinstance(spec, int):
@@ -115,15 +115,15 @@ class Agent:
         model: str | None = None,
         *,
         memory: Any = None,
-        budget: "Budget | dict | int | None" = None,
-        strategy: "str | StrategyConfig | dict" = "adaptive",
+        budget: Budget | dict | int | None = None,
+        strategy: str | StrategyConfig | dict = "adaptive",
         namespace: str = "default",
         gateway: Gateway | None = None,
         record: bool = True,
         db_url: str | None = None,
         checkpoint: bool = True,
         max_steps: int = 20,
-        allocation: "str | AllocationPolicy" = "difficulty",
+        allocation: str | AllocationPolicy = "difficulty",
         plan: bool | None = None,
         models: list[str] | None = None,
         curate: bool = True,
@@ -272,8 +272,8 @@ class Agent:
             context.curator = curate
         return context
 
-    async def astream(self, task: Any, *, env: Any = None, budget: "Budget | dict | int | None" = None,
-                      strategy: "str | StrategyConfig | None" = None, run_id: str | None = None,
+    async def astream(self, task: Any, *, env: Any = None, budget: Budget | dict | int | None = None,
+                      strategy: str | StrategyConfig | None = None, run_id: str | None = None,
                       checker: Any = None, namespace: str | None = None, allocation: str | None = None,
                       plan: bool | None = None) -> AsyncIterator[Event]:
         """Run and yield progress events; the last event is ``result`` with the ``RunResult``."""
@@ -307,7 +307,7 @@ class Agent:
         return self.task_context_for(task, solve, env=env, run_id=run_id, allocation=allocation,
                                      seed=strategy.seed or 0)
 
-    async def aresume(self, run_id: str, *, env: Any = None, task: Any = None) -> "RunResult":
+    async def aresume(self, run_id: str, *, env: Any = None, task: Any = None) -> RunResult:
         """Continue a killed run from its last checkpoint (finished samples are not redone)."""
         events = [event async for event in self.astream_resume(run_id, env=env, task=task)]
         return events[-1].data["result"]
@@ -337,10 +337,10 @@ class Agent:
             yield event
 
     @staticmethod
-    def _namespace_of(context: "SolveContext | TaskContext") -> str:
+    def _namespace_of(context: SolveContext | TaskContext) -> str:
         return context.solve.namespace if isinstance(context, TaskContext) else context.namespace
 
-    async def _drive(self, run_id: str, initial: dict | None, context: "SolveContext | TaskContext",
+    async def _drive(self, run_id: str, initial: dict | None, context: SolveContext | TaskContext,
                      task: Any) -> AsyncIterator[Event]:
         kind = "task" if isinstance(context, TaskContext) else "solve"
         graph = await self._checkpointed_graph(kind)
@@ -506,7 +506,7 @@ class Agent:
         import queue
         import threading
 
-        events: "queue.Queue[Event | BaseException | None]" = queue.Queue()
+        events: queue.Queue[Event | BaseException | None] = queue.Queue()
 
         async def pump() -> None:
             try:

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Protocol, Sequence
+from typing import Protocol
 
 from seasoned.models.errors import SeasonedError
 
@@ -221,5 +222,5 @@ def make_policy(name: str, *, records: Callable[[], list[dict]] | None = None, s
     if name == "difficulty":
         return DifficultyWeighted()
     if name == "learned":
-        return Learned(records or (lambda: []), seed=seed)
+        return Learned(records or (list), seed=seed)
     raise AllocationError(f"allocation policy {name!r} is unknown: use one of {', '.join(POLICIES)}")

@@ -21,13 +21,13 @@ from __future__ import annotations
 
 import asyncio
 import operator
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Awaitable, Callable, Protocol, TypedDict
+from typing import Annotated, Any, Protocol, TypedDict
 
 from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
 from langgraph.types import Send
-
 from seasoned.agents import critic, solver, verifier
 from seasoned.models import Budget, BudgetExceeded, Gateway, SeasonedError, call_tags
 
@@ -178,13 +178,18 @@ def plan_samples(state: SolveState, runtime: Runtime[SolveContext]) -> list[Send
 
 
 def affordable_samples(state: SolveState, ctx: SolveContext, messages: list[dict]) -> int:
-    """How many samples the budget can still pay for (a wave never outruns its budget)."""
+    """How many samples the budget can still pay for (a wave never outruns its budget; the first wave
+    always gets one sample if its prompt fits, shrunk to what is left)."""
     left = ctx.budget.remaining_tokens()
     if left == float("inf"):
         return 1 << 30
+    prompt = sum(len(str(m.get("content", ""))) for m in messages) / 3
+    if left < prompt + MIN_SAMPLE_TOKENS:
+        return 0
     observed = _mean_tokens(state)
-    estimate = observed or (sum(len(m["content"]) for m in messages) / 3 + ctx.strategy.max_tokens)
-    return max(0, int(left // max(estimate, MIN_SAMPLE_TOKENS)))
+    if not observed:
+        return max(1, int(left // (prompt + ctx.strategy.max_tokens)))
+    return int(left // observed)
 
 
 async def sample_node(payload: dict, runtime: Runtime[SolveContext]) -> dict:

@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import Literal
 
 from pydantic import BaseModel, Field
-
 from seasoned.models.errors import SeasonedError
 
 StrategyName = Literal["single", "best_of_n", "self_consistency", "revise", "adaptive"]
@@ -45,7 +44,7 @@ class StrategyConfig(BaseModel):
         return self.name
 
 
-def parse_strategy(spec: "str | StrategyConfig | dict | None", **overrides) -> StrategyConfig:
+def parse_strategy(spec: str | StrategyConfig | dict | None, **overrides) -> StrategyConfig:
     """A ``StrategyConfig`` from a name like ``best_of_n-8`` (or a config / dict), with overrides."""
     if isinstance(spec, StrategyConfig):
         return spec.model_copy(update={k: v for k, v in overrides.items() if v is not None})

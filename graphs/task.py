@@ -17,13 +17,13 @@
 from __future__ import annotations
 
 import operator
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Awaitable, Callable, TypedDict
+from typing import Annotated, Any, TypedDict
 
 from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
 from langgraph.types import Send
-
 from seasoned.agents import planner
 from seasoned.models import Budget, BudgetExceeded, call_tags
 

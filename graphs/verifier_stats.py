@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import threading
 
+from seasoned.memory.db import Database, default_db_url, retry_locked
 from sqlalchemy import Integer, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
-
-from seasoned.memory.db import Database, default_db_url, retry_locked
 
 # Beta priors (right, wrong) per verifier kind: environment checks are trusted, judges are not.
 PRIORS = {"env": (19.0, 1.0), "judge": (4.0, 1.0), "agreement": (3.0, 1.0)}
@@ -47,7 +46,7 @@ class VerifierStats:
             _Base.metadata.create_all(db.write_engine)
 
     @classmethod
-    def open(cls, url: str | None = None) -> "VerifierStats":
+    def open(cls, url: str | None = None) -> VerifierStats:
         return cls(Database(url or default_db_url()))
 
     def counts(self, namespace: str, verifier: str) -> tuple[int, int]:

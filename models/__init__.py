@@ -12,13 +12,13 @@ from .settings import apply_offline_defaults
 
 apply_offline_defaults()
 
-from . import scripted  # noqa: E402
-from .budget import Budget  # noqa: E402
-from .errors import BudgetExceeded, ModelCallError, ModelConfigError, SeasonedError  # noqa: E402
-from .gateway import Completion, Gateway, RetryPolicy, acomplete, complete, default_gateway  # noqa: E402
-from .ledger import CallRecord, Ledger, Usage, default_ledger  # noqa: E402
-from .settings import default_model, seasoned_home  # noqa: E402
-from .tags import call_tags, current_tags  # noqa: E402
+from . import scripted
+from .budget import Budget
+from .errors import BudgetExceeded, ModelCallError, ModelConfigError, SeasonedError
+from .gateway import Completion, Gateway, RetryPolicy, acomplete, complete, default_gateway
+from .ledger import CallRecord, Ledger, Usage, default_ledger
+from .settings import default_model, seasoned_home
+from .tags import call_tags, current_tags
 
 __all__ = [
     "Budget", "BudgetExceeded", "CallRecord", "Completion", "Gateway", "Ledger", "ModelCallError",

@@ -25,13 +25,13 @@ class Spend:
     usd: float = 0.0
     calls: int = 0
 
-    def __iadd__(self, other: "Spend") -> "Spend":
+    def __iadd__(self, other: Spend) -> Spend:
         self.tokens += other.tokens
         self.usd += other.usd
         self.calls += other.calls
         return self
 
-    def __isub__(self, other: "Spend") -> "Spend":
+    def __isub__(self, other: Spend) -> Spend:
         self.tokens -= other.tokens
         self.usd -= other.usd
         self.calls -= other.calls
@@ -41,7 +41,7 @@ class Spend:
 class Reservation:
     """What one call holds of a budget (and its ancestors) until it is settled."""
 
-    def __init__(self, budget: "Budget", amount: Spend):
+    def __init__(self, budget: Budget, amount: Spend):
         self.budget = budget
         self.amount = amount
         self.settled = False
@@ -56,7 +56,7 @@ class Budget:
         max_seconds: float | None = None,
         *,
         name: str = "budget",
-        parent: "Budget | None" = None,
+        parent: Budget | None = None,
     ):
         for label, value in (("max_tokens", max_tokens), ("max_usd", max_usd),
                              ("max_calls", max_calls), ("max_seconds", max_seconds)):
@@ -77,7 +77,7 @@ class Budget:
 
     # --- construction -------------------------------------------------------------------------
     def child(self, max_tokens: int | None = None, max_usd: float | None = None, max_calls: int | None = None,
-              max_seconds: float | None = None, *, name: str = "child") -> "Budget":
+              max_seconds: float | None = None, *, name: str = "child") -> Budget:
         """A sub-budget whose spending also counts here."""
         return Budget(max_tokens, max_usd, max_calls, max_seconds, name=name, parent=self)
 

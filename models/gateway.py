@@ -18,8 +18,9 @@ import asyncio
 import random
 import time
 import weakref
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any, AsyncIterator
+from typing import Any
 
 from . import providers
 from .budget import Budget, Reservation
@@ -246,7 +247,7 @@ class Gateway:
         return run_sync(self.asample(messages, n, **kwargs))
 
     def samples(self, messages: str | list[dict], n: int, *, seed: int | None = None,
-                **kwargs: Any) -> "SampleStream":
+                **kwargs: Any) -> SampleStream:
         """``async with gw.samples(msgs, 8) as stream: async for c in stream: ...`` yields samples as they
         finish; leaving the block early cancels the calls still in flight (their spend is still recorded).
         Sample ``i`` gets ``seed + i`` when a seed is given, so a seeded race is reproducible."""
@@ -356,7 +357,7 @@ class SampleStream:
         self._calls = calls
         self._tasks: list[asyncio.Task] = []
 
-    async def __aenter__(self) -> "SampleStream":
+    async def __aenter__(self) -> SampleStream:
         self._tasks = [asyncio.ensure_future(call) for call in self._calls]
         return self
 
@@ -395,5 +396,15 @@ def complete(messages: str | list[dict], **kwargs: Any) -> Completion:
     return default_gateway().complete(messages, **kwargs)
 
 
-__all__ = ["Gateway", "Completion", "RetryPolicy", "SampleStream", "BudgetExceeded", "acomplete", "complete",
-           "default_gateway", "parse_model_spec", "is_transient"]
+__all__ = [
+    "BudgetExceeded",
+    "Completion",
+    "Gateway",
+    "RetryPolicy",
+    "SampleStream",
+    "acomplete",
+    "complete",
+    "default_gateway",
+    "is_transient",
+    "parse_model_spec",
+]

@@ -16,8 +16,9 @@ import asyncio
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Union
+from typing import Any, Union
 
 from .errors import ModelConfigError
 from .tokens import _TOKEN, count_message_tokens, count_text_tokens

@@ -7,9 +7,9 @@ including calls in tasks it spawns, is tagged, so spend is visible per node and 
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass, replace
-from typing import Iterator
 
 
 @dataclass(frozen=True)
@@ -18,7 +18,7 @@ class CallTags:
     subtask: str | None = None
     role: str | None = None
 
-    def merged(self, **overrides: str | None) -> "CallTags":
+    def merged(self, **overrides: str | None) -> CallTags:
         """These tags with the given non-None values replacing them."""
         return replace(self, **{k: v for k, v in overrides.items() if v is not None})
 
