@@ -189,6 +189,46 @@ def envs_list() -> None:
     list_environments(out=lambda line: console.print(line, markup=False, highlight=False))
 
 
+@app.command()
+def bench(
+    out: str = typer.Option("bench-results", "--out", "-o", help="Output folder (rerun to resume)."),
+    env: str | None = typer.Option(None, "--env", help="Environments, comma-separated (default addition)."),
+    strategy: str | None = typer.Option(None, "--strategy", help="Strategies, e.g. single,best_of_n-8,adaptive-8."),
+    budget: str | None = typer.Option(None, "--budget", help="Token caps per task, e.g. 400,800 (none: no cap)."),
+    allocation: str | None = typer.Option(None, "--allocation", help="uniform,difficulty,learned (multi-stage envs)."),
+    memory: str | None = typer.Option(None, "--memory", help="on,off"),
+    model: str | None = typer.Option(None, "--model", "-m", help="Models, comma-separated."),
+    n: int | None = typer.Option(None, "--n", help="Tasks per environment (default 20)."),
+    seed: int | None = typer.Option(None, "--seed"),
+    difficulty: int | None = typer.Option(None, "--difficulty"),
+    max_tokens: int | None = typer.Option(None, "--max-tokens", help="Tokens per sample (default 48)."),
+    workers: int | None = typer.Option(None, "--workers", help="Tasks run concurrently."),
+    ray: str | None = typer.Option(None, "--ray", help="Distribute over Ray: 'local' or a cluster address."),
+    config: str | None = typer.Option(None, "--config", help="A YAML/JSON grid file (options above)."),
+    window: int | None = typer.Option(None, "--window", help="Rolling window of the memory-stream plot."),
+) -> None:
+    """A grid of environment x strategy x allocation x budget x memory (x model): JSONL, summary, plots."""
+    from seasoned.benchmarks.grid import run_bench
+
+    run_bench(out, env=env, strategy=strategy, budget=budget, allocation=allocation, memory=memory,
+              model=model, n=n, seed=seed, difficulty=difficulty, max_tokens=max_tokens, workers=workers,
+              ray=ray, config=config, window=window, console=console)
+
+
+@app.command()
+def serve(
+    host: str = typer.Option("127.0.0.1", "--host", help="Beyond loopback, API keys are required."),
+    port: int = typer.Option(8000, "--port"),
+    model: str | None = typer.Option(None, "--model", "-m", help="Default base model."),
+    keys_file: str | None = typer.Option(None, "--keys-file", help="API keys -> namespaces (or SEASONED_API_KEYS)."),
+    db_url: str | None = typer.Option(None, "--db", help="Database URL (default SEASONED_DB_URL / SQLite)."),
+) -> None:
+    """The OpenAI-compatible HTTP service (POST /v1/chat/completions) with experience memory."""
+    from seasoned.server.runner import serve as run_server
+
+    run_server(host, port, model=model, keys_file=keys_file, db_url=db_url)
+
+
 def main() -> None:
     """Entry point: one clear error line (exit 2) instead of a traceback for a user's mistake."""
     try:

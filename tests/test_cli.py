@@ -85,3 +85,21 @@ def test_envs_list(monkeypatch, capsys):
     assert code == 0
     for name in ("arithmetic", "game24", "humaneval", "swe", "miniwob"):
         assert name in out
+
+
+def test_bench_writes_rows_summary_and_plot(monkeypatch, capsys, db):
+    scripted.register("cli-bench", fn=lambda messages, params: "Answer: 3")
+    out = db / "grid"
+    code, stdout, err = seasoned(monkeypatch, capsys, "bench", "--env", "addition", "--strategy", "single,best_of_n-2",
+                                 "--budget", "300,600", "--n", "3", "--model", "scripted/cli-bench", "--out", str(out))
+    assert code == 0, err
+    rows = [json.loads(line) for line in (out / "per-task.jsonl").read_text().splitlines()]
+    assert len(rows) == 2 * 2 * 3
+    assert (out / "summary.json").exists() and (out / "accuracy_vs_tokens.png").stat().st_size > 5000
+
+
+def test_serve_refuses_a_public_host_without_keys(monkeypatch, capsys):
+    monkeypatch.delenv("SEASONED_API_KEYS", raising=False)
+    code, out, err = seasoned(monkeypatch, capsys, "serve", "--host", "0.0.0.0", "--port", "0")
+    assert code == 2
+    assert "key" in (err + out).lower()
