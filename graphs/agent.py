@@ -468,6 +468,19 @@ class Agent:
         self.store.finish_run(result.run_id, status="completed", answer=result.answer, verified=result.verified,
                               confidence=result.confidence, spend=result.spend.model_dump())
 
+    async def aclose(self) -> None:
+        """Close the checkpoint connection opened on this loop, and flush the run store."""
+        graphs = self._compiled.pop(asyncio.get_running_loop(), {})
+        connection = getattr(graphs.get("saver"), "conn", None)
+        if connection is not None:
+            await connection.close()
+        if self.store is not None:
+            self.store.flush()
+
+    def close(self) -> None:
+        """``aclose`` for the synchronous API (``run``/``stream``/``resume`` use one background loop)."""
+        run_sync(self.aclose())
+
     def feedback(self, run_id: str, success: bool, comment: str | None = None) -> dict:
         """An outcome that arrived after the run (e.g. a user's verdict): stored with the run, credited to
         the memory items the run used, and to the verifier that accepted its answer (its precision)."""

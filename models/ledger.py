@@ -72,6 +72,7 @@ class Ledger:
 
     def __init__(self) -> None:
         self._records: list[CallRecord] = []
+        self._by_run: dict[str, list[CallRecord]] = {}  # per-run queries stay fast in a long-lived process
         self._lock = threading.Lock()
         self._listeners: list[Listener] = []
 
@@ -90,6 +91,8 @@ class Ledger:
     def record(self, record: CallRecord) -> CallRecord:
         with self._lock:
             self._records.append(record)
+            if record.run_id is not None:
+                self._by_run.setdefault(record.run_id, []).append(record)
             listeners = list(self._listeners)
         for listener in listeners:
             listener(record)
@@ -100,10 +103,19 @@ class Ledger:
         model: str | None = None,
     ) -> list[CallRecord]:
         """The records matching every filter given (None matches anything)."""
-        wanted = {"run_id": run_id, "subtask": subtask, "role": role, "model": model}
+        wanted = {"subtask": subtask, "role": role, "model": model}
         with self._lock:
-            records = list(self._records)
+            records = list(self._records if run_id is None else self._by_run.get(run_id, ()))
         return [r for r in records if all(v is None or getattr(r, k) == v for k, v in wanted.items())]
+
+    def forget(self, run_id: str) -> int:
+        """Drop a finished run's records from memory (a long-running service's runs live on in SQL)."""
+        with self._lock:
+            dropped = self._by_run.pop(run_id, [])
+            if dropped:
+                gone = {id(r) for r in dropped}
+                self._records = [r for r in self._records if id(r) not in gone]
+        return len(dropped)
 
     def totals(self, **filters: str | None) -> Usage:
         return summarize(self.calls(**filters))
@@ -111,6 +123,7 @@ class Ledger:
     def clear(self) -> None:
         with self._lock:
             self._records.clear()
+            self._by_run.clear()
 
 
 def summarize(records: Iterable[CallRecord]) -> Usage:

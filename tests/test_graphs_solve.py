@@ -243,3 +243,14 @@ def test_resume_after_a_kill_does_not_redo_finished_samples(tmp_path):
         assert json.loads(json.dumps(trace.model_dump(mode="json")))["run"]["id"] == "killed-run"
     finally:
         os.environ["SEASONED_HOME"] = old_home
+
+
+def test_close_releases_the_checkpoint_connection(tmp_path):
+    scripted.register("closing", fn=lambda messages, params: "Answer: 42")
+    agent = Agent(gateway=Gateway("scripted/closing", ledger=Ledger()), strategy="single",
+                  db_url=f"sqlite:///{tmp_path}/runs.db")
+    result = agent.run("What is 40 + 2?")
+    agent.close()
+    assert agent.store.get_run(result.run_id).run.status == "completed"
+    assert agent.run("again?").answer == "42"  # a new connection opens on demand
+    agent.close()

@@ -229,3 +229,12 @@ def test_importing_the_gateway_is_light():
             "if m in sys.modules]; print(heavy); sys.exit(1 if heavy else 0)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+async def test_ledger_forgets_a_finished_run():
+    scripted.register("forget", fn=lambda messages, params: "ok")
+    gw = gateway("scripted/forget")
+    await gw.acomplete("a", run_id="r1")
+    await gw.acomplete("b", run_id="r2")
+    assert gw.ledger.forget("r1") == 1
+    assert gw.ledger.calls(run_id="r1") == [] and gw.ledger.totals().calls == 1
