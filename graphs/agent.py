@@ -65,6 +65,7 @@ class RunResult(BaseModel):
     verified: bool = False
     confidence: float = 0.0
     verified_by: str | None = None
+    reward: float | None = None  # the environment's reward for the chosen answer, when it judged it
     stop_reason: str = ""
     strategy: str = ""
     model: str = ""
@@ -401,13 +402,17 @@ class Agent:
                         for s in values.get("subtasks", [])]
             solved = sum(bool((s["result"] or {}).get("verified")) for s in subtasks)
             return RunResult(**common, answer=final.get("answer"), text=final.get("text", ""),
+                             reward=final.get("reward"),
                              verified=bool(final.get("verified")), verified_by=final.get("verified_by"),
                              confidence=1.0 if final.get("verified") else 0.0,
                              stop_reason=f"{len(subtasks)} subtask(s), {solved} verified",
                              subtasks=subtasks, plan_source=values.get("plan_source"),
                              curation=values.get("curation"))
         outcome = values.get("result") or {}
+        chosen = [v["score"] for v in values.get("verdicts", [])
+                  if v["candidate_id"] == outcome.get("candidate_id") and v["verifier"].startswith("env")]
         return RunResult(**common, answer=outcome.get("answer"), text=outcome.get("text", ""),
+                         reward=chosen[0] if chosen else None,
                          verified=bool(outcome.get("verified")), confidence=float(outcome.get("confidence") or 0.0),
                          verified_by=outcome.get("verified_by"), stop_reason=outcome.get("stop_reason", ""),
                          candidates=values.get("candidates", []), verdicts=values.get("verdicts", []))

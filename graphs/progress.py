@@ -36,10 +36,11 @@ def describe(event: Event) -> str | None:
 
 def summary_table(results: Iterable[tuple[Any, RunResult]]) -> Table:
     table = Table(title="runs")
-    for column in ("task", "answer", "verified", "candidates", "tokens", "USD", "seconds", "stop"):
+    for column in ("task", "answer", "verified", "reward", "candidates", "tokens", "USD", "seconds", "stop"):
         table.add_column(column, no_wrap=column != "stop")
     for label, result in results:
-        table.add_row(_clip(str(label), 40), _clip(str(result.answer), 30), "yes" if result.verified else "no",
+        reward = "-" if result.reward is None else f"{result.reward:.2f}"
+        table.add_row(_clip(str(label), 40), _clip(str(result.answer), 30), "yes" if result.verified else "no", reward,
                       str(len(result.candidates)), str(result.spend.tokens), f"{result.spend.usd:.4f}",
                       f"{result.spend.seconds:.1f}", result.stop_reason)
     return table

@@ -246,14 +246,14 @@ async def aggregate_node(state: TaskState, runtime: Runtime[TaskContext]) -> dic
     else:  # independent results: one canonical answer line each, in plan order
         final_text = "\n".join(f"Answer: {results.get(sid, {}).get('answer')}" for sid in sinks)
     answer = results.get(sinks[-1], {}).get("answer") if sinks else None
-    verified, verified_by, details = False, None, ""
+    verified, verified_by, details, reward = False, None, "", None
     if ctx.final_checker is not None and ctx.solve.strategy.use_env_check:
         verdict = await ctx.final_checker(final_text)
-        verified, details = bool(verdict.passed), verdict.details
+        verified, details, reward = bool(verdict.passed), verdict.details, float(verdict.reward)
         verified_by = ctx.final_checker_name if verified else None
     elif results and all(r.get("verified") for r in results.values()):
         verified, verified_by = True, "subtasks"
-    final = {"answer": answer, "text": final_text, "verified": verified, "verified_by": verified_by,
+    final = {"answer": answer, "text": final_text, "verified": verified, "verified_by": verified_by, "reward": reward,
              "details": details if isinstance(details, (str, dict)) else repr(details),
              "checked": ctx.final_checker is not None}
     _emit(runtime, "final", final={k: final[k] for k in ("answer", "verified", "verified_by")})

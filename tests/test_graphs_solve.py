@@ -57,7 +57,7 @@ def test_every_strategy_returns_the_checked_answer(strategy):
     agent = make_agent(f"all-{strategy}", by_seed({0: RIGHT}), strategy)
     result = agent.run("What is 40 + 2?", checker=Checker())
     assert result.answer == RIGHT
-    assert result.verified and result.verified_by == "env:test"
+    assert result.verified and result.verified_by == "env:test" and result.reward == 1.0
     assert result.spend.tokens == agent.gateway.ledger.totals(run_id=result.run_id).total_tokens > 0
 
 

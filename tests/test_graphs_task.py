@@ -82,7 +82,7 @@ def test_environment_stages_are_solved_in_order_with_predecessors_in_context(tmp
     assert result.plan_source == "env"
     assert [s["result"]["answer"] for s in result.subtasks] == [str(v) for v in task.metadata["values"]]
     assert all(s["result"]["verified"] for s in result.subtasks)
-    assert result.verified and result.verified_by == "env:chain"
+    assert result.verified and result.verified_by == "env:chain" and result.reward == 1.0
     assert result.answer == str(task.metadata["values"][-1])
     trace = agent.store.get_run(result.run_id)
     assert [s.id for s in trace.subtasks] == ["s1", "s2", "s3"]
