@@ -32,19 +32,8 @@ from pathlib import Path
 from .errors import ToolError
 from .limits import Limits
 
-ISOLATE_SH = r"""
-ws="$1"; cwd="$2"; shift 2
-mount --bind "$ws" "$ws" || { echo "sandbox: cannot bind the workspace" >&2; exit 97; }
-for mp in $(awk '{print $2}' /proc/self/mounts | sort -u); do
-  case "$mp" in "$ws"|/proc|/dev|/dev/pts) continue;; esac
-  mount -o remount,bind,ro "$mp" 2>/dev/null
-done
-for p in /proc/sys /proc/sysrq-trigger; do
-  mount --bind "$p" "$p" 2>/dev/null && mount -o remount,bind,ro "$p" 2>/dev/null
-done
-cd "$cwd" || exit 97
-exec setpriv --bounding-set=-all --inh-caps=-all --no-new-privs -- "$@"
-"""
+# Mounts everything read-only but the workspace, then drops capabilities (run inside `unshare`).
+ISOLATE_SH = Path(__file__).with_name("isolate.sh").read_text()
 
 GUARD_PY = r'''
 import os, sys
