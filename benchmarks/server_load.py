@@ -64,32 +64,45 @@ def body(index: int) -> dict:
             "messages": [{"role": "user", "content": f"Request {index}: what is {index} + 42 - {index}?"}]}
 
 
+async def closed_loop(request, clients: int, seconds: float, latencies: list[float] | None,
+                      errors: Counter, failure: type[BaseException] = Exception) -> float:
+    """``clients`` workers each send ``request(i)`` back to back until ``seconds`` have passed. A request
+    returns "" when it succeeded (its latency is kept when ``latencies`` is given) or an error label;
+    raising ``failure`` counts as an error too. Returns the elapsed seconds."""
+    counter = iter(range(10**9))
+    started = time.monotonic()
+    stop_at = started + seconds
+
+    async def worker() -> None:
+        while time.monotonic() < stop_at:
+            began = time.monotonic()
+            try:
+                problem = await request(next(counter))
+            except failure as exc:
+                problem = type(exc).__name__
+            if problem:
+                errors[problem] += 1
+            elif latencies is not None:
+                latencies.append(time.monotonic() - began)
+
+    await asyncio.gather(*[worker() for _ in range(clients)])
+    return time.monotonic() - started
+
+
 async def load(url: str, clients: int, seconds: float, timeout: float) -> tuple[list[float], Counter, float]:
     import httpx
 
     latencies: list[float] = []
     errors: Counter = Counter()
-    counter = iter(range(10**9))
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
     async with httpx.AsyncClient(base_url=url, limits=limits, timeout=timeout) as client:
-        started = time.monotonic()
-        stop_at = started + seconds
 
-        async def worker() -> None:
-            while time.monotonic() < stop_at:
-                began = time.monotonic()
-                try:
-                    response = await client.post("/v1/chat/completions", json=body(next(counter)))
-                    ok = response.status_code == 200 and response.json()["choices"][0]["message"]["content"]
-                    if ok:
-                        latencies.append(time.monotonic() - began)
-                    else:
-                        errors[f"HTTP {response.status_code}"] += 1
-                except httpx.HTTPError as exc:
-                    errors[type(exc).__name__] += 1
+        async def request(i: int) -> str:
+            response = await client.post("/v1/chat/completions", json=body(i))
+            ok = response.status_code == 200 and response.json()["choices"][0]["message"]["content"]
+            return "" if ok else f"HTTP {response.status_code}"
 
-        await asyncio.gather(*[worker() for _ in range(clients)])
-        elapsed = time.monotonic() - started
+        elapsed = await closed_loop(request, clients, seconds, latencies, errors, httpx.HTTPError)
     return latencies, errors, elapsed
 
 
@@ -122,27 +135,13 @@ async def direct(args: argparse.Namespace) -> int:
                   strategy="single", db_url=f"sqlite:///{home}/seasoned.db", checkpoint=not args.no_checkpoint)
     latencies: list[float] = []
     errors: Counter = Counter()
-    counter = iter(range(10**9))
 
-    async def run_for(seconds: float, clients: int, keep: bool) -> float:
-        started = time.monotonic()
-        stop_at = started + seconds
+    async def request(i: int) -> str:
+        result = await agent.arun(body(i)["messages"][0]["content"], budget={"max_tokens": 8000})
+        return "" if result.text else "empty answer"
 
-        async def worker() -> None:
-            while time.monotonic() < stop_at:
-                began = time.monotonic()
-                try:
-                    result = await agent.arun(body(next(counter))["messages"][0]["content"], budget={"max_tokens": 8000})
-                    if keep and result.text:
-                        latencies.append(time.monotonic() - began)
-                except Exception as exc:  # noqa: BLE001 - counted and shown
-                    errors[type(exc).__name__] += 1
-
-        await asyncio.gather(*[worker() for _ in range(clients)])
-        return time.monotonic() - started
-
-    await run_for(min(2.0, args.seconds), min(4, args.clients), False)
-    elapsed = await run_for(args.seconds, args.clients, True)
+    await closed_loop(request, min(4, args.clients), min(2.0, args.seconds), None, errors)  # warm-up
+    elapsed = await closed_loop(request, args.clients, args.seconds, latencies, errors)
     report(args, latencies, errors, elapsed, "(direct Agent.arun, no HTTP)", "-")
     return 0
 
