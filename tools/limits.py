@@ -1,4 +1,5 @@
-"""Resource limits applied to a sandboxed child process (``resource.setrlimit``)."""
+"""Resource limits of one sandboxed command (``resource.setrlimit`` in the child, plus a process limit
+that the sandbox enforces: see ``Sandbox.process_limit``)."""
 
 from __future__ import annotations
 
@@ -9,20 +10,25 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Limits:
-    """Hard limits of one command: wall seconds, address space, written file size, output kept."""
+    """Hard limits of one command: wall seconds, address space per process, written file size, processes
+    (and threads) alive at once, output characters kept, size of the private /tmp and /dev/shm (bwrap)."""
 
     time_s: float = 30.0
     memory_mb: int = 1024
     file_size_mb: int = 64
-    max_processes: int | None = None
+    max_processes: int | None = 256
     max_output_chars: int = 10_000
+    tmpfs_mb: int = 512
 
     def preexec(self):
-        """A ``preexec_fn`` that applies the limits in the child (after fork, before exec)."""
+        """A ``preexec_fn`` that applies the rlimits in the child (after fork, before exec).
+
+        ``max_processes`` is not set here: ``RLIMIT_NPROC`` counts every process of the uid on the host
+        (and is ignored for root); the sandbox applies it where it is per-sandbox (a pids cgroup, or
+        inside bwrap's user namespace)."""
         memory = self.memory_mb * 1024 * 1024
         fsize = self.file_size_mb * 1024 * 1024
         cpu = max(1, int(self.time_s) + 1)
-        nproc = self.max_processes
 
         def apply() -> None:
             os.setsid()  # own process group: the whole tree is killed on timeout
@@ -30,7 +36,5 @@ class Limits:
             resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
             resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
             resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-            if nproc is not None:
-                resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
 
         return apply

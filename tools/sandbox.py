@@ -1,24 +1,43 @@
-"""Run commands in a per-attempt workspace: time and memory limits, truncated output, no network,
-nothing written outside the workspace.
+"""Run commands in a per-attempt workspace: time, memory and process limits, truncated output, no
+network, nothing of the host visible but what the command needs, nothing left running afterwards.
 
-Isolation, strongest available first (probed once per process):
+Isolation, strongest available first (probed once per process; ``Sandbox.isolation`` says which is in
+force, ``isolation_report()`` and ``seasoned doctor`` print it):
 
-* ``namespaces`` (Linux, root or unprivileged user namespaces): ``unshare --net --mount`` gives the
-  command an empty network namespace (every connect fails) and a private mount table in which the
-  workspace is the only writable mount; capabilities are dropped so it cannot be remounted.
-* ``guard`` (fallback): a ``sitecustomize`` audit hook refuses socket connects and writes outside the
-  workspace in Python processes. Shell commands that are not Python are then only limited, not
-  confined: ``Sandbox.isolation`` says which mode is in force.
+* ``bwrap`` (bubblewrap, Debian package ``bubblewrap``): the command runs in fresh user, pid, network,
+  ipc, uts and cgroup namespaces on an empty root (see ``bwrap.py``): the workspace read-write; ``/usr``,
+  a few ``/etc`` files and this interpreter read-only; a private ``/dev``, ``/proc`` and ``/tmp``; no home
+  directories, no ``SEASONED_HOME``, no ``/run`` (no host unix sockets), no network (``network=True``
+  shares the host network, for an install step). All capabilities dropped, no new user namespaces,
+  a seccomp deny list (``seccomp.py``), ``--die-with-parent``, ``--new-session``. When the command exits
+  (or is killed at the time limit) the pid namespace ends: every process it started dies with it, also
+  ones started with ``setsid`` or a double fork.
+* ``namespaces`` (fallback when bwrap cannot run; ``unshare`` + ``setpriv``): a private network, mount
+  and pid namespace in which every host mount is read-only except the workspace; the host filesystem
+  stays readable.
+* ``guard`` (last fallback): a ``sitecustomize`` audit hook refuses socket connects and writes outside the
+  workspace in Python processes only. Shell commands are limited, not confined.
 
-Limits (``resource.setrlimit``): address space, CPU seconds, written file size; a wall-clock timeout
-kills the whole process group. Output keeps the head and tail of each stream up to ``max_output_chars``.
+Extra paths a command needs (a shared pip wheel cache, a venv outside the workspace) are given
+explicitly: ``Sandbox(ws, ro_binds=[cache], rw_binds=[out_dir])``, or appended later to
+``sandbox.ro_binds`` / ``sandbox.rw_binds``; they appear at the same path inside. Each must exist.
+
+Limits: address space, CPU seconds, written file size (``setrlimit``); a process limit
+(``Limits.max_processes``: a ``pids`` cgroup when writable (``cgroups.py``), else ``RLIMIT_NPROC``
+inside bwrap's user namespace, which the kernel does not enforce for root: ``Sandbox.process_limit``
+says which); a wall-clock timeout kills the whole tree. Output keeps the head and tail of each stream
+up to ``max_output_chars``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
+import json
+import logging
 import os
+import select
 import shutil
 import signal
 import subprocess
@@ -29,6 +48,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import bwrap, cgroups
 from .errors import ToolError
 from .limits import Limits
 
@@ -88,6 +108,9 @@ class ExecResult:
             return f"signal {sig}"
         if "MemoryError" in self.stderr or "Cannot allocate memory" in self.stderr:
             return "memory limit"
+        if self.exit_code and any(s in self.stderr for s in ("Cannot fork", "fork: Resource temporarily",
+                                                             "can't start new thread")):
+            return "process limit"
         return None
 
     def render(self) -> str:
@@ -138,12 +161,12 @@ class _Capped:
 
 @functools.lru_cache(maxsize=1)
 def namespaces_available() -> bool:
-    """Can this process run a command in fresh network + mount namespaces?"""
+    """Can this process run a command in fresh network + mount + pid namespaces (the fallback)?"""
     if not sys.platform.startswith("linux") or not (shutil.which("unshare") and shutil.which("setpriv")):
         return False
     probe = tempfile.mkdtemp(prefix="seasoned-probe-")
     try:
-        cmd = _namespace_prefix() + [probe, probe, "sh", "-c", "touch ok && ! touch /probe-outside 2>/dev/null"]
+        cmd = _namespace_prefix() + [probe, probe, "--", "sh", "-c", "touch ok && ! touch /probe-outside 2>/dev/null"]
         if os.geteuid() != 0:
             cmd[1:1] = ["--map-root-user"]
         done = subprocess.run(cmd, capture_output=True, timeout=20)
@@ -155,29 +178,129 @@ def namespaces_available() -> bool:
 
 
 def _namespace_prefix() -> list[str]:
-    return ["unshare", "--net", "--mount", "--propagation", "private", "--", "sh", "-c", ISOLATE_SH, "isolate"]
+    return ["unshare", "--net", "--mount", "--propagation", "private", "--pid", "--fork", "--kill-child",
+            "--mount-proc", "--", "sh", "-c", ISOLATE_SH, "isolate"]
+
+
+def bwrap_available() -> bool:
+    return bwrap.status().usable
+
+
+ISOLATIONS = ("auto", "bwrap", "namespaces", "guard")
+_log = logging.getLogger(__name__)
+
+
+@functools.lru_cache(maxsize=1)
+def best_isolation() -> str:
+    """The isolation ``"auto"`` picks here; a fallback is logged once, with the reason bwrap is not used."""
+    if bwrap_available():
+        return "bwrap"
+    mode = "namespaces" if namespaces_available() else "guard"
+    _log.warning("sandbox: falling back to %r isolation (%s)", mode, bwrap.status().reason)
+    return mode
+
+
+def process_limit_mechanism(isolation: str) -> str:
+    """How ``Limits.max_processes`` is enforced under ``isolation``: ``cgroup``, ``rlimit`` or ``none``."""
+    if cgroups.available():
+        return "cgroup"
+    if isolation == "bwrap" and os.geteuid() != 0:
+        return "rlimit"
+    return "none"
+
+
+def isolation_report() -> dict:
+    """What ``auto`` isolation gives on this machine (printed by ``seasoned doctor``)."""
+    status = bwrap.status()
+    mode = best_isolation()
+    return {"isolation": mode, "bwrap": status.path, "bwrap_version": status.version,
+            "bwrap_problem": status.reason or None, "seccomp": mode == "bwrap" and status.seccomp,
+            "userns_disabled_inside": mode == "bwrap" and status.disable_userns,
+            "process_limit": process_limit_mechanism(mode)}
+
+
+def describe_isolation() -> str:
+    """One line for ``seasoned envs list``: which sandbox commands run in here, and what it lacks."""
+    report = isolation_report()
+    limit = f"process limit: {report['process_limit']}"
+    if report["isolation"] == "bwrap":
+        seccomp = "seccomp deny list" if report["seccomp"] else "no seccomp"
+        return f"sandbox: bwrap ({report['bwrap_version']}; {seccomp}; {limit})"
+    return (f"sandbox: {report['isolation']} (FALLBACK, weaker than bwrap: {report['bwrap_problem']}; {limit})")
+
+
+class _Info:
+    """Reads bwrap's ``--info-fd`` JSON: the host pid of the sandbox's pid 1 (to kill the whole tree)."""
+
+    def __init__(self, fd: int):
+        self.fd, self.child_pid = fd, None
+        self.ready = threading.Event()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        data = b""
+        try:
+            while chunk := os.read(self.fd, 4096):
+                data += chunk
+                try:
+                    self.child_pid = int(json.loads(data)["child-pid"])
+                    break
+                except (ValueError, KeyError, TypeError):
+                    continue
+        except OSError:
+            pass
+        finally:
+            os.close(self.fd)
+            self.ready.set()
 
 
 class Sandbox:
     """A workspace directory plus the rules every command in it runs under.
 
-    ``isolation``: ``"auto"`` (namespaces when available, else guard), ``"namespaces"`` (required) or
-    ``"guard"``. ``network=True`` lifts the network ban (used for an instance's own install step).
+    ``isolation``: ``"auto"`` (the strongest available), or one of ``"bwrap"``, ``"namespaces"``,
+    ``"guard"`` (required: a clear error when it cannot run here). ``network=True`` on ``run`` lifts the
+    network ban (an instance's own install step). ``ro_binds`` / ``rw_binds``: extra host paths visible
+    inside, read-only / read-write, at the same path.
     """
 
     def __init__(self, workspace: str | os.PathLike, limits: Limits | None = None, *,
-                 isolation: str = "auto", env: dict[str, str] | None = None):
+                 isolation: str = "auto", env: dict[str, str] | None = None,
+                 ro_binds: list[str | os.PathLike] = (), rw_binds: list[str | os.PathLike] = ()):
         self.root = Path(workspace).resolve()
         if not self.root.is_dir():
             raise ToolError(f"sandbox workspace {str(self.root)!r} does not exist or is not a directory")
         self.limits = limits or Limits()
-        if isolation not in ("auto", "namespaces", "guard"):
-            raise ToolError(f"sandbox isolation must be auto, namespaces or guard, got {isolation!r}")
+        if isolation not in ISOLATIONS:
+            raise ToolError(f"sandbox isolation must be one of {', '.join(ISOLATIONS)}, got {isolation!r}")
+        if isolation == "bwrap" and not bwrap_available():
+            raise ToolError(f"sandbox isolation 'bwrap' requested but {bwrap.status().reason}")
         if isolation == "namespaces" and not namespaces_available():
             raise ToolError("sandbox isolation 'namespaces' requested but unshare/setpriv do not work here")
-        self.isolation = "namespaces" if isolation != "guard" and namespaces_available() else "guard"
+        self.isolation = best_isolation() if isolation == "auto" else isolation
         self.extra_env = dict(env or {})
+        self.ro_binds: list[Path] = [Path(p) for p in ro_binds]
+        self.rw_binds: list[Path] = [Path(p) for p in rw_binds]
+        self._check_binds()
         self._guard_dir: str | None = None
+
+    @property
+    def process_limit(self) -> str:
+        """How ``max_processes`` is enforced: ``cgroup``, ``rlimit`` or ``none`` (root without a pids cgroup)."""
+        return process_limit_mechanism(self.isolation)
+
+    def _check_binds(self) -> tuple[list[Path], list[Path]]:
+        checked = []
+        for name, paths in (("ro_binds", self.ro_binds), ("rw_binds", self.rw_binds)):
+            resolved = []
+            for path in paths:
+                path = Path(path)
+                if not path.is_absolute() or not path.exists():
+                    raise ToolError(f"sandbox {name}: {str(path)!r} must be an existing absolute path")
+                if Path(os.path.realpath(path)) == Path("/"):
+                    raise ToolError(f"sandbox {name}: binding the whole filesystem ({str(path)!r}) is not allowed")
+                resolved.append(Path(os.path.abspath(path)))
+            checked.append(resolved)
+        return checked[0], checked[1]
 
     # --- environment -------------------------------------------------------------------------------
     def _guard_path(self) -> str:
@@ -199,11 +322,18 @@ class Sandbox:
                    PYTHONHASHSEED="0", MPLBACKEND="Agg", GIT_CONFIG_NOSYSTEM="1", PIP_NO_INPUT="1")
         if self.isolation == "guard" and not network:
             env["PYTHONPATH"] = self._guard_path()
-            env["SEASONED_SANDBOX_ROOTS"] = os.pathsep.join([str(self.root), "/dev"])
+            env["SEASONED_SANDBOX_ROOTS"] = os.pathsep.join([str(self.root), "/dev", *map(str, self.rw_binds)])
         env.update(self.extra_env)
         return env
 
-    def _command(self, argv: list[str], cwd: Path, network: bool) -> list[str]:
+    def _command(self, argv: list[str], cwd: Path, network: bool, limits: Limits,
+                 info_fd: int | None = None, seccomp_fd: int | None = None) -> list[str]:
+        ro, rw = self._check_binds()
+        if self.isolation == "bwrap":
+            return bwrap.command(argv, workspace=self.root, cwd=cwd, ro=ro, rw=rw, network=network,
+                                 info_fd=info_fd, seccomp_fd=seccomp_fd,
+                                 disable_userns=bwrap.status().disable_userns,
+                                 max_processes=limits.max_processes, tmpfs_mb=limits.tmpfs_mb)
         if self.isolation != "namespaces":
             return argv
         prefix = _namespace_prefix()
@@ -211,7 +341,7 @@ class Sandbox:
             prefix.remove("--net")
         if os.geteuid() != 0:
             prefix[1:1] = ["--map-root-user"]
-        return prefix + [str(self.root), str(cwd)] + argv
+        return prefix + [str(self.root), str(cwd), *map(str, rw), "--"] + argv
 
     def resolve_cwd(self, cwd: str | os.PathLike | None) -> Path:
         from .files import resolve_in
@@ -221,24 +351,45 @@ class Sandbox:
     # --- running -----------------------------------------------------------------------------------
     def run(self, command: str | list[str], *, cwd: str | os.PathLike | None = None, stdin: str | None = None,
             timeout: float | None = None, network: bool = False, limits: Limits | None = None) -> ExecResult:
-        """Run ``command`` (a shell string, or an argv list) in the workspace under the limits."""
+        """Run ``command`` (a shell string, or an argv list) in the workspace under the limits.
+
+        When it returns, every process the command started is gone (bwrap: the pid namespace ended;
+        with a pids cgroup: the cgroup is emptied, in every isolation mode)."""
         limits = limits or self.limits
         if timeout is not None:
-            limits = Limits(timeout, limits.memory_mb, limits.file_size_mb, limits.max_processes,
-                            limits.max_output_chars)
+            limits = dataclasses.replace(limits, time_s=timeout)
         argv = ["/bin/sh", "-c", command] if isinstance(command, str) else [str(a) for a in command]
         if not argv or not argv[0]:
             raise ToolError("sandbox: empty command")
         work = self.resolve_cwd(cwd)
         env = self.child_env(network)
+        group = None
+        if limits.max_processes and cgroups.available():
+            try:
+                group = cgroups.PidsCgroup(limits.max_processes)
+            except OSError:
+                group = None
+        info_r = info_w = seccomp_fd = None
+        if self.isolation == "bwrap":
+            info_r, info_w = os.pipe()
+            seccomp_fd = bwrap.seccomp_pipe() if bwrap.status().seccomp else None
+        fds = tuple(fd for fd in (info_w, seccomp_fd) if fd is not None)
         started = time.monotonic()
         try:
-            proc = subprocess.Popen(self._command(argv, work, network), cwd=work, env=env,
-                                    stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
-                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                    preexec_fn=limits.preexec())
-        except OSError as exc:
+            proc = subprocess.Popen(self._command(argv, work, network, limits, info_w, seccomp_fd), cwd=work,
+                                    env=env, stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, pass_fds=fds,
+                                    preexec_fn=_preexec(limits, group))
+        except (OSError, subprocess.SubprocessError) as exc:
+            for fd in (info_r, *fds):
+                if fd is not None:
+                    os.close(fd)
+            if group:
+                group.close()
             return ExecResult("", f"sandbox: cannot start {argv[0]!r}: {exc}", 127)
+        for fd in fds:
+            os.close(fd)
+        info = _Info(info_r) if info_r is not None else None
         out, err = _Capped(proc.stdout, limits.max_output_chars), _Capped(proc.stderr, limits.max_output_chars // 2)
         if stdin is not None:
             try:
@@ -246,18 +397,19 @@ class Sandbox:
                 proc.stdin.close()
             except OSError:
                 pass
-        timed_out = False
-        try:
-            proc.wait(timeout=limits.time_s)
-        except subprocess.TimeoutExpired:
-            timed_out = True
-            _kill_group(proc)
-            proc.wait()
-        _kill_group(proc)  # stray children of a finished command
+        timed_out = not _wait(proc, limits.time_s)
+        if timed_out:
+            _stop(proc, info)
+        if self.isolation != "bwrap":
+            _kill_group(proc)  # stray children of a finished command (bwrap: the pid namespace ended)
+        if group:
+            group.close()  # empties the cgroup: nothing the command started survives
         stdout, cut_out = out.text()
         stderr, cut_err = err.text()
-        return ExecResult(stdout, stderr, proc.returncode, timed_out, round(time.monotonic() - started, 3),
-                          cut_out or cut_err)
+        code = proc.returncode
+        if self.isolation == "bwrap" and code is not None and 128 < code <= 128 + 64:
+            code = 128 - code  # bwrap reports a command killed by signal N as 128+N; ours is -N
+        return ExecResult(stdout, stderr, code, timed_out, round(time.monotonic() - started, 3), cut_out or cut_err)
 
     async def arun(self, command: str | list[str], **kwargs) -> ExecResult:
         """``run`` without blocking the event loop."""
@@ -278,6 +430,55 @@ class Sandbox:
         if self._guard_dir:
             shutil.rmtree(self._guard_dir, ignore_errors=True)
             self._guard_dir = None
+
+
+def _preexec(limits: Limits, group: cgroups.PidsCgroup | None):
+    apply = limits.preexec()
+
+    def run() -> None:
+        apply()
+        if group is not None:
+            group.join()  # before exec: every descendant is counted and can be killed
+
+    return run
+
+
+def _wait(proc: subprocess.Popen, timeout: float) -> bool:
+    """Wait for ``proc`` up to ``timeout`` seconds; True if it exited. A pidfd wakes up at once (Popen.wait
+    with a timeout polls with sleeps of up to 50 ms, most of a short command's cost)."""
+    try:
+        fd = os.pidfd_open(proc.pid)
+    except (AttributeError, OSError):
+        try:
+            proc.wait(timeout=timeout)
+            return True
+        except subprocess.TimeoutExpired:
+            return False
+    try:
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        if not poller.poll(max(timeout, 0) * 1000):
+            return False
+    finally:
+        os.close(fd)
+    proc.wait()
+    return True
+
+
+def _stop(proc: subprocess.Popen, info: _Info | None) -> None:
+    """Kill a command at its time limit; with bwrap, kill the sandbox's pid 1 so its namespace ends."""
+    if info is not None and info.ready.wait(timeout=2) and info.child_pid:
+        try:
+            os.kill(info.child_pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        try:
+            proc.wait(timeout=5)  # bwrap returns once its pid namespace is gone
+            return
+        except subprocess.TimeoutExpired:
+            pass
+    _kill_group(proc)
+    proc.wait()
 
 
 def _kill_group(proc: subprocess.Popen) -> None:

@@ -1,0 +1,167 @@
+"""What a bubblewrap-sandboxed command sees, as a ``bwrap`` command line, and whether bwrap works here.
+
+The view is built from an empty root, every path listed explicitly:
+
+* read-only: ``/usr`` (and the ``/bin``, ``/lib*``, ``/sbin`` links or directories), a few files of
+  ``/etc`` that programs need to start (``ETC``), this interpreter (``sys.prefix``, ``sys.base_prefix``,
+  the venv, the directory of the real executable), and the caller's ``ro`` paths;
+* read-write: the workspace and the caller's ``rw`` paths;
+* private: ``/dev`` (``--dev``, read-only but for the device nodes), ``/proc`` (``--proc``), ``/tmp`` and
+  ``/dev/shm`` (tmpfs of ``tmpfs_mb`` each); the empty root itself is read-only.
+
+Nothing else exists inside: no home directories, no ``SEASONED_HOME``, no ``/work``, no ``/run``
+(so no host unix sockets), no ``/sys``. When paths nest, the more specific one wins (binds are
+applied shortest path first). ``--unshare-all`` gives fresh user, pid, network, ipc, uts and cgroup
+namespaces; ``--die-with-parent``, ``--new-session`` and ``--cap-drop ALL`` always; ``--disable-userns``
+and the seccomp filter (``seccomp.py``) where this bwrap and kernel support them (``status()``).
+"""
+
+from __future__ import annotations
+
+import functools
+import glob
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import seccomp
+
+TOP_LEVEL = ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
+ETC = ("alternatives", "ld.so.cache", "ld.so.conf", "ld.so.conf.d", "passwd", "group", "nsswitch.conf",
+       "hosts", "host.conf", "gai.conf", "localtime", "timezone", "mime.types", "os-release", "debian_version",
+       "protocols", "services", "ssl", "ca-certificates", "ca-certificates.conf", "fonts", "inputrc", "magic")
+ETC_NETWORK = ("resolv.conf", "pip.conf")  # only when the command is given the network
+
+
+@dataclass(frozen=True)
+class Status:
+    """Whether bwrap can run here, and which optional hardening works."""
+
+    path: str | None
+    version: str
+    usable: bool
+    reason: str = ""
+    disable_userns: bool = False
+    seccomp: bool = False
+
+
+def _too_broad(path: Path) -> bool:
+    home = Path.home().resolve()
+    return path == Path("/") or path == home or path in (Path("/home"), Path("/root")) or path.parent == Path("/home")
+
+
+def interpreter_paths() -> list[Path]:
+    """The directories this Python needs (its prefixes, the venv, the real executable's directory)."""
+    candidates = [sys.prefix, sys.exec_prefix, sys.base_prefix, sys.base_exec_prefix,
+                  os.path.dirname(os.path.realpath(sys.executable))]
+    found: list[Path] = []
+    for raw in candidates:
+        for path in (Path(os.path.abspath(raw)), Path(os.path.realpath(raw))):
+            if path not in found and not _too_broad(path) and path.exists():
+                found.append(path)
+    return found
+
+
+def _bind(kind: str, src: Path | str, dest: Path | str | None = None) -> tuple[int, list[str]]:
+    dest = str(dest or src)
+    return len(Path(dest).parts), [kind, str(src), dest]
+
+
+def command(argv: list[str], *, workspace: Path, cwd: Path, ro: list[Path] = (), rw: list[Path] = (),
+            network: bool = False, info_fd: int | None = None, seccomp_fd: int | None = None,
+            disable_userns: bool = False, max_processes: int | None = None, tmpfs_mb: int = 512) -> list[str]:
+    """The ``bwrap`` command line running ``argv`` in ``cwd`` (inside ``workspace``)."""
+    args = [shutil.which("bwrap") or "bwrap", "--unshare-all", "--die-with-parent", "--new-session",
+            "--cap-drop", "ALL"]
+    if disable_userns:
+        args += ["--unshare-user", "--disable-userns"]
+    if network:
+        args.append("--share-net")
+    size = str(int(tmpfs_mb) * 1024 * 1024)  # tmpfs is memory: bounded, or /tmp could fill the RAM
+    args += ["--proc", "/proc", "--size", size, "--tmpfs", "/tmp",
+             "--dev", "/dev", "--size", size, "--tmpfs", "/dev/shm", "--remount-ro", "/dev"]
+    binds: list[tuple[int, list[str]]] = [_bind("--ro-bind", "/usr")]
+    for top in TOP_LEVEL:
+        if os.path.islink(top):
+            args += ["--symlink", os.readlink(top), top]
+        elif os.path.isdir(top):
+            binds.append(_bind("--ro-bind", top))
+    etc = [f"/etc/{name}" for name in ETC + (ETC_NETWORK if network else ())] + glob.glob("/etc/python3*")
+    binds += [_bind("--ro-bind", path) for path in etc if os.path.exists(path)]
+    binds += [_bind("--ro-bind", os.path.realpath(p), p) for p in interpreter_paths()]
+    binds += [_bind("--ro-bind", os.path.realpath(p), p) for p in ro]
+    binds += [_bind("--bind", workspace)] + [_bind("--bind", os.path.realpath(p), p) for p in rw]
+    for _, bind in sorted(binds, key=lambda item: item[0]):  # stable: the deeper path is mounted last
+        args += bind
+    args += ["--remount-ro", "/", "--chdir", str(cwd)]  # the empty root itself is read-only too
+    if info_fd is not None:
+        args += ["--info-fd", str(info_fd)]
+    if seccomp_fd is not None:
+        args += ["--seccomp", str(seccomp_fd)]
+    prefix = []
+    if max_processes and os.geteuid() != 0 and shutil.which("prlimit"):
+        # Set inside the sandbox's user namespace, RLIMIT_NPROC counts only the sandbox's processes.
+        prefix = ["prlimit", f"--nproc={int(max_processes)}", "--"]
+    return args + ["--"] + prefix + argv
+
+
+def seccomp_pipe() -> int | None:
+    """A readable fd holding the seccomp filter (for ``--seccomp``), or ``None`` on an unknown machine."""
+    program = seccomp.filter_program()
+    if program is None:
+        return None
+    read, write = os.pipe()
+    try:
+        os.write(write, program)  # a few hundred bytes: fits in the pipe buffer
+    finally:
+        os.close(write)
+    return read
+
+
+def _try(workspace: Path, *, disable_userns: bool = False, use_seccomp: bool = False) -> str:
+    """Run a probe command; '' on success, else what went wrong."""
+    fd = seccomp_pipe() if use_seccomp else None
+    if use_seccomp and fd is None:
+        return "no seccomp table for this machine"
+    marker = workspace / "probe.txt"
+    marker.unlink(missing_ok=True)
+    cmd = command(["/bin/sh", "-c", "echo ok > probe.txt"], workspace=workspace, cwd=workspace,
+                  seccomp_fd=fd, disable_userns=disable_userns)
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=20, pass_fds=(fd,) if fd else (),
+                              stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.SubprocessError) as exc:
+        return str(exc)
+    finally:
+        if fd is not None:
+            os.close(fd)
+    if done.returncode != 0 or not marker.exists():
+        return (done.stderr or done.stdout).strip()[:300] or f"exit code {done.returncode}"
+    return ""
+
+
+@functools.lru_cache(maxsize=1)
+def status() -> Status:
+    """Probe once per process: can bwrap run a command here, with which optional hardening."""
+    path = shutil.which("bwrap")
+    if not sys.platform.startswith("linux"):
+        return Status(path, "", False, "bubblewrap needs Linux")
+    if path is None:
+        return Status(None, "", False, "bwrap is not installed (Debian package `bubblewrap`)")
+    try:
+        version = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError) as exc:
+        return Status(path, "", False, f"bwrap --version failed: {exc}")
+    probe = Path(tempfile.mkdtemp(prefix="seasoned-bwrap-probe-")).resolve()
+    try:
+        problem = _try(probe)
+        if problem:
+            return Status(path, version, False, f"bwrap cannot start a sandbox here: {problem}")
+        return Status(path, version, True, "", disable_userns=not _try(probe, disable_userns=True),
+                      seccomp=not _try(probe, use_seccomp=True))
+    finally:
+        shutil.rmtree(probe, ignore_errors=True)
