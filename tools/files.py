@@ -1,14 +1,22 @@
-"""File view / search / edit confined to a workspace (path traversal refused with a clear error)."""
+"""File view / search / edit confined to a workspace (path traversal refused with a clear error).
+
+Every path is resolved (symlinks included) and must stay inside the workspace; the final file is then
+opened without following a symlink, so a link swapped in after the check is refused too. ``search`` and
+``list`` never follow symlinks (a link to ``/etc`` or to a file outside is skipped) and read only
+regular files up to ``MAX_SEARCH_BYTES`` (a FIFO or a device would block or never end).
+"""
 
 from __future__ import annotations
 
 import os
 import re
+import stat
 from pathlib import Path
 
 from .errors import PathOutsideWorkspace, ToolError
 
 SKIP_DIRS = {".git", ".tmp", "__pycache__", ".venv", "node_modules", ".pytest_cache"}
+MAX_SEARCH_BYTES = 4 * 1024 * 1024
 
 
 def resolve_in(root: str | os.PathLike, path: str | os.PathLike) -> Path:
@@ -23,11 +31,41 @@ def resolve_in(root: str | os.PathLike, path: str | os.PathLike) -> Path:
 
 
 def _walk(top: Path):
-    """Files under ``top`` in sorted order, tool directories (.git, caches) skipped."""
-    for dirpath, dirnames, filenames in os.walk(top):
-        dirnames[:] = sorted(d for d in dirnames if d not in SKIP_DIRS)
+    """Regular files under ``top`` in sorted order; symlinks and tool directories (.git, caches) skipped."""
+    for dirpath, dirnames, filenames in os.walk(top, followlinks=False):
+        dirnames[:] = sorted(d for d in dirnames if d not in SKIP_DIRS and not os.path.islink(os.path.join(dirpath, d)))
         for name in sorted(filenames):
-            yield Path(dirpath, name)
+            path = Path(dirpath, name)
+            try:
+                if stat.S_ISREG(path.lstat().st_mode):
+                    yield path
+            except OSError:
+                continue
+
+
+def read_inside(root: Path, path: Path, *, limit: int = -1, errors: str = "strict") -> str:
+    """Text of the regular file ``path`` (already resolved inside ``root``), opened without following a
+    symlink; ``ToolError`` if it is not a regular file (any more), or not UTF-8 with ``errors="strict"``."""
+    name = str(path.relative_to(root))
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError as exc:
+        raise ToolError(f"cannot read {name!r}: {exc.strerror}") from None
+    with os.fdopen(fd, "rb") as fh:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ToolError(f"{name!r} is not a regular file")
+        data = fh.read(limit)
+    try:
+        return data.decode("utf-8", errors=errors)
+    except UnicodeDecodeError:
+        raise ToolError(f"{name!r} is not UTF-8 text") from None
+
+
+def write_inside(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` (resolved inside the workspace) without following a symlink swapped in."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
 
 
 class FileTools:
@@ -47,7 +85,7 @@ class FileTools:
             return self.list(path)
         if not target.is_file():
             raise ToolError(f"view: no file {path!r} in the workspace")
-        lines = target.read_text(errors="replace").splitlines()
+        lines = read_inside(self.root, target, errors="replace").splitlines()
         first = max(int(start or 1), 1)
         last = min(int(end or len(lines)), len(lines))
         shown = "\n".join(f"{i:5d}  {lines[i - 1]}" for i in range(first, last + 1))
@@ -78,8 +116,10 @@ class FileTools:
         hits: list[str] = []
         for file in files:
             try:
-                text = file.read_text()
-            except (UnicodeDecodeError, OSError):
+                if file.stat().st_size > MAX_SEARCH_BYTES:
+                    continue
+                text = read_inside(self.root, file, limit=MAX_SEARCH_BYTES)
+            except (OSError, ToolError):
                 continue
             for number, line in enumerate(text.splitlines(), 1):
                 if regex.search(line):
@@ -94,7 +134,7 @@ class FileTools:
         if target.is_dir():
             raise ToolError(f"create: {path!r} is a directory")
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(content)
+        write_inside(target, content)
         return f"wrote {self._rel(target)} ({len(content.splitlines())} lines)"
 
     def str_replace(self, path: str, old: str, new: str) -> str:
@@ -102,7 +142,7 @@ class FileTools:
         target = resolve_in(self.root, path)
         if not target.is_file():
             raise ToolError(f"edit: no file {path!r} in the workspace")
-        text = target.read_text()
+        text = read_inside(self.root, target)
         count = text.count(old) if old else 0
         if count != 1:
             stripped = old.strip()
@@ -113,6 +153,6 @@ class FileTools:
             raise ToolError(f"edit: the text to replace was not found in {path!r} (view the file and copy it exactly)")
         if count > 1:
             raise ToolError(f"edit: the text to replace occurs {count} times in {path!r}; include more context")
-        target.write_text(text.replace(old, new, 1))
+        write_inside(target, text.replace(old, new, 1))
         line = text[: text.index(old)].count("\n") + 1
         return f"edited {self._rel(target)} at line {line}"
