@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# Installs Debian's chromium (for Playwright, headless) and postgresql (for the PostgreSQL memory tests)
-# when they are missing. Tests that need them skip with a clear reason if this could not install them.
+# Installs Debian's bubblewrap (the sandbox for model-written code), chromium (for Playwright, headless)
+# and postgresql (for the PostgreSQL memory tests) when they are missing. Tests that need them skip with
+# a clear reason if this could not install them; without bwrap the sandbox falls back to a weaker
+# isolation and says so (`seasoned envs list`).
 set -u
 need=()
+command -v bwrap >/dev/null 2>&1 || need+=(bubblewrap)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 [ ${#need[@]} -eq 0 ] && exit 0

@@ -1,0 +1,218 @@
+"""Attacks on the sandbox (issue 14, "The sandbox leaks"), each reported as BLOCKED or LEAKS, plus the
+start-up cost of a sandboxed command per isolation mode.
+
+    python -m seasoned.benchmarks.sandbox_attacks                     # this tree, auto isolation
+    python -m seasoned.benchmarks.sandbox_attacks --isolation namespaces
+    python -m seasoned.benchmarks.sandbox_attacks --tools-from /tmp/old/tools   # another copy of tools/
+    python -m seasoned.benchmarks.sandbox_attacks --startup 50        # mean ms of `true`, per mode
+
+Every attack cleans up after itself (probe files removed, surviving processes killed after counting).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import shutil
+import signal
+import socket
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+INSTANCES = REPO / "envs" / "fixtures" / "swe" / "instances.jsonl"
+
+
+def load_tools(directory: str | None):
+    """``seasoned.tools``, or a copy of the tools package from another directory (an older version)."""
+    if directory is None:
+        from seasoned import tools
+
+        return tools
+    spec = importlib.util.spec_from_file_location("seasoned_tools_under_test", Path(directory) / "__init__.py",
+                                                  submodule_search_locations=[str(directory)])
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _procs_with(marker: str) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if marker.encode() in Path("/proc", entry, "cmdline").read_bytes():
+                    found.append(int(entry))
+            except OSError:
+                continue
+    return found
+
+
+def _secret_file(directory: Path) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f".sandbox-probe-{uuid.uuid4().hex[:8]}"
+    path.write_text("TOP-SECRET-PROBE")
+    return path
+
+
+def attacks(tools, isolation: str = "auto") -> list[tuple[str, bool, str]]:
+    """``(attack, blocked, detail)`` for each attack."""
+    base = Path(tempfile.mkdtemp(prefix="seasoned-attacks-")).resolve()
+    ws = base / "ws"
+    ws.mkdir()
+    box = tools.Sandbox(ws, tools.Limits(time_s=20, memory_mb=512), isolation=isolation)
+    rows: list[tuple[str, bool, str]] = []
+
+    def read_attack(name: str, path: Path, needle: str) -> None:
+        done = box.run(["cat", str(path)])
+        rows.append((name, needle not in done.stdout, f"exit {done.exit_code}"))
+
+    home = Path(os.environ.get("SEASONED_HOME") or Path.home() / ".seasoned").expanduser()
+    cleanup = [_secret_file(home), _secret_file(Path.home())]
+    try:
+        read_attack(f"read a file in SEASONED_HOME ({home})", cleanup[0], "TOP-SECRET")
+        read_attack(f"read a file in root's home ({Path.home()})", cleanup[1], "TOP-SECRET")
+        read_attack("read the SWE instances (reference patch)", INSTANCES, '"patch"')
+        dev = Path(f"/dev/seasoned-probe-{uuid.uuid4().hex[:8]}")
+        box.run(f"touch {dev}")
+        rows.append(("create a file in the host's /dev", not dev.exists(), ""))
+        cleanup.append(dev)
+        outside = base / "outside.txt"
+        box.run(f"echo x > {outside}")
+        rows.append(("write outside the workspace (shell)", not outside.exists(), ""))
+        rows.append(_unix_socket(box, base))
+        rows.append(_tcp(box))
+        rows.append(_fork_bomb(box))
+        rows.append(_survivors(box))
+        rows.append(_symlink_search(tools, base, ws))
+    finally:
+        for path in cleanup:
+            try:
+                path.unlink()
+            except OSError:
+                pass
+        box.cleanup()
+        shutil.rmtree(base, ignore_errors=True)
+    return rows
+
+
+def _unix_socket(box, base: Path) -> tuple[str, bool, str]:
+    path = base / "host.sock"
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(str(path))
+    server.listen(1)
+    try:
+        code = (f"import socket\ns = socket.socket(socket.AF_UNIX)\ns.connect({str(path)!r})\n"
+                f"print('CONNECTED')")
+        done = box.run_python(code)
+    finally:
+        server.close()
+    return ("connect to a host unix socket", "CONNECTED" not in done.stdout, done.stderr.strip().splitlines()[-1][-60:] if done.stderr.strip() else "")
+
+
+def _tcp(box) -> tuple[str, bool, str]:
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    try:
+        port = server.getsockname()[1]
+        done = box.run_python(f"import socket\nsocket.create_connection(('127.0.0.1', {port}), 3)\nprint('CONNECTED')")
+    finally:
+        server.close()
+    return ("connect to 127.0.0.1 (host port)", "CONNECTED" not in done.stdout, done.stderr.strip().splitlines()[-1][-60:] if done.stderr.strip() else "")
+
+
+def _fork_bomb(box) -> tuple[str, bool, str]:
+    marker = f"{300 + uuid.uuid4().int % 1000}.{uuid.uuid4().int % 10 ** 6}"
+    code = ("import os, sys\nn = 0\nfor i in range(1000):\n    try:\n        pid = os.fork()\n"
+            "    except OSError:\n        break\n"
+            f"    if pid == 0:\n        os.execv('/bin/sleep', ['sleep', '{marker}'])\n    n += 1\nprint(n)")
+    done = box.run_python(code, timeout=60)
+    started = int(done.stdout.strip() or 0) if done.stdout.strip().isdigit() else -1
+    for pid in _procs_with(marker):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+    return ("1000 background processes", started < 1000, f"{started} of 1000 started")
+
+
+def _survivors(box) -> tuple[str, bool, str]:
+    marker = f"{600 + uuid.uuid4().int % 1000}.{uuid.uuid4().int % 10 ** 6}"
+    box.run(f"setsid sleep {marker} >/dev/null 2>&1 < /dev/null & "
+            f"(sh -c 'sleep {marker} >/dev/null 2>&1 < /dev/null &' &) ; echo started")
+    alive = _procs_with(marker)
+    for pid in alive:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+    return ("setsid / double-fork survive run()", not alive, f"{len(alive)} alive after run() returned")
+
+
+def _symlink_search(tools, base: Path, ws: Path) -> tuple[str, bool, str]:
+    secret = base / "secret-dir"
+    secret.mkdir()
+    (secret / "key.txt").write_text("TOP-SECRET-PROBE\n")
+    (ws / "escape").symlink_to(secret)
+    (ws / "escape.txt").symlink_to(secret / "key.txt")
+    found = tools.FileTools(ws).search("SECRET.PROBE")
+    return ("FileTools.search follows a symlink out", "TOP-SECRET-PROBE" not in found, found.splitlines()[0][:60])
+
+
+def startup(tools, runs: int) -> dict[str, float]:
+    """Mean wall milliseconds of ``true`` in each available isolation mode."""
+    ws = Path(tempfile.mkdtemp(prefix="seasoned-startup-")).resolve()
+    figures = {}
+    try:
+        modes = ["guard"] + [m for m in ("namespaces", "bwrap") if _mode_ok(tools, ws, m)]
+        for mode in modes:
+            box = tools.Sandbox(ws, isolation=mode)
+            box.run("true")
+            started = time.perf_counter()
+            for _ in range(runs):
+                box.run(["true"])
+            figures[mode] = (time.perf_counter() - started) / runs * 1000
+            started = time.perf_counter()
+            for _ in range(max(runs // 5, 1)):
+                box.run_python("pass")
+            figures[f"{mode} python"] = (time.perf_counter() - started) / max(runs // 5, 1) * 1000
+            box.cleanup()
+    finally:
+        shutil.rmtree(ws, ignore_errors=True)
+    return figures
+
+
+def _mode_ok(tools, ws: Path, mode: str) -> bool:
+    try:
+        tools.Sandbox(ws, isolation=mode)
+        return True
+    except Exception:
+        return False
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--isolation", default="auto")
+    parser.add_argument("--tools-from", default=None, help="a directory holding another copy of tools/")
+    parser.add_argument("--startup", type=int, default=0, help="also time N runs of `true` per mode")
+    args = parser.parse_args(argv)
+    tools = load_tools(args.tools_from)
+    box = tools.Sandbox(tempfile.gettempdir(), isolation=args.isolation)
+    print(f"isolation: {box.isolation}" + (f" · process limit: {box.process_limit}"
+                                           if hasattr(box, "process_limit") else ""))
+    for name, blocked, detail in attacks(tools, args.isolation):
+        print(f"{'BLOCKED' if blocked else 'LEAKS  '}  {name:<48} {detail}")
+    if args.startup:
+        for mode, ms in startup(tools, args.startup).items():
+            print(f"startup {mode:<20} {ms:7.1f} ms")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
