@@ -185,8 +185,10 @@ app.add_typer(envs_app, name="envs")
 def envs_list() -> None:
     """The environments `seasoned run --env NAME` accepts."""
     from seasoned.envs.cli import list_environments
+    from seasoned.tools.sandbox import describe_isolation
 
     list_environments(out=lambda line: console.print(line, markup=False, highlight=False))
+    console.print(describe_isolation(), markup=False, highlight=False)
 
 
 @app.command()
