@@ -192,7 +192,7 @@ def _mode_ok(tools, ws: Path, mode: str) -> bool:
     try:
         tools.Sandbox(ws, isolation=mode)
         return True
-    except Exception:
+    except tools.ToolError:
         return False
 
 

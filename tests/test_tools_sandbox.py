@@ -4,7 +4,6 @@ import socket
 import sys
 
 import pytest
-
 from seasoned.tools import FileTools, Limits, PathOutsideWorkspace, Sandbox, ToolError, namespaces_available
 from seasoned.tools.sandbox import GUARD_PY, bwrap_available, describe_isolation
 

@@ -132,7 +132,7 @@ def _try(workspace: Path, *, disable_userns: bool = False, use_seccomp: bool = F
     cmd = command(["/bin/sh", "-c", "echo ok > probe.txt"], workspace=workspace, cwd=workspace,
                   seccomp_fd=fd, disable_userns=disable_userns)
     try:
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=20, pass_fds=(fd,) if fd else (),
+        done = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=20, pass_fds=(fd,) if fd else (),
                               stdin=subprocess.DEVNULL)
     except (OSError, subprocess.SubprocessError) as exc:
         return str(exc)
@@ -153,7 +153,8 @@ def status() -> Status:
     if path is None:
         return Status(None, "", False, "bwrap is not installed (Debian package `bubblewrap`)")
     try:
-        version = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=10).stdout.strip()
+        version = subprocess.run([path, "--version"], check=False, capture_output=True, text=True,
+                                 timeout=10).stdout.strip()
     except (OSError, subprocess.SubprocessError) as exc:
         return Status(path, "", False, f"bwrap --version failed: {exc}")
     probe = Path(tempfile.mkdtemp(prefix="seasoned-bwrap-probe-")).resolve()

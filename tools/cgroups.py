@@ -69,9 +69,9 @@ def _prepare(parent: Path) -> bool:
     """Create ``parent`` (and on v2 enable ``pids`` for its children); True if a child gets ``pids.max``."""
     try:
         parent.mkdir(exist_ok=True)
-        if (parent / "cgroup.subtree_control").exists():  # v2
-            if "pids" not in (parent / "cgroup.subtree_control").read_text().split():
-                (parent / "cgroup.subtree_control").write_text("+pids")
+        control = parent / "cgroup.subtree_control"  # v2 only
+        if control.exists() and "pids" not in control.read_text().split():
+            control.write_text("+pids")
         probe = parent / f"probe-{os.getpid()}"
         probe.mkdir(exist_ok=True)
         try:
@@ -88,8 +88,23 @@ def parent_dir() -> Path | None:
     """Where per-command cgroups go, or ``None`` when no writable pids cgroup exists here."""
     for parent in _candidates():
         if _prepare(parent):
+            _remove_stale(parent)
             return parent
     return None
+
+
+def _remove_stale(parent: Path) -> None:
+    """Remove the empty cgroups of processes that died before they could (``run-<pid>-<n>``)."""
+    for child in parent.glob("run-*-*"):
+        try:
+            os.kill(int(child.name.split("-")[1]), 0)
+        except ProcessLookupError:
+            try:
+                child.rmdir()
+            except OSError:
+                pass
+        except (ValueError, PermissionError):
+            continue
 
 
 def available() -> bool:

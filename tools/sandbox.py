@@ -169,7 +169,7 @@ def namespaces_available() -> bool:
         cmd = _namespace_prefix() + [probe, probe, "--", "sh", "-c", "touch ok && ! touch /probe-outside 2>/dev/null"]
         if os.geteuid() != 0:
             cmd[1:1] = ["--map-root-user"]
-        done = subprocess.run(cmd, capture_output=True, timeout=20)
+        done = subprocess.run(cmd, check=False, capture_output=True, timeout=20)
         return done.returncode == 0 and os.path.exists(os.path.join(probe, "ok"))
     except (OSError, subprocess.SubprocessError):
         return False
@@ -379,7 +379,7 @@ class Sandbox:
             proc = subprocess.Popen(self._command(argv, work, network, limits, info_w, seccomp_fd), cwd=work,
                                     env=env, stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, pass_fds=fds,
-                                    preexec_fn=_preexec(limits, group))
+                                    preexec_fn=_preexec(limits, group))  # noqa: PLW1509 - syscalls only
         except (OSError, subprocess.SubprocessError) as exc:
             for fd in (info_r, *fds):
                 if fd is not None:

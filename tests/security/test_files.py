@@ -4,7 +4,6 @@ import os
 import threading
 
 import pytest
-
 from seasoned.tools import FileTools, PathOutsideWorkspace, ToolError
 
 
