@@ -191,6 +191,41 @@ def envs_list() -> None:
     console.print(describe_isolation(), markup=False, highlight=False)
 
 
+@envs_app.command("check")
+def envs_check(
+    env: str = typer.Argument(..., help="The environment (only `swe` has a gold check)."),
+    file: str = typer.Argument(..., help="A SWE-bench JSONL file."),
+    instance: list[str] = typer.Option(None, "--instance", help="Check only this instance id (repeatable)."),
+    repos: str | None = typer.Option(None, "--repos", help="Directory of owner__name.bundle / owner__name/ "
+                                     "repositories (default: SEASONED_SWE_REPOS)."),
+    install: str | None = typer.Option(None, "--install", help="Install command for instances without one."),
+    test_cmd: str | None = typer.Option(None, "--test-cmd", help="Test command for instances without one."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON document with every verdict."),
+) -> None:
+    """Gold check: each instance's reference patch must resolve it and an empty patch must not."""
+    from seasoned.envs.base import EnvError
+
+    if env != "swe":
+        raise typer.BadParameter(f"only the swe environment has a gold check, not {env!r}", param_hint="ENV")
+    from seasoned.envs.swe.check import check_file, describe
+
+    show = None if as_json else (lambda row: console.print(describe(row), markup=False, highlight=False))
+    try:
+        rows = check_file(file, instance_ids=instance or None, repos=repos, install=install, test_cmd=test_cmd,
+                          out=show)
+    except EnvError as exc:
+        errors.print(f"error: {exc}", markup=False, highlight=False)
+        raise typer.Exit(2) from None
+    invalid = [r["instance_id"] for r in rows if not r["valid"]]
+    if as_json:
+        print(json.dumps({"valid": not invalid, "instances": rows}, indent=2))
+    else:
+        console.print(f"{len(rows) - len(invalid)}/{len(rows)} instances valid"
+                      + (f"; invalid: {', '.join(invalid)}" if invalid else ""), markup=False, highlight=False)
+    if invalid:
+        raise typer.Exit(1)
+
+
 @app.command()
 def bench(
     out: str = typer.Option("bench-results", "--out", "-o", help="Output folder (rerun to resume)."),

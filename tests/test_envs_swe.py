@@ -4,7 +4,6 @@ import json
 import subprocess
 
 import pytest
-
 from seasoned.envs import Action, EnvError, get_env
 from seasoned.envs.swe import SWEEnv, load_jsonl
 from seasoned.envs.swe.env import FIXTURES
@@ -73,6 +72,7 @@ async def test_session_tools_edit_and_verify(env):
 
 def _write_jsonl(path, records):
     path.write_text("\n".join(json.dumps(r) for r in records) + "\n")
+    return path
 
 
 def _fixture_record(**changes):
@@ -82,23 +82,75 @@ def _fixture_record(**changes):
     return record
 
 
-async def test_jsonl_with_git_bundle_repo_and_custom_test_cmd(tmp_path):
-    source = tmp_path / "src"
+def _git_repo(source, tmp_path):
+    """A git repository of the tinysemver fixture at ``source``, its bundle, and the commit id."""
     subprocess.run(["cp", "-r", str(FIXTURES.parent / "tinysemver"), str(source)], check=True)
     git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
     subprocess.run(["git", "init", "-q"], cwd=source, check=True)
     subprocess.run(["git", "add", "-A"], cwd=source, check=True)
-    subprocess.run(git + ["commit", "-qm", "base"], cwd=source, check=True)
-    base = subprocess.run(["git", "rev-parse", "HEAD"], cwd=source, capture_output=True, text=True).stdout.strip()
+    subprocess.run([*git, "commit", "-qm", "base"], cwd=source, check=True)
+    base = subprocess.run(["git", "rev-parse", "HEAD"], cwd=source, capture_output=True, text=True,
+                          check=True).stdout.strip()
     subprocess.run(["git", "bundle", "create", str(tmp_path / "repo.bundle"), "--all"], cwd=source,
                    check=True, capture_output=True)
+    return base
+
+
+async def test_jsonl_with_git_bundle_repo_and_custom_test_cmd(tmp_path):
+    base = _git_repo(tmp_path / "src", tmp_path)
     record = _fixture_record(repo="repo.bundle", base_commit=base, instance_id="bundle-1",
-                             test_cmd="{python} -m pytest -rA -p no:cacheprovider {tests}")
+                             test_cmd="{python} -m pytest -rA -p no:cacheprovider tests/test_version.py {tests}")
     _write_jsonl(tmp_path / "instances.jsonl", [record])
     env = get_env("swe", path=str(tmp_path / "instances.jsonl"))
     task = env.get_task("bundle-1")
-    assert (await env.verify(task, record["patch"])).passed
+    assert (await env.verify(task, record["patch"])).passed  # the file and its ids: tests run twice, fine
     assert not (await env.verify(task, "")).passed
+
+
+def test_swe_bench_records_as_published_with_owner_name_repos(tmp_path, monkeypatch):
+    repos = tmp_path / "repos"
+    repos.mkdir()
+    base = _git_repo(repos / "acme__tinysemver", tmp_path)
+    (repos / "other__lib.bundle").write_bytes((tmp_path / "repo.bundle").read_bytes())
+    published = _fixture_record(repo="acme/tinysemver", base_commit=base, version="0.1", created_at="2024-01-01",
+                                environment_setup_commit=base, hints_text="", FAIL_TO_PASS="[\"a\"]",
+                                PASS_TO_PASS="[]", some_future_field={"x": 1})
+    bundled = dict(published, repo="other/lib", instance_id="other-1")
+    (tmp_path / "data").mkdir()
+    _write_jsonl(tmp_path / "data" / "swe.jsonl", [published, bundled])
+    first, second = load_jsonl(tmp_path / "data" / "swe.jsonl", repos=repos)
+    assert first.repo == (repos / "acme__tinysemver").resolve() and first.fail_to_pass == ["a"]
+    assert second.repo == (repos / "other__lib.bundle").resolve() and first.pass_to_pass == []
+    assert SWEEnv(tmp_path / "data" / "swe.jsonl", repos=repos).get_task("other-1").metadata["repo"] == "other/lib"
+    with pytest.raises(EnvError, match=r"acme/tinysemver.*acme__tinysemver\.bundle.*SEASONED_SWE_REPOS"):
+        load_jsonl(tmp_path / "data" / "swe.jsonl")
+    monkeypatch.setenv("SEASONED_SWE_REPOS", str(repos))
+    assert load_jsonl(tmp_path / "data" / "swe.jsonl")[0].repo == first.repo
+    with pytest.raises(EnvError, match="repositories directory"):
+        load_jsonl(tmp_path / "data" / "swe.jsonl", repos=tmp_path / "nope")
+
+
+async def test_unittest_style_runner_is_read_from_its_output(tmp_path):
+    repo = tmp_path / "uni"
+    (repo / "pkg").mkdir(parents=True)
+    (repo / "pkg" / "__init__.py").write_text("def double(x):\n    return x + x\n")
+    (repo / "pkg" / "tests.py").write_text(
+        "import unittest\nfrom pkg import double\n\nclass TestDouble(unittest.TestCase):\n"
+        "    def test_two(self):\n        self.assertEqual(double(2), 4)\n\n"
+        "    def test_three(self):\n        \"\"\"A docstring.\"\"\"\n        self.assertEqual(double(3), 6)\n")
+    notes = "--- /dev/null\n+++ b/NOTES.txt\n@@ -0,0 +1 @@\n+x\n"
+    record = {"instance_id": "uni-1", "repo": str(repo), "problem_statement": "x", "test_patch": notes,
+              "FAIL_TO_PASS": ["test_two (pkg.tests.TestDouble)"],
+              "PASS_TO_PASS": ["test_three (pkg.tests.TestDouble.test_three)"],
+              "test_cmd": "python -m unittest -v pkg.tests"}
+    env = SWEEnv(_write_jsonl(tmp_path / "u.jsonl", [record]))
+    verdict = await env.verify(env.tasks()[0], "")
+    assert verdict.passed, verdict.details
+    broken = ("--- a/pkg/__init__.py\n+++ b/pkg/__init__.py\n@@ -1,2 +1,2 @@\n def double(x):\n"
+              "-    return x + x\n+    return x * x\n")
+    verdict = await env.verify(env.tasks()[0], broken)
+    assert verdict.details["FAIL_TO_PASS"]["failing"] == [] and verdict.details["PASS_TO_PASS"]["failing"] == [
+        "test_three (pkg.tests.TestDouble.test_three)"]
 
 
 def test_bad_jsonl_errors_name_the_problem(tmp_path):

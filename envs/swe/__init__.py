@@ -3,4 +3,4 @@
 from .env import SWEEnv, SWESession
 from .instances import SWEInstance, load_jsonl
 
-__all__ = ["SWEEnv", "SWESession", "SWEInstance", "load_jsonl"]
+__all__ = ["SWEEnv", "SWEInstance", "SWESession", "load_jsonl"]

@@ -1,15 +1,19 @@
 """The ``swe`` environment: SWE-bench instances, Docker-free (a fresh checkout per attempt, tests in the
-sandbox). Verification applies the candidate diff to a fresh checkout, restores and applies
-``test_patch``, and runs FAIL_TO_PASS and PASS_TO_PASS: resolved when every one of them passes."""
+sandbox).
+
+The judge rebuilds the tree it evaluates from ``base_commit`` plus the text of the candidate diff,
+never from an agent's tree or ``.git``: it refuses a diff that touches ``.git/`` or ``.gitattributes``
+(or leaves the tree), drops the candidate's changes to the files ``test_patch`` touches, applies both
+inside the sandbox, runs every FAIL_TO_PASS and PASS_TO_PASS test in one run and reads their
+outcomes from report files. Resolved when every one of them passes."""
 
 from __future__ import annotations
 
 import asyncio
 import os
-import shutil
-import site
-import sys
-import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from seasoned.tools.actions import Action, Param, ToolSpec, parse_edit_body
@@ -19,9 +23,11 @@ from seasoned.tools.limits import Limits
 from seasoned.tools.sandbox import Sandbox
 
 from ..base import EnvError, Environment, Observation, Session, Task, Verdict
+from . import diffs
 from . import repo as repos
 from .instances import SWEInstance, load_jsonl
 from .testing import run_tests
+from .workspace import Attempt, install_env, make_venv, pip_cache
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "swe" / "instances.jsonl"
 
@@ -54,27 +60,60 @@ PROMPT = """You are fixing an issue in the repository checked out in your workin
 Find the cause, change the source code to fix it (do not edit the tests), check your fix by running
 code or tests, then submit. One action per reply."""
 
+# git and patch(1) as run inside the sandbox on a tree a candidate diff is applied to.
+_GIT = ["env", "GIT_CONFIG_GLOBAL=/dev/null", "GIT_CONFIG_NOSYSTEM=1", "git",
+        *[arg for item in repos.SAFE_CONFIG for arg in ("-c", item)]]
+_APPLY = [_GIT + ["apply", "--whitespace=nowarn"],
+          _GIT + ["apply", "--whitespace=nowarn", "--recount", "--inaccurate-eof"],
+          ["patch", "-p1", "-u", "--batch", "--forward", "--fuzz=3", "--no-backup-if-mismatch", "-r", "/dev/null"]]
+
 
 def _task(instance: SWEInstance) -> Task:
     # Metadata stays JSON-serializable and holds no reference fix: the env looks the instance up by id.
     return Task(instance.instance_id, "swe", PROMPT.format(problem=instance.problem_statement.strip()),
-                metadata={"instance_id": instance.instance_id, "repo": str(instance.repo),
+                metadata={"instance_id": instance.instance_id, "repo": instance.repo_name or str(instance.repo),
                           "base_commit": instance.base_commit})
 
 
+@dataclass
+class Workspace:
+    """A prepared attempt: its directories, the sandbox rooted at the checkout, the base commit id."""
+
+    attempt: Attempt
+    sandbox: Sandbox
+    commit: str
+    python: str
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def repo(self) -> Path:
+        return self.attempt.repo
+
+    def close(self) -> None:
+        self.sandbox.cleanup()
+        self.attempt.remove()
+
+
 class SWEEnv(Environment):
-    """SWE-bench instances from a JSONL file (default: the three shipped fixtures)."""
+    """SWE-bench instances from a JSONL file (default: the three shipped fixtures).
+
+    ``repos``: the repositories directory for ``owner/name`` repos (else ``SEASONED_SWE_REPOS``).
+    ``install`` / ``test_cmd``: used for instances that have none of their own."""
 
     name = "swe"
-    description = "SWE-bench-format repository bug fixes (JSONL; repo = local path or git bundle), no Docker."
+    description = "SWE-bench-format repository bug fixes (JSONL as published; repos dir, path or bundle), no Docker."
     interactive = True
 
-    def __init__(self, path: str | os.PathLike | None = None, *, test_timeout: float = 300.0,
-                 command_timeout: float = 60.0, memory_mb: int = 2048):
+    def __init__(self, path: str | os.PathLike | None = None, *, repos: str | os.PathLike | None = None,
+                 install: str | None = None, test_cmd: str | None = None, test_timeout: float = 300.0,
+                 install_timeout: float = 900.0, command_timeout: float = 60.0, memory_mb: int = 4096,
+                 max_output_chars: int = 6000):
         self.path = Path(path) if path else FIXTURES
-        self.instances = load_jsonl(self.path)
-        self.test_timeout = test_timeout
-        self.limits = Limits(time_s=command_timeout, memory_mb=memory_mb, max_output_chars=6000)
+        self.instances = load_jsonl(self.path, repos=repos)
+        self.install, self.test_cmd = install, test_cmd
+        self.test_timeout, self.install_timeout = test_timeout, install_timeout
+        self.limits = Limits(time_s=command_timeout, memory_mb=memory_mb, max_output_chars=max_output_chars,
+                             max_processes=512)
 
     def tasks(self, n=None, seed=0, difficulty=None) -> list[Task]:
         chosen = list(self.instances)
@@ -110,94 +149,136 @@ class SWEEnv(Environment):
             raise EnvError(f"task {task.id!r} belongs to environment {task.env!r}, not swe")
         return self.instance(task.metadata.get("instance_id", task.id))
 
-    async def prepare(self, instance: SWEInstance) -> tuple[Path, Path, Sandbox]:
-        """A fresh checkout of the instance (temp dir, its repo dir, a sandbox rooted at the repo)."""
-        tmp = Path(tempfile.mkdtemp(prefix="seasoned-swe-"))
-        try:
-            worktree = await asyncio.to_thread(repos.checkout, instance.repo, instance.base_commit, tmp / "repo")
-            sandbox = Sandbox(worktree, self.limits)
-            if instance.install:
-                await self._install(instance, worktree, sandbox)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        return tmp, worktree, sandbox
+    def _sandbox(self, attempt: Attempt, *, cache: Path | None = None, git_writable: bool = True) -> Sandbox:
+        """The attempt's sandbox: the checkout, its venv and report directory (and pip's cache for an
+        install). For the judge the checkout's ``.git`` is read-only: nothing applied or run can change it."""
+        rw = [attempt.venv, attempt.reports] + ([cache] if cache else [])
+        ro = [attempt.seed] + ([] if git_writable else [attempt.repo / ".git"])
+        box = Sandbox(attempt.repo, self.limits, ro_binds=ro, rw_binds=rw)
+        box.extra_env.update(install_env(attempt.venv, cache))
+        return box
 
-    async def _install(self, instance: SWEInstance, worktree: Path, sandbox: Sandbox) -> None:
-        """A workspace venv that sees our packages (``.pth``) and takes the instance's ``install``."""
-        venv = worktree / ".seasoned-venv"
-        await asyncio.to_thread(_make_venv, venv)
-        sandbox.extra_env["PATH"] = f"{venv / 'bin'}{os.pathsep}{os.environ.get('PATH', '/usr/bin:/bin')}"
-        sandbox.extra_env["VIRTUAL_ENV"] = str(venv)
-        result = await sandbox.arun(instance.install, timeout=self.test_timeout, network=True)
+    async def prepare(self, instance: SWEInstance, *, private_git: bool = False) -> Workspace:
+        """A fresh checkout of the instance with its own venv, the install done (``private_git``: keep a
+        copy of ``.git`` the agent never sees, to read its changes through)."""
+        attempt = Attempt.create()
+        seconds = {}
+        try:
+            started = time.perf_counter()
+            commit = await asyncio.to_thread(repos.checkout, instance.repo, instance.base_commit, attempt.repo)
+            if private_git:
+                await asyncio.to_thread(repos.keep_private_copy, attempt.repo, attempt.git_dir)
+            python = str(await asyncio.to_thread(make_venv, attempt.venv, attempt.seed))
+            seconds["checkout"] = round(time.perf_counter() - started, 2)
+            sandbox = self._sandbox(attempt, git_writable=private_git)
+            install = instance.install or self.install
+            if install:
+                started = time.perf_counter()
+                await self._install(instance, install, attempt, git_writable=private_git)
+                seconds["install"] = round(time.perf_counter() - started, 2)
+        except BaseException:
+            attempt.remove()
+            raise
+        return Workspace(attempt, sandbox, commit, python, seconds)
+
+    async def _install(self, instance: SWEInstance, command: str, attempt: Attempt, git_writable: bool) -> None:
+        """The instance's ``install`` in the workspace venv, with the network and pip's shared cache."""
+        box = self._sandbox(attempt, cache=pip_cache(), git_writable=git_writable)
+        try:
+            result = await box.arun(command, timeout=self.install_timeout, network=True)
+        finally:
+            box.cleanup()
         if not result.ok:
             raise EnvError(f"instance {instance.instance_id}: install command failed:\n{result.render()[-800:]}")
 
     # --- verification ------------------------------------------------------------------------------
     async def verify(self, task: Task, answer: str) -> Verdict:
-        """Apply the diff ``answer`` to a fresh checkout and run the instance's tests."""
+        """Apply the diff ``answer`` to a fresh checkout of ``base_commit`` and run the instance's tests."""
         instance = self._instance(task)
         patch = self.extract_answer(answer) if answer and "diff" in answer and "```" in answer else answer
-        tmp, worktree, sandbox = await self.prepare(instance)
         try:
-            return await self.evaluate(instance, worktree, sandbox, patch or "")
+            diffs.check(patch or "")
+        except EnvError as exc:
+            return Verdict(0.0, False, {"resolved": False, "reason": f"the patch is refused: {exc}"})
+        workspace = await self.prepare(instance)
+        try:
+            verdict = await self.evaluate(instance, workspace, patch or "")
+            verdict.details["seconds"] = {**workspace.seconds, **verdict.details.get("seconds", {})}
+            return verdict
         finally:
-            sandbox.cleanup()
-            shutil.rmtree(tmp, ignore_errors=True)
+            workspace.close()
 
-    async def evaluate(self, instance: SWEInstance, worktree: Path, sandbox: Sandbox, patch: str) -> Verdict:
-        ok, how = await asyncio.to_thread(repos.apply_patch, worktree, patch)
+    async def apply(self, workspace: Workspace, patch: str) -> tuple[bool, str]:
+        """Apply a diff inside the sandbox: ``git apply`` strictly, then leniently, then ``patch -p1``."""
+        if not patch.strip():
+            return True, "empty patch"
+        path = workspace.attempt.reports / f"patch-{uuid.uuid4().hex[:8]}.diff"
+        path.write_bytes((patch if patch.endswith("\n") else patch + "\n").encode("utf-8", "surrogateescape"))
+        errors = []
+        try:
+            for argv in _APPLY:
+                if argv[0] == "patch":  # patch(1) is dry-run first so that a failure changes nothing
+                    dry = await workspace.sandbox.arun(argv + ["--dry-run", "-i", str(path)], timeout=120)
+                    if not dry.ok:
+                        errors.append(dry.render()[:300])
+                        continue
+                    done = await workspace.sandbox.arun(argv + ["-i", str(path)], timeout=120)
+                else:
+                    done = await workspace.sandbox.arun(argv + [str(path)], timeout=120)
+                if done.ok:
+                    return True, "git apply" if argv[0] == "env" else "patch"
+                errors.append(done.render()[:300])
+        finally:
+            path.unlink(missing_ok=True)
+        return False, errors[0] if errors else "no patch tool"
+
+    async def evaluate(self, instance: SWEInstance, workspace: Workspace, patch: str) -> Verdict:
+        """Judge ``patch`` on a prepared, untouched workspace."""
+        try:
+            diffs.check(patch)
+        except EnvError as exc:
+            return Verdict(0.0, False, {"resolved": False, "reason": f"the patch is refused: {exc}"})
+        # The tests of test_patch are the reference ones: the candidate's changes to them do not count.
+        candidate = diffs.without(patch, set(diffs.touched(instance.test_patch)))
+        ok, how = await self.apply(workspace, candidate)
         if not ok:
             return Verdict(0.0, False, {"resolved": False, "reason": f"the patch does not apply: {how}"})
-        # The tests of test_patch are the reference ones: undo any change the candidate made to them.
-        for path in repos.patched_files(instance.test_patch):
-            exists = repos.git(worktree, "cat-file", "-e", f"HEAD:{path}", check=False).returncode == 0
-            if exists:
-                repos.git(worktree, "checkout", "-q", "HEAD", "--", path)
-            elif (worktree / path).exists():
-                (worktree / path).unlink()
-        ok, how = await asyncio.to_thread(repos.apply_patch, worktree, instance.test_patch)
+        ok, how = await self.apply(workspace, instance.test_patch)
         if not ok:
             return Verdict(0.0, False, {"resolved": False, "reason": f"test_patch does not apply: {how}"})
         everything = list(dict.fromkeys(instance.fail_to_pass + instance.pass_to_pass))
-        f2p = p2p = await run_tests(sandbox, everything, instance.test_cmd, self.test_timeout)
-        f2p_ok = [t for t in instance.fail_to_pass if f2p.passed(t)]
-        p2p_ok = [t for t in instance.pass_to_pass if p2p.passed(t)]
-        resolved = len(f2p_ok) == len(instance.fail_to_pass) and len(p2p_ok) == len(instance.pass_to_pass)
+        started = time.perf_counter()
+        report = await run_tests(workspace.sandbox, everything, instance.test_cmd or self.test_cmd,
+                                 self.test_timeout, reports=workspace.attempt.reports, python=workspace.python)
+        f2p_fail = [t for t in instance.fail_to_pass if not report.passed(t)]
+        p2p_fail = [t for t in instance.pass_to_pass if not report.passed(t)]
+        resolved = not f2p_fail and not p2p_fail
         details = {
             "resolved": resolved,
-            "FAIL_TO_PASS": {"passed": len(f2p_ok), "total": len(instance.fail_to_pass),
-                             "failing": [t for t in instance.fail_to_pass if not f2p.passed(t)]},
-            "PASS_TO_PASS": {"passed": len(p2p_ok), "total": len(instance.pass_to_pass),
-                             "failing": [t for t in instance.pass_to_pass if not p2p.passed(t)]},
-            "test_output": "\n".join(f2p.outputs)[-3000:],
+            "FAIL_TO_PASS": {"passed": len(instance.fail_to_pass) - len(f2p_fail),
+                             "total": len(instance.fail_to_pass), "failing": f2p_fail},
+            "PASS_TO_PASS": {"passed": len(instance.pass_to_pass) - len(p2p_fail),
+                             "total": len(instance.pass_to_pass), "failing": p2p_fail},
+            "statuses": {t: report.statuses[t] for t in f2p_fail + p2p_fail},
+            "notes": report.notes,
+            "test_output": "\n".join(report.outputs)[-3000:],
+            "seconds": {"tests": round(time.perf_counter() - started, 2)},
         }
         return Verdict(1.0 if resolved else 0.0, resolved, details)
 
-    async def open(self, task: Task) -> "SWESession":
+    async def open(self, task: Task) -> SWESession:
         instance = self._instance(task)
-        tmp, worktree, sandbox = await self.prepare(instance)
-        return SWESession(self, task, instance, tmp, worktree, sandbox)
-
-
-def _make_venv(venv: Path) -> None:
-    import venv as venv_module
-
-    venv_module.EnvBuilder(with_pip=False, symlinks=True).create(venv)
-    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
-    site_dir = venv / "lib" / version / "site-packages"
-    site_dir.mkdir(parents=True, exist_ok=True)
-    (site_dir / "_seasoned_base.pth").write_text("\n".join(site.getsitepackages()) + "\n")
+        workspace = await self.prepare(instance, private_git=True)
+        return SWESession(self, task, instance, workspace)
 
 
 class SWESession(Session):
     """One attempt: a private checkout, shell and file tools confined to it, verify on demand."""
 
-    def __init__(self, env: SWEEnv, task: Task, instance: SWEInstance, tmp: Path, worktree: Path,
-                 sandbox: Sandbox):
-        self.env, self.task, self.instance = env, task, instance
-        self.tmp, self.worktree, self.sandbox = tmp, worktree, sandbox
-        self.files = FileTools(worktree)
+    def __init__(self, env: SWEEnv, task: Task, instance: SWEInstance, workspace: Workspace):
+        self.env, self.task, self.instance, self.workspace = env, task, instance, workspace
+        self.worktree, self.sandbox = workspace.repo, workspace.sandbox
+        self.files = FileTools(self.worktree)
         self.tools = list(TOOLS)
         self.submitted = False
         self._last = Observation(f"Repository files:\n{self.files.list('.', limit=200)}")
@@ -227,19 +308,18 @@ class SWESession(Session):
             return self.files.create(args["path"], args["content"])
         if action.name == "submit":
             self.submitted = True
-            diff = self.answer()
+            diff = await asyncio.to_thread(self.answer)
             return "submitted" + (f" ({len(diff.splitlines())} diff lines)" if diff else " (no changes)")
         raise ToolError(f"unknown action {action.name!r}; available: {', '.join(t.name for t in self.tools)}")
 
     def answer(self) -> str:
-        """The diff of the attempt against ``base_commit``."""
+        """The diff of the attempt against ``base_commit``, read through the private ``.git`` copy."""
         if not self.worktree.exists():
             return ""
-        return repos.diff_against(self.worktree, "HEAD")
+        return repos.diff_against(self.workspace.attempt.git_dir, self.worktree, self.workspace.commit)
 
     async def verify(self) -> Verdict:
-        return await self.env.verify(self.task, self.answer())
+        return await self.env.verify(self.task, await asyncio.to_thread(self.answer))
 
     def close(self) -> None:
-        self.sandbox.cleanup()
-        shutil.rmtree(self.tmp, ignore_errors=True)
+        self.workspace.close()

@@ -1,14 +1,25 @@
-"""SWE-bench instances: loading JSONL files with SWE-bench's field names, checking them."""
+"""SWE-bench instances: loading JSONL files as published (SWE-bench's field names, ``repo`` as
+``owner/name``, test lists as JSON strings, extra fields ignored), resolving repositories, checking.
+
+``repo`` is either a path (absolute, or relative to the JSONL file) to a git directory, a plain
+directory or a ``.bundle`` file, or ``owner/name`` looked up in a repositories directory (``--repos``,
+else ``SEASONED_SWE_REPOS``, else the JSONL file's directory) as ``owner__name.bundle``,
+``owner__name/`` (a checkout or plain directory), ``owner__name.git/`` (bare) or ``owner/name/``."""
 
 from __future__ import annotations
 
 import json
+import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..base import EnvError
 
 REQUIRED = ("instance_id", "repo", "problem_statement", "test_patch", "FAIL_TO_PASS")
+REPOS_SETTING = "SEASONED_SWE_REPOS"
+_OWNER_NAME = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
+MAX_LINE_CHARS = 50_000_000
 
 
 @dataclass
@@ -27,6 +38,7 @@ class SWEInstance:
     install: str | None = None
     test_cmd: str | None = None
     hints_text: str = ""
+    repo_name: str = ""
 
 
 def _test_list(value, field_name: str, where: str) -> list[str]:
@@ -35,57 +47,107 @@ def _test_list(value, field_name: str, where: str) -> list[str]:
     if isinstance(value, str):
         try:
             value = json.loads(value)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):
             raise EnvError(f"{where}: {field_name} must be a JSON list of test ids, got {value[:80]!r}") from None
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise EnvError(f"{where}: {field_name} must be a list of test id strings")
     return value
 
 
-def parse_instance(record: dict, base_dir: Path, where: str) -> SWEInstance:
-    """One JSON record -> ``SWEInstance``; ``repo`` may be relative to the JSONL file's directory."""
+def repos_dirs(repos: str | os.PathLike | None, base_dir: Path) -> list[Path]:
+    """Where ``owner/name`` repositories are looked up, in order."""
+    found = [Path(repos).expanduser()] if repos else []
+    found += [Path(p).expanduser() for p in os.environ.get(REPOS_SETTING, "").split(os.pathsep) if p.strip()]
+    return found + [base_dir]
+
+
+def _candidates(directory: Path, owner_name: str) -> list[Path]:
+    flat = owner_name.replace("/", "__")
+    return [directory / f"{flat}.bundle", directory / flat, directory / f"{flat}.git", directory / owner_name]
+
+
+def resolve_repo(value: str, base_dir: Path, repos: str | os.PathLike | None, where: str) -> Path:
+    """``repo`` as a local path (directory or bundle); errors say where it was looked for."""
+    if not value or "\x00" in value:
+        raise EnvError(f"{where}: repo must be a path or owner/name")
+    path = Path(value).expanduser()
+    path = path if path.is_absolute() else (base_dir / path)
+    if path.exists():
+        found = path.resolve()
+    elif _OWNER_NAME.match(value) and not value.startswith("."):
+        dirs = repos_dirs(repos, base_dir)
+        found = next((c.resolve() for d in dirs for c in _candidates(d, value) if c.exists()), None)
+        if found is None:
+            flat = value.replace("/", "__")
+            raise EnvError(f"{where}: repository {value!r} not found: put {flat}.bundle, {flat}/ or {flat}.git/ "
+                           f"in a repositories directory given by --repos or {REPOS_SETTING} "
+                           f"(looked in: {', '.join(str(d) for d in dirs)})")
+    else:
+        raise EnvError(f"{where}: repository {value!r} not found (looked at {path}); give a local directory, "
+                       f"a git bundle file, or owner/name with a repositories directory ({REPOS_SETTING})")
+    if found.is_file() and found.suffix != ".bundle":
+        raise EnvError(f"{where}: repository {str(found)!r} is a file but not a git bundle (*.bundle)")
+    return found
+
+
+def _text(record: dict, key: str, where: str) -> str | None:
+    value = record.get(key)
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise EnvError(f"{where}: {key} must be a string")
+    return value
+
+
+def parse_instance(record: dict, base_dir: Path, where: str, repos: str | os.PathLike | None = None) -> SWEInstance:
+    """One JSON record -> ``SWEInstance``. Unknown fields (``version``, ``created_at``,
+    ``environment_setup_commit``...) are accepted and ignored."""
     if not isinstance(record, dict):
         raise EnvError(f"{where}: expected a JSON object")
     missing = [k for k in REQUIRED if not record.get(k)]
     if missing:
         raise EnvError(f"{where}: missing field(s) {', '.join(missing)}")
-    repo = Path(str(record["repo"])).expanduser()
-    if not repo.is_absolute():
-        repo = (base_dir / repo).resolve()
-    if not repo.exists():
-        raise EnvError(f"{where}: repository {str(record['repo'])!r} not found (looked at {repo}); give a local "
-                       f"directory or a git bundle file")
-    if repo.is_file() and repo.suffix != ".bundle":
-        raise EnvError(f"{where}: repository {str(repo)!r} is a file but not a git bundle (*.bundle)")
+    for key in ("instance_id", "repo", "problem_statement", "test_patch"):
+        _text(record, key, where)
+    repo = resolve_repo(str(record["repo"]), base_dir, repos, where)
     return SWEInstance(
-        instance_id=str(record["instance_id"]), repo=repo, base_commit=str(record.get("base_commit") or "HEAD"),
+        instance_id=str(record["instance_id"]), repo=repo,
+        base_commit=_text(record, "base_commit", where) or "HEAD",
         problem_statement=record["problem_statement"], test_patch=record["test_patch"],
         fail_to_pass=_test_list(record.get("FAIL_TO_PASS"), "FAIL_TO_PASS", where),
         pass_to_pass=_test_list(record.get("PASS_TO_PASS"), "PASS_TO_PASS", where),
-        patch=record.get("patch") or None, install=record.get("install") or None,
-        test_cmd=record.get("test_cmd") or None, hints_text=record.get("hints_text") or "",
+        patch=_text(record, "patch", where), install=_text(record, "install", where),
+        test_cmd=_text(record, "test_cmd", where), hints_text=_text(record, "hints_text", where) or "",
+        repo_name=str(record["repo"]),
     )
 
 
-def load_jsonl(path: str | Path) -> list[SWEInstance]:
+def load_jsonl(path: str | Path, repos: str | os.PathLike | None = None) -> list[SWEInstance]:
     """All instances of a JSONL file (one JSON object per line); errors name the file and line."""
     path = Path(path).expanduser()
     if not path.is_file():
         raise EnvError(f"SWE instances file {str(path)!r} does not exist")
+    if repos is not None and not Path(repos).expanduser().is_dir():
+        raise EnvError(f"repositories directory {str(repos)!r} does not exist")
     instances, seen = [], set()
-    for number, line in enumerate(path.read_text().splitlines(), 1):
-        if not line.strip():
-            continue
-        where = f"{path}:{number}"
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise EnvError(f"{where}: not valid JSON ({exc.msg})") from None
-        instance = parse_instance(record, path.parent, where)
-        if instance.instance_id in seen:
-            raise EnvError(f"{where}: duplicate instance_id {instance.instance_id!r}")
-        seen.add(instance.instance_id)
-        instances.append(instance)
+    with path.open(encoding="utf-8", errors="replace") as fh:
+        for number, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            where = f"{path}:{number}"
+            if len(line) > MAX_LINE_CHARS:
+                raise EnvError(f"{where}: line longer than {MAX_LINE_CHARS} characters")
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise EnvError(f"{where}: not valid JSON ({exc.msg})") from None
+            except RecursionError:
+                raise EnvError(f"{where}: not valid JSON (nested too deeply)") from None
+            instance = parse_instance(record, path.parent, where, repos)
+            if instance.instance_id in seen:
+                raise EnvError(f"{where}: duplicate instance_id {instance.instance_id!r}")
+            seen.add(instance.instance_id)
+            instances.append(instance)
     if not instances:
         raise EnvError(f"SWE instances file {str(path)!r} has no instances")
     return instances

@@ -1,80 +1,106 @@
-"""Running an instance's tests in the sandbox and reading per-test outcomes.
+"""Running an instance's tests in the sandbox, in one run, and reading per-test outcomes from files.
 
-The default command is pytest (``python -m pytest -rA``, whose summary lines give one status per
-test id); an instance's ``test_cmd`` replaces it (``{tests}`` marks where the ids go, else they are
-appended). When the output names no test status at all (another runner), each test is run on its own
-and judged by its exit code."""
+The command is the instance's ``test_cmd`` (default: pytest) with the test ids where ``{tests}`` is
+(else appended; unittest/Django display ids are never added: such a command names its tests itself) and ``{python}`` replaced by the workspace interpreter. Every FAIL_TO_PASS and
+PASS_TO_PASS id goes into one run, split into batches only when the command line would exceed what
+the kernel accepts for one argument. pytest writes a JUnit XML report into the workspace
+(``PYTEST_ADDOPTS``, so it works however the command starts pytest); the whole output goes to a log
+file there too. The judge reads both files, never the capped output an agent sees."""
 
 from __future__ import annotations
 
-import re
 import shlex
+import shutil
 import sys
-from dataclasses import dataclass, field
+import uuid
+from pathlib import Path
 
-from seasoned.tools.sandbox import ExecResult, Sandbox
+from seasoned.tools.sandbox import Sandbox
+
+from .reports import (
+    TestReport,
+    match_junit,
+    match_text,
+    parse_junit,
+    parse_statuses,
+    read_limited,
+    unittest_name,
+)
 
 DEFAULT_CMD = "{python} -m pytest -rA -q -p no:cacheprovider --no-header --tb=short {tests}"
-_STATUS = re.compile(r"^(PASSED|FAILED|ERROR|XPASS|XFAIL|SKIPPED)\s+(\S+(?:\[.*?\])?)(?:\s+-\s.*)?$", re.M)
-_PYTEST_LINE = re.compile(r"^(\S+?::\S+?(?:\[.*?\])?)\s+(PASSED|FAILED|ERROR|XPASS|XFAIL|SKIPPED)\b", re.M)
-# unittest / django style: "test_name (module.Class) ... ok"
-_UNITTEST = re.compile(r"^(\w+ \([\w.]+\))(?: \.\.\.|\n.*?\.\.\.)\s*(ok|FAIL|ERROR|skipped.*|expected failure)$", re.M)
-PASSING = {"PASSED", "XPASS", "XFAIL", "ok", "expected failure"}
+MAX_COMMAND_BYTES = 100_000  # one ``sh -c`` argument may hold 128 KiB (MAX_ARG_STRLEN)
+OUTPUT_TAIL = 3000
 
 
-@dataclass
-class TestReport:
-    statuses: dict[str, str] = field(default_factory=dict)
-    outputs: list[str] = field(default_factory=list)
-
-    def passed(self, test_id: str) -> bool:
-        return self.statuses.get(test_id) in PASSING
-
-
-def command_for(test_cmd: str | None, tests: list[str]) -> str:
+def command_for(test_cmd: str | None, tests: list[str], python: str | None = None) -> str:
+    """The shell command running ``tests`` (each id shell-quoted). unittest/Django display ids
+    (``test_a (pkg.tests.TestC)``) are not arguments a runner accepts: the command names the tests."""
     template = test_cmd or DEFAULT_CMD
-    ids = " ".join(shlex.quote(t) for t in tests)
-    template = template.replace("{python}", shlex.quote(sys.executable))
+    ids = " ".join(shlex.quote(t) for t in tests if unittest_name(t) is None)
+    template = template.replace("{python}", shlex.quote(python or sys.executable))
     return template.replace("{tests}", ids) if "{tests}" in template else f"{template} {ids}".strip()
 
 
-def parse_statuses(output: str) -> dict[str, str]:
-    """Per-test statuses found in a test runner's output (pytest -rA / -v, unittest -v)."""
-    statuses: dict[str, str] = {}
-    for status, test_id in _STATUS.findall(output):
-        statuses[test_id] = status
-    for test_id, status in _PYTEST_LINE.findall(output):
-        statuses.setdefault(test_id, status)
-    for test_id, status in _UNITTEST.findall(output):
-        statuses[test_id] = "SKIPPED" if status.startswith("skipped") else status
-    return statuses
+def batches(test_cmd: str | None, tests: list[str], python: str | None = None,
+            limit: int = MAX_COMMAND_BYTES) -> list[list[str]]:
+    """``tests`` split into as few runs as fit the command-line limit (one run almost always)."""
+    base = len(command_for(test_cmd, [], python).encode()) + 600  # room for the report redirections
+    groups: list[list[str]] = [[]]
+    size = base
+    for test in tests:
+        cost = 0 if unittest_name(test) else len(shlex.quote(test).encode()) + 1
+        if groups[-1] and size + cost > limit:
+            groups.append([])
+            size = base
+        groups[-1].append(test)
+        size += cost
+    return [g for g in groups if g]
 
 
-def _match(test_id: str, statuses: dict[str, str]) -> str | None:
-    if test_id in statuses:
-        return statuses[test_id]
-    for seen, status in statuses.items():  # runners may print ids relative to another root
-        if seen.endswith(test_id) or test_id.endswith(seen):
-            return status
-    return None
+def _script(command: str, junit: Path, log: Path) -> str:
+    addopts = f"--junitxml={shlex.quote(str(junit))} -o junit_family=xunit1"
+    return f"export PYTEST_ADDOPTS={shlex.quote(addopts)}\n( {command}\n) > {shlex.quote(str(log))} 2>&1"
 
 
-async def run_tests(sandbox: Sandbox, tests: list[str], test_cmd: str | None, timeout: float) -> TestReport:
-    """Statuses of ``tests`` (missing ones count as failed)."""
+async def run_tests(sandbox: Sandbox, tests: list[str], test_cmd: str | None, timeout: float, *,
+                    reports: Path, python: str | None = None) -> TestReport:
+    """Statuses of ``tests`` (``MISSING`` for an id no report mentions: it counts as failed).
+
+    ``reports`` is a directory outside the tree under test that the sandbox may write (``rw_binds``):
+    tested code cannot plant a symlink in its place before the run, and each report file is opened
+    without following one."""
     report = TestReport()
     if not tests:
         return report
-    result: ExecResult = await sandbox.arun(command_for(test_cmd, tests), timeout=timeout)
-    report.outputs.append(result.render())
-    found = parse_statuses(result.stdout + "\n" + result.stderr)
-    if found:
-        for test in tests:
-            report.statuses[test] = _match(test, found) or "MISSING"
-        return report
-    if len(tests) == 1:
-        report.statuses[tests[0]] = "PASSED" if result.ok else "FAILED"
-        return report
-    for test in tests:  # unknown runner: one run per test, judged by exit code
-        single = await sandbox.arun(command_for(test_cmd, [test]), timeout=timeout)
-        report.statuses[test] = "PASSED" if single.ok else "FAILED"
+    reports = Path(reports) / uuid.uuid4().hex[:12]
+    reports.mkdir()
+    found: dict[str, str] = {}
+    try:
+        for number, batch in enumerate(batches(test_cmd, tests, python)):
+            junit, log = reports / f"junit-{number}.xml", reports / f"output-{number}.txt"
+            result = await sandbox.arun(_script(command_for(test_cmd, batch, python), junit, log), timeout=timeout)
+            output = (read_limited(log) or b"").decode("utf-8", "replace")
+            report.outputs.append(output[-OUTPUT_TAIL:])
+            if result.timed_out:
+                report.notes.append(f"the test run was stopped at the time limit ({timeout:.0f}s)")
+            elif result.exit_code and result.stderr.strip():
+                report.notes.append(result.stderr.strip()[-300:])
+            data = read_limited(junit)
+            if data:
+                try:
+                    cases = parse_junit(data)
+                    found.update(match_junit(batch, cases))
+                    if not cases:
+                        report.notes.append("the JUnit report lists no test: collection failed or an id was not "
+                                            "found (see the output)")
+                except (ValueError, SyntaxError) as exc:  # ParseError is a SyntaxError
+                    report.notes.append(f"unreadable JUnit report: {exc}")
+            missing = [t for t in batch if t not in found]
+            if missing:
+                found.update(match_text(missing, parse_statuses(output)))
+            if len(tests) == 1 and tests[0] not in found:  # a lone test of an unknown runner: its exit code
+                found[tests[0]] = "PASSED" if result.ok else "FAILED"
+    finally:
+        shutil.rmtree(reports, ignore_errors=True)
+    report.statuses = {t: found.get(t, "MISSING") for t in tests}
     return report
