@@ -2,8 +2,8 @@
 
 The view is built from an empty root, every path listed explicitly:
 
-* read-only: ``/usr`` (and the ``/bin``, ``/lib*``, ``/sbin`` links or directories), a few files of
-  ``/etc`` that programs need to start (``ETC``), this interpreter (``sys.prefix``, ``sys.base_prefix``,
+* read-only: ``/usr`` (and the ``/bin``, ``/lib*``, ``/sbin`` links or directories), as ``/etc`` a copy of
+  the few entries programs need to start (``ETC``: no shadow, no keys, no credentials), this interpreter (``sys.prefix``, ``sys.base_prefix``,
   the venv, the directory of the real executable), and the caller's ``ro`` paths;
 * read-write: the workspace and the caller's ``rw`` paths;
 * private: ``/dev`` (``--dev``, read-only but for the device nodes), ``/proc`` (``--proc``), ``/tmp`` and
@@ -18,6 +18,7 @@ and the seccomp filter (``seccomp.py``) where this bwrap and kernel support them
 
 from __future__ import annotations
 
+import atexit
 import functools
 import glob
 import os
@@ -63,7 +64,34 @@ def interpreter_paths() -> list[Path]:
         for path in (Path(os.path.abspath(raw)), Path(os.path.realpath(raw))):
             if path not in found and not _too_broad(path) and path.exists():
                 found.append(path)
-    return found
+    return [p for p in found if not any(_covered(p, q) for q in found if q != p)]
+
+
+def _covered(path: Path, parent: Path) -> bool:
+    """Is ``path`` already visible, identically, through a bind of ``parent``?"""
+    return parent in path.parents and os.path.realpath(path) == os.path.join(os.path.realpath(parent),
+                                                                              path.relative_to(parent))
+
+
+@functools.lru_cache(maxsize=2)
+def etc_copy(network: bool = False) -> str:
+    """A private copy of the ``ETC`` entries (symlinks kept), made once per process and bound as ``/etc``:
+    one mount instead of one per file (each bind costs about half a millisecond at start-up)."""
+    target = tempfile.mkdtemp(prefix="seasoned-etc-")
+    atexit.register(shutil.rmtree, target, True)
+    names = list(ETC + (ETC_NETWORK if network else ())) + [os.path.basename(p) for p in glob.glob("/etc/python3*")]
+    for name in names:
+        source, dest = os.path.join("/etc", name), os.path.join(target, name)
+        try:
+            if os.path.islink(source) or not os.path.isdir(source):
+                if os.path.lexists(source):
+                    shutil.copy2(source, dest, follow_symlinks=False)
+            else:
+                shutil.copytree(source, dest, symlinks=True)
+        except OSError:
+            continue  # unreadable: the sandbox does without it
+    os.chmod(target, 0o755)
+    return target
 
 
 def _bind(kind: str, src: Path | str, dest: Path | str | None = None) -> tuple[int, list[str]]:
@@ -90,8 +118,7 @@ def command(argv: list[str], *, workspace: Path, cwd: Path, ro: list[Path] = (),
             args += ["--symlink", os.readlink(top), top]
         elif os.path.isdir(top):
             binds.append(_bind("--ro-bind", top))
-    etc = [f"/etc/{name}" for name in ETC + (ETC_NETWORK if network else ())] + glob.glob("/etc/python3*")
-    binds += [_bind("--ro-bind", path) for path in etc if os.path.exists(path)]
+    binds.append(_bind("--ro-bind", etc_copy(network), "/etc"))
     binds += [_bind("--ro-bind", os.path.realpath(p), p) for p in interpreter_paths()]
     binds += [_bind("--ro-bind", os.path.realpath(p), p) for p in ro]
     binds += [_bind("--bind", workspace)] + [_bind("--bind", os.path.realpath(p), p) for p in rw]
