@@ -12,7 +12,7 @@ $1"; shift
 done
 [ "$1" = "--" ] && shift
 for mp in $(awk '{print $2}' /proc/self/mounts | sort -u); do
-  case "$mp" in /proc|/dev|/dev/pts) continue;; esac
+  case "$mp" in /proc|/dev/pts) continue;; esac  # /dev read-only too: its device nodes still work
   case "
 $keep
 " in *"
@@ -20,6 +20,8 @@ $mp
 "*) continue;; esac
   mount -o remount,bind,ro "$mp" 2>/dev/null
 done
+# a private, bounded /dev/shm (multiprocessing needs one), then /proc's knobs read-only
+[ -d /dev/shm ] && mount -t tmpfs -o size=256m,mode=1777,nosuid,nodev tmpfs /dev/shm 2>/dev/null
 for p in /proc/sys /proc/sysrq-trigger; do
   mount --bind "$p" "$p" 2>/dev/null && mount -o remount,bind,ro "$p" 2>/dev/null
 done

@@ -12,11 +12,15 @@ force, ``isolation_report()`` and ``seasoned doctor`` print it):
   a seccomp deny list (``seccomp.py``), ``--die-with-parent``, ``--new-session``. When the command exits
   (or is killed at the time limit) the pid namespace ends: every process it started dies with it, also
   ones started with ``setsid`` or a double fork.
-* ``namespaces`` (fallback when bwrap cannot run; ``unshare`` + ``setpriv``): a private network, mount
-  and pid namespace in which every host mount is read-only except the workspace; the host filesystem
-  stays readable.
+* ``namespaces`` (fallback when bwrap cannot run; ``unshare`` + ``setpriv``, script ``isolate.sh``): a
+  private network, mount and pid namespace in which every host mount is read-only except the workspace
+  and ``rw_binds`` (a private ``/dev/shm``); capabilities dropped. The host filesystem stays READABLE
+  (home directories, ``SEASONED_HOME``) and host unix sockets reachable.
 * ``guard`` (last fallback): a ``sitecustomize`` audit hook refuses socket connects and writes outside the
   workspace in Python processes only. Shell commands are limited, not confined.
+
+In every mode a ``pids`` cgroup, where one is writable, caps the processes and is emptied when ``run``
+returns.
 
 Extra paths a command needs (a shared pip wheel cache, a venv outside the workspace) are given
 explicitly: ``Sandbox(ws, ro_binds=[cache], rw_binds=[out_dir])``, or appended later to
