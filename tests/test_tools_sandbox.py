@@ -143,3 +143,40 @@ def test_file_tools_view_edit_search(tmp_path):
 def test_sandbox_uses_this_interpreter(box):
     result = box.run("python -c 'import sys; print(sys.executable)'")
     assert result.ok and sys.executable.rsplit("/", 1)[0] in result.stdout
+
+
+def test_without_bwrap_the_fallback_is_reported(monkeypatch, tmp_path, caplog):
+    from seasoned.tools import bwrap, sandbox
+
+    broken = bwrap.Status(None, "", False, "bwrap is not installed (Debian package `bubblewrap`)")
+    monkeypatch.setattr(bwrap, "status", lambda: broken)
+    sandbox.best_isolation.cache_clear()
+    try:
+        with caplog.at_level("WARNING"):
+            box = Sandbox(tmp_path)
+        assert box.isolation in ("namespaces", "guard")
+        assert "falling back" in caplog.text and "not installed" in caplog.text
+        line = describe_isolation()
+        assert "FALLBACK" in line and "bubblewrap" in line
+        with pytest.raises(ToolError, match="'bwrap' requested but bwrap is not installed"):
+            Sandbox(tmp_path, isolation="bwrap")
+        assert box.run("echo still runs").stdout.strip() == "still runs"
+    finally:
+        sandbox.best_isolation.cache_clear()
+
+
+def test_seccomp_program_denies_each_listed_call_and_foreign_abis():
+    import struct
+
+    from seasoned.tools import seccomp
+
+    assert seccomp.filter_program("riscv64") is None
+    for machine, extra in (("x86_64", 1), ("aarch64", 0)):
+        program = seccomp.filter_program(machine)
+        insns = [struct.unpack("=HBBI", program[i:i + 8]) for i in range(0, len(program), 8)]
+        denied = seccomp.denied_syscalls(machine)
+        assert len(insns) == 4 + extra + len(set(denied.values())) + 2
+        assert insns[-2][3] == 0x7FFF0000 and insns[-1][3] == 0x00050000 | 1  # allow; errno EPERM
+        for index, (code, jt, _, k) in enumerate(insns):
+            if code == 0x15 and index > 1:  # each listed call jumps exactly to the final deny
+                assert index + 1 + jt == len(insns) - 1 and k in denied.values()
