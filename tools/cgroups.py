@@ -49,16 +49,21 @@ def _own_paths() -> dict[str, str]:
 
 
 def _candidates() -> list[Path]:
-    """Directories under which a per-command pids cgroup could be created (v1 first, then v2)."""
+    """Directories under which a per-command pids cgroup could be created: below this process's own
+    cgroup, then at the root of the hierarchy (on v2 a cgroup that holds processes cannot enable
+    controllers for its children, e.g. a systemd session scope); v1 first, then v2."""
     own = _own_paths()
     found = []
     for mount, fstype, options in _mounts():
         if fstype == "cgroup" and "pids" in options.split(",") and "pids" in own:
-            found.append(Path(mount) / own["pids"].lstrip("/") / _PARENT)
+            bases = [Path(mount) / own["pids"].lstrip("/"), Path(mount)]
         elif fstype == "cgroup2" and "" in own:
-            base = Path(mount) / own[""].lstrip("/")
+            bases = [Path(mount) / own[""].lstrip("/"), Path(mount)]
+        else:
+            continue
+        for base in dict.fromkeys(bases):
             try:
-                if "pids" in (base / "cgroup.controllers").read_text().split():
+                if fstype == "cgroup" or "pids" in (base / "cgroup.controllers").read_text().split():
                     found.append(base / _PARENT)
             except OSError:
                 continue
