@@ -128,5 +128,6 @@ def allocation_records(trajectory: dict) -> list[dict[str, Any]]:
         success = bool(sub.get("verified")) if sub.get("checked") else final_ok
         records.append({"subtask_kind": sub.get("kind") or "general", "budget": {"tokens": sub["allocated"]},
                         "spent": {"tokens": sub.get("tokens", 0)}, "success": success,
-                        "difficulty": sub.get("difficulty"), "model": sub.get("model")})
+                        "difficulty": sub.get("difficulty"), "model": sub.get("model"),
+                        "extra": {"samples": sub.get("samples")} if sub.get("samples") is not None else None})
     return records

@@ -1,13 +1,20 @@
-"""The verifier role: an LLM judge that scores a candidate answer (used when no environment check exists)."""
+"""The verifier role: an LLM judge that scores a candidate answer (used when no environment check exists).
+
+Where the provider supports structured output (a JSON schema), the judge asks for it, so a verdict costs one
+call and no re-ask; otherwise (and when a schema reply still does not parse) today's parser with one re-ask
+and a salvage from prose.
+"""
 
 from __future__ import annotations
 
 import re
 
 from pydantic import BaseModel, Field, field_validator
-from seasoned.models import Budget, Gateway
+from seasoned.models import Budget, Gateway, ModelCallError
+from seasoned.models.providers import supports_response_schema
 
 from .base import RoleOutcome, ask_structured
+from .parsing import ParseError, parse_model
 
 SYSTEM = "You check answers strictly. You reply with JSON only."
 PROMPT = """Task:
@@ -53,9 +60,33 @@ def _from_words(text: str) -> Judgement | None:
     return None
 
 
+def response_format() -> dict:
+    """The OpenAI-style JSON schema request for a ``Judgement``."""
+    return {"type": "json_schema", "json_schema": {"name": "judgement", "strict": True, "schema": {
+        "type": "object", "additionalProperties": False, "required": ["correct", "score", "reason"],
+        "properties": {"correct": {"type": "boolean"}, "score": {"type": "number"}, "reason": {"type": "string"}}}}}
+
+
 async def judge(gateway: Gateway, task: str, answer: str, *, budget: Budget | None = None,
                 model: str | None = None, max_tokens: int = 96) -> RoleOutcome[Judgement]:
     messages = [{"role": "system", "content": SYSTEM},
                 {"role": "user", "content": PROMPT.format(task=task, answer=answer)}]
+    if supports_response_schema(model or gateway.model):
+        outcome: RoleOutcome[Judgement] = RoleOutcome()
+        try:
+            reply = await gateway.acomplete(messages, role="verifier", budget=budget, max_tokens=max_tokens,
+                                            temperature=0.0, model=model, response_format=response_format())
+        except ModelCallError:
+            reply = None  # e.g. the schema refused after all: today's path below
+        if reply is not None:
+            outcome.completions.append(reply)
+            try:
+                outcome.value = parse_model(reply.text, Judgement)
+                return outcome
+            except ParseError:
+                salvaged = _from_words(reply.text)
+                if salvaged is not None:
+                    outcome.value = salvaged
+                    return outcome
     return await ask_structured(gateway, messages, Judgement, role="verifier", budget=budget,
                                 max_tokens=max_tokens, temperature=0.0, fallback=_from_words, model=model)

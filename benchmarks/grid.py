@@ -113,6 +113,12 @@ def run_bench(
     _execute(jobs, grid, folder, grid_id, setup, progress, console)
     summary = summarize(grid, folder, tasks)
     console.print(summary_table(summary, grid))
+    for env_name, named in summary["curves"].items():
+        for curve, figures in named.items():
+            auc = figures["auc_vs_oracle"]
+            reach = ", ".join(f"{k}: {'-' if v is None else f'{v:.0f}'}" for k, v in figures["tokens_to_reach"].items())
+            console.print(f"{env_name} / {curve}: " + (f"AUC vs oracle {auc:.3f}; " if auc is not None else "")
+                          + f"tokens per task to reach accuracy {reach}", highlight=False)
     for name in summary["plots"]:
         console.print(f"plot: {folder / name}")
     return summary
@@ -187,13 +193,54 @@ def summarize(grid: GridConfig, folder: Path, tasks: dict[str, list]) -> dict:
     summaries = [arm_summary(arms[key], sorted(rows, key=lambda r: r["index"]), grid.window, with_windows)
                  for key, rows in rows_by_arm.items()]
     varying = grid.varying()
-    plots = [grid_plots.accuracy_vs_tokens(summaries, arms, varying, folder / PLOTS["accuracy"]),
+    oracles = oracle_curves(grid, tasks)
+    plots = [grid_plots.accuracy_vs_tokens(summaries, arms, varying, folder / PLOTS["accuracy"], oracles),
              grid_plots.subtask_spend(summaries, arms, varying, folder / PLOTS["subtasks"]),
              grid_plots.memory_stream(rows_by_arm, arms, varying, grid.window, folder / PLOTS["memory"])]
     summary = {"options": grid.to_json(), "tasks": {env: [t.id for t in ts] for env, ts in tasks.items()},
-               "arms": summaries, "plots": [p.name for p in plots if p is not None]}
+               "arms": summaries, "plots": [p.name for p in plots if p is not None],
+               "curves": curve_summaries(summaries, arms, varying, oracles)}
     (folder / SUMMARY).write_text(json.dumps(summary, indent=2) + "\n")
     return summary
+
+
+def oracle_curves(grid: GridConfig, tasks: dict[str, list]) -> dict[str, list[dict]]:
+    """For simulated environments (their tasks' success probabilities are known): the oracle's accuracy
+    against tokens per task, with at most the grid's largest ``n`` samples per stage."""
+    from seasoned.envs import get_env
+    from seasoned.graphs.stopping import KnownStage, oracle
+    from seasoned.models.tokens import count_text_tokens
+
+    most = max((int(s.split("-")[1]) for s in grid.strategies if "-" in s and s.split("-")[1].isdigit()), default=8)
+    out = {}
+    for name, env_tasks in tasks.items():
+        env = get_env(name)
+        if not hasattr(env, "latent") or not env_tasks:
+            continue
+        stages = [[KnownStage(p, tokens + count_text_tokens(t.prompt) + 16) for p, tokens in env.latent(t)]
+                  for t in env_tasks]
+        top = max(sum(s.tokens for s in task) for task in stages) * most
+        out[name] = []
+        for i in range(41):
+            success, spent = oracle(stages, 10 * (top / 10) ** (i / 40), max_samples=most)
+            out[name].append({"tokens_per_task": spent, "accuracy": success, "low": success, "high": success})
+    return out
+
+
+def curve_summaries(summaries: list[dict], arms: dict[str, Arm], varying: list[str],
+                    oracles: dict[str, list[dict]]) -> dict[str, dict]:
+    """Per environment and curve (the arms that differ only in budget): area under the accuracy-vs-tokens
+    curve relative to the oracle's (simulated environments) and the tokens per task to reach accuracies."""
+    from . import curves
+
+    grouped: dict[str, dict[str, list[dict]]] = {}
+    for s in summaries:
+        if s["n"]:
+            arm = arms[s["arm"]]
+            point = {"tokens_per_task": s["mean_tokens"], "accuracy": s["accuracy"]}
+            grouped.setdefault(arm.env, {}).setdefault(grid_plots._curve_name(arm, varying), []).append(point)
+    return {env: curves.summarize(named, oracles.get(env), reach=(0.25, 0.5, 0.75))
+            for env, named in grouped.items()}
 
 
 def arm_summary(arm: Arm, rows: list[dict], window: int, with_windows: bool) -> dict:

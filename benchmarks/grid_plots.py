@@ -1,7 +1,8 @@
 """The plots of ``seasoned bench`` (matplotlib, Agg backend), each drawn only when the grid has its data.
 
 - ``accuracy_vs_tokens.png``: accuracy against mean tokens per task, one curve per strategy across budgets,
-  with the Wilson 95% interval as error bars (one panel per environment);
+  with the Wilson 95% interval as error bars (one panel per environment), and the oracle's curve for
+  simulated environments;
 - ``subtask_spend.png``: multi-stage arms, mean tokens per task spent on each subtask kind, stacked, one
   bar per arm, grouped by allocation policy;
 - ``memory_stream.png``: memory on versus off over the task stream, rolling success rate and tokens per
@@ -32,7 +33,8 @@ def _curve_name(arm: Arm, varying: list[str]) -> str:
     return arm.label(["strategy", *extra])
 
 
-def accuracy_vs_tokens(summaries: list[dict], arms: dict[str, Arm], varying: list[str], path: Path) -> Path | None:
+def accuracy_vs_tokens(summaries: list[dict], arms: dict[str, Arm], varying: list[str], path: Path,
+                       oracles: dict[str, list[dict]] | None = None) -> Path | None:
     plt = _pyplot()
     envs = sorted({arms[s["arm"]].env for s in summaries if s["n"]})
     if not envs:
@@ -56,6 +58,10 @@ def accuracy_vs_tokens(summaries: list[dict], arms: dict[str, Arm], varying: lis
                 labels.setdefault((x, y), []).append(str(arm.budget) if arm.budget is not None else "no cap")
             for (x, y), names in labels.items():  # budgets that landed on the same point share a label
                 ax.annotate(",".join(names), (x, y), fontsize=7, textcoords="offset points", xytext=(4, 4))
+        if oracles and oracles.get(env):  # simulated environment: the best any policy could do
+            top = max(x for name_points in curves.values() for x, _, _ in name_points) * 1.2
+            shown = [p for p in oracles[env] if p["tokens_per_task"] <= top]
+            ax.plot([p["tokens_per_task"] for p in shown], [p["accuracy"] for p in shown], "k--", label="oracle")
         n = max(s["n"] for s in summaries if arms[s["arm"]].env == env)
         ax.set(title=f"{env} (n={n} tasks per point, 95% Wilson intervals)", xlabel="mean tokens per task",
                ylabel="accuracy", ylim=(-0.02, 1.02))

@@ -15,6 +15,7 @@ _BUILTIN: dict[str, str] = {
     "wordproblems": "seasoned.envs.wordproblems:WordProblemsEnv",
     "humaneval": "seasoned.envs.humaneval:HumanEvalEnv",
     "sums": "seasoned.envs.sums:SumsEnv",
+    "sim": "seasoned.envs.sim:SimEnv",
     "swe": "seasoned.envs.swe:SWEEnv",
     "miniwob": "seasoned.envs.miniwob:MiniWoBEnv",
 }

@@ -2,10 +2,14 @@
 
 - ``uniform``: equal shares.
 - ``difficulty``: shares proportional to the planner's difficulty estimates (after Plan-and-Budget / SCALE).
-- ``learned``: from the memory's allocation records of earlier runs, a success-vs-budget curve per subtask
-  kind (and model); the split greedily maximises the expected end-to-end success (the product of the
-  subtasks' success probabilities) within the total, and given several models it picks the model per
-  subtask (after AgentTTS). Kinds with few records are explored (difficulty share, jittered budgets).
+- ``learned``: from the memory's allocation records of earlier runs. When the records say how many samples
+  each subtask drew, a Beta prior of per-task success per kind (and model) and the Bayes give-up rule of
+  ``stopping``: each subtask gets the tokens of the samples it would draw before giving up, at the price a
+  token has in the stream (what it could buy elsewhere); a task whose best plan is not worth its tokens
+  gets nothing. Otherwise a success-vs-budget curve per subtask kind (and model); the split greedily
+  maximises the expected end-to-end success (the product of the subtasks' success probabilities) within
+  the total. Given several models it picks the model per subtask (after AgentTTS). Kinds with few
+  records are explored (difficulty share, jittered budgets).
 
 Allocations are caps, recomputed over the remaining subtasks every time some are dispatched, so
 budget a finished subtask did not spend flows on to the rest. Every decision carries its reason.
@@ -20,6 +24,8 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from seasoned.models.errors import SeasonedError
+
+from . import stopping
 
 DIFFICULTY_FLOOR = 0.25  # an "easy" subtask still gets a share
 
@@ -44,10 +50,17 @@ class Allocation:
     reason: str
     model: str | None = None
     expected_success: float | None = None
+    samples: int | None = None  # give up after this many samples (learned give-up rule)
+    stopping: dict | None = None  # what the solve graph needs to re-decide each wave (see ``stopping``)
 
     def to_dict(self) -> dict:
-        return {"subtask": self.subtask, "tokens": self.tokens, "model": self.model, "reason": self.reason,
-                "expected_success": None if self.expected_success is None else round(self.expected_success, 4)}
+        out = {"subtask": self.subtask, "tokens": self.tokens, "model": self.model, "reason": self.reason,
+               "expected_success": None if self.expected_success is None else round(self.expected_success, 4)}
+        if self.samples is not None:
+            out["samples"] = self.samples
+        if self.stopping is not None:
+            out["stopping"] = dict(self.stopping)
+        return out
 
 
 class AllocationPolicy(Protocol):
@@ -55,6 +68,10 @@ class AllocationPolicy(Protocol):
 
     def allocate(self, needs: Sequence[SubtaskNeed], total_tokens: int,
                  models: Sequence[str] | None = None) -> dict[str, Allocation]: ...
+
+
+# A policy with ``uses_task_budget = True`` also takes ``task_budget=`` (tokens per task the stream can
+# afford), which prices its tokens.
 
 
 def _proportional(needs: Sequence[SubtaskNeed], total: int, weights: Sequence[float]) -> list[int]:
@@ -120,9 +137,19 @@ class Learned:
 
     name = "learned"
 
+    uses_task_budget = True
+    gives_up_after_failure = True  # a chained subtask whose predecessor failed its check gets nothing
+
     def __init__(self, records: Callable[[], list[dict]], *, min_records: int = 6, step_fraction: float = 0.05,
-                 min_share: float = 0.15, explore: float = 0.25, hopeless: float = 0.1, seed: int = 0):
+                 min_share: float = 0.15, explore: float = 0.25, hopeless: float = 0.1, seed: int = 0,
+                 rate: float | None = None, max_samples: int = stopping.MAX_SAMPLES, wave: int = 1,
+                 slack: float = 1.25):
         self.records = records
+        self.rate = rate  # tokens per task the stream can afford (default: the task's own budget)
+        self.max_samples = max_samples
+        self.wave = wave
+        self.slack = slack  # tokens per sample vary: a cap this much above the expected samples' tokens
+        self._price_cache: dict[tuple, float] = {}
         self.min_records = min_records
         self.step_fraction = step_fraction
         self.min_share = min_share
@@ -130,9 +157,9 @@ class Learned:
         self.hopeless = hopeless
         self.rng = random.Random(seed)
 
-    def curves(self) -> dict[tuple[str, str | None], SuccessCurve]:
+    def curves(self, records: list[dict] | None = None) -> dict[tuple[str, str | None], SuccessCurve]:
         curves: dict[tuple[str, str | None], SuccessCurve] = {}
-        for record in self.records():
+        for record in self.records() if records is None else records:
             kind = record.get("subtask_kind")
             if not kind:
                 continue
@@ -141,8 +168,12 @@ class Learned:
             curves.setdefault((kind, None), SuccessCurve()).records.append(entry)
         return curves
 
-    def allocate(self, needs, total_tokens, models=None):
-        curves = self.curves()
+    def allocate(self, needs, total_tokens, models=None, *, task_budget: float | None = None):
+        records = self.records()
+        priors = self._priors(records)
+        if needs and all((n.kind, None) in priors for n in needs):
+            return self._bayes(needs, total_tokens, models, priors, records, task_budget)
+        curves = self.curves(records)
         known = [n for n in needs if len(curves.get((n.kind, None), ())) >= self.min_records]
         thin = [n for n in needs if n not in known]
         allocations: dict[str, Allocation] = {}
@@ -162,6 +193,64 @@ class Learned:
         if known:
             allocations.update(self._greedy(known, remaining, curves, models))
         return allocations
+
+    # --- the Bayes path: priors, prices and give-up points (see ``stopping``) ---------------------------
+    def _priors(self, records: list[dict]) -> dict:
+        """Fitted priors, refitted only when the records change (new ones arrive newest first)."""
+        head = records[0] if records else {}
+        key = (len(records), head.get("id"), head.get("subtask_kind"), head.get("samples"), head.get("success"))
+        if getattr(self, "_priors_key", None) != key:
+            self._priors_key, self._priors_value = key, stopping.priors_from_records(records,
+                                                                                     min_records=self.min_records)
+        return self._priors_value
+
+    def _options(self, kind: str, priors: dict, models: Sequence[str] | None) -> list[tuple[str | None, stopping.KindPrior]]:
+        chosen = [(m, priors[(kind, m)]) for m in models or () if (kind, m) in priors]
+        return chosen or [(models[0] if models else None, priors[(kind, None)])]
+
+    def _mix(self, records: list[dict], priors: dict, models) -> list[tuple[list, float]]:
+        """The stream's tasks as seen in the records (grouped by run), for pricing a token."""
+        runs: dict[str, list[str]] = {}
+        for index, record in enumerate(records):
+            run = (record.get("run_ids") or [None])[0] or f"record-{index}"
+            runs.setdefault(run, []).insert(0, record.get("subtask_kind"))  # records come newest first
+        shapes: dict[tuple[str, ...], int] = {}
+        for kinds in list(runs.values())[:500]:
+            if kinds and all((k, None) in priors for k in kinds):
+                shapes[tuple(kinds)] = shapes.get(tuple(kinds), 0) + 1
+        return [([self._options(k, priors, models) for k in kinds], float(count)) for kinds, count in shapes.items()]
+
+    def price(self, records: list[dict], priors: dict, models, rate: float, fallback: list) -> float:
+        key = (len(records), round(math.log(max(rate, 1.0)) / math.log(1.02)), tuple(models or ()))
+        if key not in self._price_cache:
+            mix = self._mix(records, priors, models) or [(fallback, 1.0)]
+            quantized = 1.02 ** key[1]  # prices are cached per 2% step of the rate
+            self._price_cache[key] = stopping.price_for_rate(mix, quantized, wave=self.wave,
+                                                             max_samples=self.max_samples)
+        return self._price_cache[key]
+
+    def _bayes(self, needs, total, models, priors, records, task_budget) -> dict[str, Allocation]:
+        stages = [self._options(n.kind, priors, models) for n in needs]
+        rate = float(self.rate or task_budget or total)
+        price = self.price(records, priors, models, rate, stages)
+        plans = stopping.plan_task(stages, price, wave=self.wave, max_samples=self.max_samples)
+        if plans[0].value <= 0:
+            first = stopping.next_wave(plans, price, 0, self.wave)
+            why = (f"learned give-up: kind {needs[0].kind!r}, {first.reason(0)} (the stream's price at {rate:.0f} "
+                   "tokens/task): not worth sampling")
+            return {n.id: Allocation(n.id, 0, why, p.model, 0.0, 0) for n, p in zip(needs, plans)}
+        caps = [math.ceil(p.give_up_after * p.prior.tokens * self.slack) for p in plans]
+        if sum(caps) > total:
+            caps = _proportional(needs, total, caps)
+        result = {}
+        for index, (need, plan, cap) in enumerate(zip(needs, plans, caps)):
+            later = plans[index + 1].value if index + 1 < len(plans) else 1.0
+            reason = (f"learned: kind {need.kind!r} {plan.prior.describe()}; give up after {plan.give_up_after} "
+                      f"sample(s); expected success from here {plan.success:.3f} for {plan.tokens:.0f} tokens; "
+                      f"price {price:.2e}/token at {rate:.0f} tokens/task")
+            spec = stopping.spec(plan.prior, price, later_value=later, wave=self.wave, max_samples=self.max_samples)
+            result[need.id] = Allocation(need.id, cap, reason, plan.model, plan.success, plan.give_up_after, spec)
+        return result
 
     def _greedy(self, needs, total, curves, models) -> dict[str, Allocation]:
         floor = int(total * self.min_share)

@@ -31,9 +31,10 @@ from langgraph.types import Send
 from seasoned.agents import critic, solver, verifier
 from seasoned.models import Budget, BudgetExceeded, Gateway, SeasonedError, call_tags
 
+from .stopping import decide_wave
 from .strategy import StrategyConfig
 from .verifier_stats import VerifierStats
-from .voting import is_ambiguous, majority_stability, vote_counts, weighted_votes
+from .voting import majority_stability, vote_counts, weighted_votes
 
 MIN_SAMPLE_TOKENS = 16
 JUDGE_TOKENS = 96
@@ -77,6 +78,7 @@ class SolveContext:
     answer_format: str | None = solver.ANSWER_FORMAT
     retrieve: Retriever | None = None
     actor: Actor | None = None
+    stopping: dict | None = None  # learned give-up rule (``stopping.spec``): prior, price, value of later stages
     stats: VerifierStats = field(default_factory=VerifierStats)
     stop_events: dict[str, asyncio.Event] = field(default_factory=dict)
 
@@ -298,31 +300,67 @@ async def _judge(state: SolveState, ctx: SolveContext, candidate: dict, budget: 
 
 
 def _candidates_to_judge(state: SolveState, ctx: SolveContext) -> list[dict]:
-    """Which candidates get an LLM judge now: the strategy's rule, and for ``adaptive`` only when
-    agreement is ambiguous and the budget can pay for judging as well as more samples."""
+    """Which candidates get an LLM judge now. Identical normalised answers are judged once (a verdict on
+    one counts for every candidate with that answer). ``judge=True`` forces judging; otherwise
+    ``best_of_n`` and ``adaptive`` judge (the two most voted unjudged answers) only when it pays
+    (``judge_pays``); ``revise`` judges its fresh answer (the critique needs a verdict); ``single`` and
+    ``self_consistency`` judge only when asked (weighted votes judge every fresh candidate)."""
     cfg = ctx.strategy
     if ctx.can_check or cfg.judge is False:
         return []
     judged = judge_verdicts(state)
     latest_wave = max((c["wave"] for c in usable(state)), default=0)
     fresh = [c for c in usable(state) if c["wave"] == latest_wave and c["id"] not in judged]
-    if cfg.name in ("best_of_n", "revise"):
-        return fresh
-    if cfg.name in ("single", "self_consistency"):
-        return fresh if (cfg.judge or cfg.weighted_vote) else []
+    if cfg.name == "self_consistency" and cfg.weighted_vote:
+        return fresh  # every vote gets its own weight
+    keyed = _keyed(usable(state))
+    judged_keys = {c["answer_key"] for c in keyed if c["id"] in judged}
+    counts = vote_counts([c["answer_key"] for c in keyed])
+    representatives, seen = [], set(judged_keys)
+    for c in sorted(keyed, key=lambda c: -counts.get(c["answer_key"], 0)):
+        if c["answer_key"] is not None and c["answer_key"] not in seen:
+            seen.add(c["answer_key"])
+            representatives.append(c)
+    if cfg.judge:
+        return representatives
+    if cfg.name == "revise":
+        return [c for c in representatives if c["wave"] == latest_wave][:1]
+    if cfg.name in ("single", "self_consistency") or not representatives:
+        return []
+    if cfg.name == "adaptive" and len(keyed) < 2:
+        return []
+    return representatives[:2] if judge_pays(state, ctx)[0] else []
+
+
+def judge_pays(state: SolveState, ctx: SolveContext) -> tuple[bool, str]:
+    """Whether a judge call is worth its tokens: the confidence it can add (its learned precision over what
+    agreement already gives) per token, against what the same tokens buy as samples (the expected rise in
+    agreement from one more sample), and only if the budget can pay for it."""
     keyed = _keyed(usable(state))
     answers = [c["answer_key"] for c in keyed]
-    if len(answers) < 2 or not (cfg.judge or is_ambiguous(answers)):
-        return []
+    majority, stability = majority_stability(answers)
+    agree = ctx.stats.precision(ctx.namespace, "agreement")
+    current = stability * agree if len(answers) > 1 else 0.0
+    judge_precision = ctx.stats.precision(ctx.namespace, ctx.judge_name())
+    gain_judge = judge_precision - current
+    prompt = sum(len(str(c.get("text", ""))) for c in keyed[:1]) / 3 + 80
+    judge_cost = prompt + JUDGE_TOKENS
+    if gain_judge <= 0:
+        return False, f"judge precision {judge_precision:.2f} adds nothing to agreement {current:.2f}"
+    if ctx.budget.remaining_tokens() < judge_cost * 2:
+        return False, "the budget cannot pay for two judge calls"
+    if ctx.strategy.name == "best_of_n":  # every sample is drawn: the judge is the only thing left to buy
+        return True, f"judge adds {gain_judge:.2f} confidence"
     per_sample = max(_mean_tokens(state), MIN_SAMPLE_TOKENS)
-    if ctx.budget.remaining_tokens() < 2 * (JUDGE_TOKENS + per_sample):
-        return []  # small budget: agreement among more samples beats a judge per token
-    chosen = []
-    for answer, _count in vote_counts(answers).most_common(2):
-        representative = next(c for c in keyed if c["answer_key"] == answer)
-        if representative["id"] not in judged:
-            chosen.append(representative)
-    return chosen
+    if ctx.budget.remaining_tokens() < 2 * (judge_cost + per_sample):
+        return False, "small budget: agreement among more samples beats a judge per token"
+    share = vote_counts(answers)[majority] / len(answers) if majority is not None else 0.0
+    _, if_agrees = majority_stability(answers + [majority])
+    _, if_not = majority_stability(answers + ["\x00other"])
+    gain_sample = max(share * if_agrees * agree + (1 - share) * if_not * agree - current, 0.0)
+    pays = gain_judge / judge_cost > gain_sample / per_sample
+    return pays, (f"judge +{gain_judge:.2f} confidence for {judge_cost:.0f} tokens vs a sample "
+                  f"+{gain_sample:.3f} for {per_sample:.0f}")
 
 
 def _keyed(candidates: list[dict]) -> list[dict]:
@@ -363,6 +401,10 @@ def decide(state: SolveState, ctx: SolveContext) -> dict:
     passed = [c for c in ok if env.get(c["id"], {}).get("passed")]
     if passed:
         return {"action": "select", "reason": f"verified by {ctx.checker_name}", "samples": len(candidates)}
+    if cfg.name == "adaptive" and ctx.can_check and ctx.stopping:  # the learned give-up rule
+        learned = _learned_stop(ok, candidates, ctx)
+        if learned["action"] == "select" or not _budget_spent(state, ctx):
+            return learned
     if _budget_spent(state, ctx):
         return {"action": "select", "reason": "budget spent", "samples": len(candidates)}
     if cfg.name in ("single", "best_of_n", "self_consistency"):
@@ -390,6 +432,17 @@ def decide(state: SolveState, ctx: SolveContext) -> dict:
                 "samples": len(candidates)}
     return {"action": "sample", "samples": len(candidates),
             "reason": f"adaptive: best confidence {best_conf:.2f} < {cfg.stop_confidence}"}
+
+
+def _learned_stop(ok: list[dict], candidates: list[dict], ctx: SolveContext) -> dict:
+    """Adaptive with a checker and a learned prior: the next wave only when its expected gain per token
+    (posterior predictive after the failures so far, times what success here is worth downstream) is
+    above the price a token has elsewhere; the numbers go into the decision record."""
+    failures = sum(c["kind"] != "cached" for c in ok)
+    wave = decide_wave(ctx.stopping, failures)
+    return {"action": "sample" if wave.go else "select", "samples": len(candidates),
+            "reason": f"adaptive: {wave.reason(failures)}", "p_next_wave": round(wave.success, 4),
+            "gain_per_token": wave.gain_per_token, "price": wave.price}
 
 
 def _budget_spent(state: SolveState, ctx: SolveContext) -> bool:

@@ -67,6 +67,7 @@ class TaskContext:
     models: list[str] | None = None
     curator: Callable[[dict], Awaitable[dict]] | None = None
     on_subtask: Callable[[str, dict], None] | None = None  # (event, data): subtask started / finished
+    rate: float | None = None  # tokens per task the stream can afford (prices tokens); default: this task's budget
     solve_graph: Any = field(default=None)
 
     def __post_init__(self) -> None:
@@ -143,8 +144,20 @@ async def allocate_node(state: TaskState, runtime: Runtime[TaskContext]) -> dict
     left = ctx.budget.remaining_tokens()
     total = int(left) if left != float("inf") else ctx.solve.strategy.max_tokens * ctx.solve.strategy.n * len(remaining)
     needs = [SubtaskNeed(s["id"], s["kind"], s["difficulty"]) for s in remaining]
-    allocations = ctx.policy.allocate(needs, max(total, 0), ctx.models)
+    if getattr(ctx.policy, "uses_task_budget", False):
+        task_budget = ctx.rate or ctx.budget.max_tokens
+        allocations = ctx.policy.allocate(needs, max(total, 0), ctx.models, task_budget=task_budget)
+    else:
+        allocations = ctx.policy.allocate(needs, max(total, 0), ctx.models)
     chosen = {s["id"]: allocations[s["id"]].to_dict() for s in ready}
+    if getattr(ctx.policy, "gives_up_after_failure", False):  # no good compute after bad
+        results = state.get("results", {})
+        failed = {sid for sid, r in results.items() if r.get("checked") and not r.get("verified")}
+        for s in ready:
+            if failed & set(s["depends_on"]):
+                chosen[s["id"]].update(tokens=0, samples=0, expected_success=0.0, stopping=None,
+                                       reason=f"learned give-up: {', '.join(sorted(failed & set(s['depends_on'])))} "
+                                              "did not pass its check, so this task cannot succeed")
     decision = {"action": "allocate", "policy": ctx.policy.name, "budget_left": total,
                 "remaining": [s["id"] for s in remaining], "dispatched": list(chosen),
                 "allocations": {k: v for k, v in chosen.items()}}
@@ -183,6 +196,8 @@ async def solve_subtask_node(payload: dict, runtime: Runtime[TaskContext]) -> di
     ctx = runtime.context
     subtask, allocation = payload["subtask"], payload["allocation"]
     sid = subtask["id"]
+    if allocation.get("samples") == 0:  # learned give-up: not worth its tokens
+        return _given_up(subtask, allocation, runtime)
     tokens = max(int(allocation["tokens"]), MIN_SUBTASK_TOKENS)
     budget = ctx.budget.child(max_tokens=tokens, name=f"subtask {sid}")
     checker = None
@@ -198,6 +213,11 @@ async def solve_subtask_node(payload: dict, runtime: Runtime[TaskContext]) -> di
                              checker_name=f"{ctx.final_checker_name}:stage", extract=ctx.solve.extract,
                              answer_format=None if ctx.stages else ctx.solve.answer_format,
                              stats=ctx.solve.stats)
+    if allocation.get("samples") and solve_ctx.strategy.name == "adaptive":  # learned give-up point
+        waves = (allocation.get("stopping") or {}).get("wave") or solve_ctx.strategy.wave_size
+        solve_ctx.strategy = solve_ctx.strategy.model_copy(update={"n": int(allocation["samples"]),
+                                                                   "wave_size": int(waves)})
+    solve_ctx.stopping = allocation.get("stopping")
     if allocation.get("model") and allocation["model"] != gateway.model:
         solve_ctx.gateway = _with_model(gateway, allocation["model"])
     if ctx.on_subtask:
@@ -219,12 +239,30 @@ async def solve_subtask_node(payload: dict, runtime: Runtime[TaskContext]) -> di
               "verified": bool(outcome.get("verified")), "verified_by": outcome.get("verified_by"),
               "confidence": outcome.get("confidence", 0.0), "stop_reason": outcome.get("stop_reason", ""),
               "candidates": len(state.get("candidates", [])), "allocated": tokens, **spend_of(budget),
+              "samples": sum(c["status"] == "ok" for c in state.get("candidates", [])),
               "kind": subtask["kind"], "difficulty": subtask["difficulty"], "model": solve_ctx.gateway.model,
               "checked": checker is not None}
     if ctx.on_subtask:
         ctx.on_subtask("finish", {"subtask": subtask, "result": result})
     _emit(runtime, "subtask", subtask=sid, result={k: result[k] for k in ("answer", "verified", "tokens")})
     return {"results": {sid: result}, "spend": [{"node": f"subtask {sid}", "role": "solver", **spend_of(budget)}]}
+
+
+def _given_up(subtask: dict, allocation: dict, runtime: Runtime[TaskContext]) -> dict:
+    """A subtask the allocation gave up on before sampling: no tokens spent, the reason recorded."""
+    ctx = runtime.context
+    sid = subtask["id"]
+    result = {"tried": [], "description": subtask["description"], "id": sid, "answer": None, "text": "",
+              "verified": False, "verified_by": None, "confidence": 0.0, "stop_reason": allocation["reason"],
+              "candidates": 0, "samples": 0, "allocated": 0, "tokens": 0, "usd": 0.0, "calls": 0,
+              "kind": subtask["kind"], "difficulty": subtask["difficulty"],
+              "model": allocation.get("model") or ctx.solve.gateway.model, "checked": ctx.stage_checker is not None,
+              "given_up": True}
+    if ctx.on_subtask:
+        ctx.on_subtask("finish", {"subtask": subtask, "result": result})
+    _emit(runtime, "subtask", subtask=sid, result={k: result[k] for k in ("answer", "verified", "tokens")})
+    return {"results": {sid: result}, "spend": [{"node": f"subtask {sid}", "role": "solver", "tokens": 0,
+                                                  "usd": 0.0, "calls": 0}]}
 
 
 def _with_model(gateway, model: str):

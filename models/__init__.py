@@ -12,7 +12,7 @@ from .settings import apply_offline_defaults
 
 apply_offline_defaults()
 
-from . import scripted
+from . import scripted, sim
 from .budget import Budget
 from .errors import BudgetExceeded, ModelCallError, ModelConfigError, SeasonedError
 from .gateway import Completion, Gateway, RetryPolicy, acomplete, complete, default_gateway
@@ -23,5 +23,5 @@ from .tags import call_tags, current_tags
 __all__ = [
     "Budget", "BudgetExceeded", "CallRecord", "Completion", "Gateway", "Ledger", "ModelCallError",
     "ModelConfigError", "RetryPolicy", "SeasonedError", "Usage", "acomplete", "call_tags", "complete",
-    "current_tags", "default_gateway", "default_ledger", "default_model", "scripted", "seasoned_home",
+    "current_tags", "default_gateway", "default_ledger", "default_model", "scripted", "seasoned_home", "sim",
 ]

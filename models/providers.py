@@ -1,7 +1,8 @@
 """litellm set-up and what the gateway needs to know per provider: validation, token estimates, prices.
 
 litellm is imported lazily (first call), after the offline defaults are set, and our two in-process
-providers are registered with it once: ``local/`` (llama.cpp) and ``scripted/`` (tests).
+providers are registered with it once: ``local/`` (llama.cpp), ``scripted/`` (tests) and ``sim/`` (the
+calibrated simulator).
 """
 
 from __future__ import annotations
@@ -11,12 +12,12 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from . import scripted
+from . import scripted, sim
 from .errors import ModelConfigError
 from .settings import apply_offline_defaults
 from .tokens import count_message_tokens, message_text
 
-FREE_PROVIDERS = ("local", "scripted")
+FREE_PROVIDERS = ("local", "scripted", "sim")
 REMOTE_ESTIMATE_MARGIN = 1.1  # tokenizers differ between providers: reserve a little more than counted
 REMOTE_ESTIMATE_SLACK = 16
 
@@ -38,7 +39,8 @@ def litellm():
 
                 module.suppress_debug_info = True
                 module.drop_params = True  # a setting a provider lacks is dropped rather than failing the call
-                handlers = {"local": local.make_handler(), "scripted": scripted.make_handler()}
+                handlers = {"local": local.make_handler(), "scripted": scripted.make_handler(),
+                            "sim": sim.make_handler()}
                 existing = [entry for entry in module.custom_provider_map if entry.get("provider") not in handlers]
                 module.custom_provider_map = existing + [
                     {"provider": name, "custom_handler": handler} for name, handler in handlers.items()
@@ -48,6 +50,16 @@ def litellm():
                 custom_llm_setup()
                 _litellm = module
     return _litellm
+
+
+def supports_response_schema(model: str) -> bool:
+    """Whether the provider takes a JSON-schema ``response_format`` (our in-process providers do not)."""
+    if provider_of(model) in FREE_PROVIDERS or "|" in model:
+        return False
+    try:
+        return bool(litellm().supports_response_schema(model=model))
+    except Exception:
+        return False
 
 
 def provider_of(model: str) -> str:
@@ -66,6 +78,9 @@ def validate(model: str) -> None:
     elif provider == "scripted":
         scripted.get(name)
         return  # scripted models may be redefined: check every time
+    elif provider == "sim":
+        sim.get(name)
+        return
     else:
         module = litellm()
         try:
@@ -84,6 +99,8 @@ async def estimate_prompt_tokens(model: str, messages: list[dict]) -> int:
     provider, _, name = model.partition("/")
     if provider == "scripted":
         return scripted.count_prompt_tokens(name, messages)
+    if provider == "sim":
+        return sim.count_prompt_tokens(name, messages)
     if provider == "local":
         from . import local
 
