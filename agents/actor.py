@@ -80,6 +80,17 @@ def _with_memory(prompt: str, memory_context: str) -> str:
     return f"Notes from earlier experience (use what helps):\n{memory_context.strip()}\n\n{prompt}"
 
 
+def demonstration_turns(demonstrations: list[dict] | None) -> list[dict]:
+    """Verified earlier episodes as chat turns: the task, then the actions that solved it."""
+    turns = []
+    for demo in demonstrations or []:
+        task, reply = str(demo.get("task") or "").strip(), str(demo.get("reply") or "").strip()
+        if task and reply:
+            turns += [{"role": "user", "content": task},
+                      {"role": "assistant", "content": f"Solved earlier with these actions:\n{reply}"}]
+    return turns
+
+
 def _clip(text: str, limit: int) -> str:
     if len(text) <= limit:
         return text
@@ -89,15 +100,17 @@ def _clip(text: str, limit: int) -> str:
 
 async def run_actor(env: Environment, task: Task, gateway, *, budget: Budget | None = None, max_steps: int = 20,
                     memory_context: str = "", max_tokens: int = 512, tool_calling: bool | None = None,
-                    observation_chars: int = 4000, history_turns: int = 8, role: str = "actor") -> Attempt:
-    """Run one episode of ``task`` with the model behind ``gateway``; see the module docstring."""
+                    observation_chars: int = 4000, history_turns: int = 8, role: str = "actor",
+                    demonstrations: list[dict] | None = None) -> Attempt:
+    """Run one episode of ``task`` with the model behind ``gateway``; see the module docstring.
+    ``demonstrations`` (``{"task", "reply"}``) are verified earlier episodes, replayed as chat turns."""
     if not env.interactive:
-        return await _answer_once(env, task, gateway, budget, memory_context, max_tokens, role)
+        return await _answer_once(env, task, gateway, budget, memory_context, max_tokens, role, demonstrations)
     session = await env.open(task)
     try:
         use_tools = supports_tool_calling(gateway.model) if tool_calling is None else tool_calling
         loop = _Loop(session, gateway, budget, max_tokens, use_tools, observation_chars, history_turns, role)
-        attempt = await loop.run(task, memory_context, max_steps)
+        attempt = await loop.run(task, memory_context, max_steps, demonstrations)
         attempt.verdict = await session.verify()
         attempt.answer = session.answer()
         return attempt
@@ -109,10 +122,12 @@ async def run_actor(env: Environment, task: Task, gateway, *, budget: Budget | N
             session.close()
 
 
-async def _answer_once(env, task, gateway, budget, memory_context, max_tokens, role) -> Attempt:
+async def _answer_once(env, task, gateway, budget, memory_context, max_tokens, role, demonstrations=None) -> Attempt:
     attempt = Attempt(task.id, "", None)
+    earlier = [m for d in demonstrations or [] for m in (
+        {"role": "user", "content": str(d.get("task", ""))}, {"role": "assistant", "content": str(d.get("reply", ""))})]
     try:
-        reply = await gateway.acomplete([{"role": "user", "content": _with_memory(task.prompt, memory_context)}],
+        reply = await gateway.acomplete([*earlier, {"role": "user", "content": _with_memory(task.prompt, memory_context)}],
                                         max_tokens=max_tokens, budget=budget, role=role, shrink_to_fit=True)
     except BudgetExceeded as exc:
         attempt.stopped, attempt.verdict = "budget", Verdict(0.0, False, {"reason": str(exc)})
@@ -143,11 +158,12 @@ class _Loop:
         recent = self.turns[-self.history_turns:]
         return self.head + [m for turn in recent for m in turn]
 
-    async def run(self, task: Task, memory_context: str, max_steps: int) -> Attempt:
+    async def run(self, task: Task, memory_context: str, max_steps: int,
+                  demonstrations: list[dict] | None = None) -> Attempt:
         usage = "\n".join(f"- {t.text_usage()}    ({t.description})" for t in self.tools)
         system = SYSTEM_TOOLS if self.use_tools else SYSTEM_TEXT.format(usage=usage)
         first = self.session.observation().text
-        self.head = [{"role": "system", "content": system},
+        self.head = [{"role": "system", "content": system}, *demonstration_turns(demonstrations),
                      {"role": "user", "content": _with_memory(task.prompt, memory_context)
                       + f"\n\nObservation:\n{_clip(first, self.observation_chars)}"}]
         attempt = Attempt(task.id, "", None, stopped="max_steps")

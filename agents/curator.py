@@ -83,6 +83,37 @@ def distill(trajectory: dict) -> list[dict]:
     return items
 
 
+def demonstrations(trajectory: dict) -> list[dict[str, Any]]:
+    """Verified trajectories worth replaying: each subtask an environment checked and accepted, as the
+    task the model was given and the reply it produced (for acting episodes, the compacted steps)."""
+    found = []
+    for sub in trajectory.get("subtasks", []):
+        if not (sub.get("verified") and sub.get("checked")):
+            continue
+        steps = compact_steps(sub.get("steps") or [])
+        reply = steps or (sub.get("text") or "").strip()
+        task = (sub.get("prompt") or sub.get("description") or trajectory.get("task") or "").strip()
+        if task and reply:
+            found.append({"task": task, "reply": reply, "scope": trajectory.get("scope") or "general",
+                          "run_id": trajectory.get("run_id"), "checker": trajectory.get("checker"),
+                          "answer": None if sub.get("answer") is None else str(sub.get("answer")),
+                          "steps": sub.get("steps") or None})
+    return found
+
+
+def compact_steps(steps: list[dict], *, max_steps: int = 12, observation_chars: int = 120) -> str:
+    """An acting episode as short lines ``action -> first line of what came back`` (empty if no action)."""
+    lines = []
+    for step in steps[-max_steps:]:
+        action = (step.get("action") or "").strip() if isinstance(step, dict) else ""
+        if not action:
+            continue
+        observation = str(step.get("observation") or "").strip().splitlines()
+        seen = observation[0][:observation_chars] if observation else ""
+        lines.append(f"{action} -> {seen}" if seen else action)
+    return "\n".join(lines)
+
+
 def summarize(trajectory: dict) -> str:
     lines = []
     for sub in trajectory.get("subtasks", []):

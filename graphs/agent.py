@@ -32,17 +32,15 @@ from seasoned.models import Budget, Gateway, SeasonedError, call_tags, seasoned_
 from seasoned.models.sync import run_sync
 
 from .allocation import AllocationPolicy, make_policy
+from seasoned.memory.channels import CHANNELS
+
+from .context import ContextBuilder, demonstration_item
 from .solve import ActorOutput, SolveContext, build_solve_graph
 from .strategy import StrategyConfig, parse_strategy
 from .task import TaskContext, build_task_graph
 from .verifier_stats import VerifierStats
 
 RECURSION_LIMIT = 200
-MEMORY_ITEMS = 3
-MEMORY_ITEM_CHARS = 160
-MEMORY_CONTEXT_CHARS = 320
-MIN_ITEM_UTILITY = 0.5  # new items start at 0.5; items whose runs keep failing drop below and are left out
-RETRIEVED_KINDS = ["strategy", "cheatsheet", "lesson", "code", "behavior"]  # not allocation records
 
 
 class RunSpend(BaseModel):
@@ -73,6 +71,7 @@ class RunResult(BaseModel):
     verdicts: list[dict] = Field(default_factory=list)
     decisions: list[dict] = Field(default_factory=list)
     memory_ids: list[str] = Field(default_factory=list)
+    memory: dict | None = None  # channel chosen, why, demonstrations used, cache hit
     subtasks: list[dict] = Field(default_factory=list)
     plan_source: str | None = None
     curation: dict | None = None
@@ -129,6 +128,7 @@ class Agent:
         models: list[str] | None = None,
         curate: bool = True,
         curator_model: str | None = None,
+        memory_channel: str = "auto",
     ):
         self.gateway = gateway or Gateway(model, max_concurrency=32)
         self.model = self.gateway.model if model is None else model
@@ -153,6 +153,10 @@ class Agent:
         self.models = models
         self.curate = curate
         self.curator_model = curator_model
+        if memory_channel != "auto" and memory_channel not in CHANNELS:
+            raise SeasonedError(f"memory_channel must be 'auto' or one of {', '.join(CHANNELS)}, "
+                                f"not {memory_channel!r}")
+        self.memory_channel = memory_channel
         self._builders = {"solve": build_solve_graph(), "task": build_task_graph()}
         self._graph = self._builders["solve"].compile()
         self._compiled: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -207,39 +211,23 @@ class Agent:
             context.checker = checker
             context.checker_name = getattr(checker, "name", "env:checker")
         if self.memory is not None:
-            context.retrieve = self._retriever(namespace)
+            scope = getattr(env, "name", None) or "general"
+            context.memory = ContextBuilder(self.memory, namespace, self.gateway.model, scope,
+                                            channel=self.memory_channel, seed=context.strategy.seed)
         return context
 
     def _actor_for(self, env: Any, task: Any):
         from seasoned.agents.actor import run_actor
 
-        async def act(memory_context: str, budget: Budget, seed: int | None) -> ActorOutput:
+        async def act(memory: dict, budget: Budget, seed: int | None) -> ActorOutput:
+            memory = memory or {}
             attempt = await run_actor(env, task, self.gateway, budget=budget, max_steps=self.max_steps,
-                                      memory_context=memory_context)
+                                      memory_context=memory.get("notes") or "",
+                                      demonstrations=memory.get("demos") or [])
             trajectory = [getattr(step, "__dict__", step) for step in getattr(attempt, "steps", [])]
             return ActorOutput(text=attempt.answer or "", verdict=attempt.verdict, trajectory=trajectory)
 
         return act
-
-    def _retriever(self, namespace: str):
-        bank = self.memory
-
-        async def retrieve(query: str) -> tuple[str, list[str]]:
-            hits = await asyncio.to_thread(bank.retrieve, query, k=MEMORY_ITEMS, kinds=RETRIEVED_KINDS,
-                                           namespace=namespace)
-            lines, used, ids = [], 0, []
-            for hit in hits:  # compact: memory must not cost more prompt tokens than it saves
-                if hit.item.utility < MIN_ITEM_UTILITY:
-                    continue  # its runs failed more often than not: it does not earn its prompt tokens
-                line = " ".join(f"- {hit.item.content}".split())[:MEMORY_ITEM_CHARS]
-                if used + len(line) > MEMORY_CONTEXT_CHARS:
-                    break
-                lines.append(line)
-                used += len(line)
-                ids.append(hit.item.id)
-            return "\n".join(lines), ids
-
-        return retrieve
 
     # --- running -------------------------------------------------------------------------------------
     def is_multi_stage(self, task: Any, plan: bool | None = None) -> bool:
@@ -268,7 +256,9 @@ class Agent:
             context.final_checker, context.final_checker_name = solve.checker, solve.checker_name
         if self.memory is not None and self.curate:
             async def curate(state: dict) -> dict:
-                return await self._curate(task_trajectory(state, run_id), namespace)
+                trajectory = task_trajectory(state, run_id)
+                trajectory.update(scope=getattr(env, "name", None) or "general", checker=context.final_checker_name)
+                return await self._curate(trajectory, namespace)
 
             context.curator = curate
         return context
@@ -397,6 +387,8 @@ class Agent:
         if "subtasks" in values:  # multi-stage
             final = values.get("final") or {}
             results = values.get("results", {})
+            used = [i for r in results.values() for i in (r or {}).get("memory_ids") or []]
+            common["memory_ids"] = list(dict.fromkeys([*common["memory_ids"], *used]))
             allocations = values.get("allocations", {})
             subtasks = [{**s, "allocation": allocations.get(s["id"]), "result": results.get(s["id"])}
                         for s in values.get("subtasks", [])]
@@ -409,6 +401,14 @@ class Agent:
                              subtasks=subtasks, plan_source=values.get("plan_source"),
                              curation=values.get("curation"))
         outcome = values.get("result") or {}
+        memory = values.get("memory")
+        if memory is not None:
+            cached = next((c for c in values.get("candidates", []) if c["kind"] == "cached"), None)
+            common["memory"] = {"channel": memory.get("channel"), "reason": memory.get("reason"),
+                                "demonstrations": [d["id"] for d in memory.get("demos") or []],
+                                "notes": bool(memory.get("notes")), "context_tokens": memory.get("context_tokens"),
+                                "cache_hit": bool(cached and cached["id"] == outcome.get("candidate_id")
+                                                  and outcome.get("verified"))}
         chosen = [v["score"] for v in values.get("verdicts", [])
                   if v["candidate_id"] == outcome.get("candidate_id") and v["verifier"].startswith("env")]
         return RunResult(**common, answer=outcome.get("answer"), text=outcome.get("text", ""),
@@ -423,6 +423,7 @@ class Agent:
         from seasoned.memory import MemoryItem
 
         items = curator.distill(trajectory)
+        demos = [demonstration_item(**d, model=self.gateway.model) for d in curator.demonstrations(trajectory)]
         if self.curator_model:
             with call_tags(run_id=trajectory.get("run_id"), role="curator"):
                 items += await curator.propose(self.gateway, trajectory, model=self.curator_model)
@@ -431,6 +432,11 @@ class Agent:
             added = await asyncio.to_thread(self.memory.add, MemoryItem(**item), namespace=namespace,
                                             actor="curator")
             actions[added.action.value] = actions.get(added.action.value, 0) + 1
+        for demo in demos:  # key-addressed: one per task, the newest verified reply
+            await asyncio.to_thread(self.memory.put, demo["key"], demo, namespace=namespace, actor="curator",
+                                    reason="verified demonstration")
+        if demos:
+            actions["demonstrations"] = len(demos)
         records = curator.allocation_records(trajectory)
         for record in records:
             kind = record.pop("subtask_kind")
@@ -444,8 +450,8 @@ class Agent:
         env_checked = bool(result.verified_by and result.verified_by.startswith("env")) or (
             context.can_check and not result.verified) or bool(
             result.subtasks and (result.verified_by or "").startswith("env"))
-        if self.memory is not None and result.memory_ids and env_checked:
-            self.memory.record_outcome(result.memory_ids, success=result.verified, namespace=context.namespace)
+        if self.memory is not None and env_checked:
+            self._credit_items(result, context.namespace)
         if self.store is None:
             return
         self.store.record_event(result.run_id, "outcome", {
@@ -472,6 +478,19 @@ class Agent:
             )
         self.store.finish_run(result.run_id, status="completed", answer=result.answer, verified=result.verified,
                               confidence=result.confidence, spend=result.spend.model_dump())
+
+    def _credit_items(self, result: RunResult, namespace: str) -> None:
+        """Credit the memory items a run used with its outcome (each subtask's own, when it was checked)."""
+        credited: set[str] = set()
+        for subtask in result.subtasks:
+            sub = subtask.get("result") or {}
+            ids = [i for i in sub.get("memory_ids") or [] if i not in credited]
+            if ids and sub.get("checked"):
+                self.memory.record_outcome(ids, success=bool(sub.get("verified")), namespace=namespace)
+                credited.update(ids)
+        rest = [i for i in result.memory_ids if i not in credited]
+        if rest:
+            self.memory.record_outcome(rest, success=result.verified, namespace=namespace)
 
     async def aclose(self) -> None:
         """Close the checkpoint connection opened on this loop, and flush the run store."""
@@ -502,6 +521,12 @@ class Agent:
                                                                        namespace=namespace)]
         if outcome.get("verified_by"):
             self.stats.record(outcome.get("namespace", self.namespace), outcome["verified_by"], correct=success)
+        chosen = next((e.data for e in trace.events if e.kind == "memory" and e.data.get("channel")), None)
+        if self.memory is not None and chosen and outcome and not outcome.get("outcome_recorded"):
+            # the run's outcome was unknown when it ended: now it credits the memory channel it used
+            self.memory.channels.credit(outcome.get("namespace", self.namespace), trace.run.model,
+                                        trace.run.env or "general", chosen["channel"],
+                                        successes=int(success), failures=int(not success))
         return {"run_id": run_id, "success": success, "memory_items_credited": credited,
                 "verifier": outcome.get("verified_by")}
 
@@ -548,12 +573,19 @@ def solve_trajectory(result: RunResult, context: SolveContext, task: Any) -> dic
     tried = [{"answer": c["answer"], "passed": checks.get(c["id"], {}).get("passed"),
               "details": checks.get(c["id"], {}).get("details")} for c in result.candidates if c["status"] == "ok"]
     kind = getattr(task, "env", None) or "general"
-    return {"run_id": result.run_id, "task": result.task,
+    return {"run_id": result.run_id, "task": result.task, "scope": kind, "checker": context.checker_name,
             "subtasks": [{"id": "main", "description": result.task, "kind": kind,
                           "difficulty": getattr(task, "difficulty", None), "verified": result.verified,
                           "checked": context.can_check, "answer": result.answer, "text": result.text,
+                          "prompt": result.task, "steps": _steps_of(result),
                           "tried": tried, "allocated": None, "tokens": result.spend.tokens}],
             "final": {"answer": result.answer, "verified": result.verified}}
+
+
+def _steps_of(result: RunResult) -> list[dict] | None:
+    """The accepted candidate's acting steps (interactive environments), if any."""
+    chosen = next((c for c in result.candidates if c.get("text") == result.text and c.get("trajectory")), None)
+    return chosen["trajectory"] if chosen else None
 
 
 def task_trajectory(state: dict, run_id: str) -> dict:

@@ -31,12 +31,14 @@ from langgraph.types import Send
 from seasoned.agents import critic, solver, verifier
 from seasoned.models import Budget, BudgetExceeded, Gateway, SeasonedError, call_tags
 
+from .context import ContextBuilder
 from .stopping import decide_wave
 from .strategy import StrategyConfig
 from .verifier_stats import VerifierStats
 from .voting import majority_stability, vote_counts, weighted_votes
 
 MIN_SAMPLE_TOKENS = 16
+REPLY_TOKENS_GUESS = 96  # what a reply is expected to cost before any was seen (memory allowance)
 JUDGE_TOKENS = 96
 FIRST_FINISH = ("adaptive", "revise", "single")  # best_of_n and self_consistency draw all n, then pick
 STUCK_STABILITY = 0.9  # adaptive with a checker: give up when samples keep agreeing on a rejected answer
@@ -60,8 +62,8 @@ class ActorOutput:
     trajectory: list[dict] = field(default_factory=list)
 
 
-Actor = Callable[[str, Budget, "int | None"], Awaitable[ActorOutput]]
-Retriever = Callable[[str], Awaitable[tuple[str, list[str]]]]
+#: One acting episode: (the memory chosen for this solve, as ``MemoryContext.as_dict()``, budget, seed).
+Actor = Callable[[dict, Budget, "int | None"], Awaitable[ActorOutput]]
 
 
 @dataclass
@@ -76,7 +78,8 @@ class SolveContext:
     checker_name: str = "env"
     extract: Callable[[str], str | None] = solver.extract_answer
     answer_format: str | None = solver.ANSWER_FORMAT
-    retrieve: Retriever | None = None
+    memory: ContextBuilder | None = None  # experience: demonstrations and notes, learned channel
+    system: str | None = None  # the solver's system prompt (None: the default)
     actor: Actor | None = None
     stopping: dict | None = None  # learned give-up rule (``stopping.spec``): prior, price, value of later stages
     stats: VerifierStats = field(default_factory=VerifierStats)
@@ -96,8 +99,9 @@ class SolveContext:
 class SolveState(TypedDict, total=False):
     task: str
     subtask: str
-    memory_context: str | None
+    memory_context: str | None  # distilled notes (the system message)
     memory_ids: list[str] | None
+    memory: dict | None  # MemoryContext.as_dict(): channel, demonstrations, cached answer, why
     candidates: Annotated[list[dict], operator.add]
     verdicts: Annotated[list[dict], operator.add]
     spend: Annotated[list[dict], operator.add]
@@ -131,14 +135,20 @@ def _emit(runtime: Runtime, event: str, **data: Any) -> None:
 
 # --- nodes ---------------------------------------------------------------------------------------------
 async def retrieve_node(state: SolveState, runtime: Runtime[SolveContext]) -> dict:
-    if state.get("memory_context") is not None:  # given by a parent graph (multi-stage tasks)
-        return {}
     ctx = runtime.context
-    if ctx.retrieve is None:
-        return {"memory_context": "", "memory_ids": []}
-    text, ids = await ctx.retrieve(state["task"])
-    _emit(runtime, "memory", ids=ids)
-    return {"memory_context": text, "memory_ids": ids}
+    if ctx.memory is None:
+        if state.get("memory_context") is not None:  # given by a parent graph
+            return {}
+        return {"memory_context": "", "memory_ids": [], "memory": None}
+    cfg = ctx.strategy
+    samples = cfg.n if cfg.name in ("best_of_n", "self_consistency", "adaptive") else 1 + cfg.max_rounds * (
+        cfg.name == "revise")
+    built = await ctx.memory.build(state["task"], ctx.budget, samples=samples,
+                                   reply_tokens=min(cfg.max_tokens, REPLY_TOKENS_GUESS))
+    _emit(runtime, "memory", ids=built.ids, channel=built.channel, reason=built.reason,
+          demos=[d["id"] for d in built.demos], cached=built.cached is not None,
+          context_tokens=built.context_tokens)
+    return {"memory_context": built.notes, "memory_ids": built.ids, "memory": built.as_dict()}
 
 
 def wave_size(state: SolveState, cfg: StrategyConfig) -> int:
@@ -159,8 +169,14 @@ def plan_samples(state: SolveState, runtime: Runtime[SolveContext]) -> list[Send
     revision_of = None
     if state.get("critique") and candidates:
         revision_of = _best_failed(state, ctx)
+    memory = state.get("memory") or {}
+    if memory.get("cached") and not candidates:  # a verified reply to this very task: re-check it first
+        return [Send("sample", {"subtask": state.get("subtask", "main"), "wave": 1, "index": 0, "seed": None,
+                                "kind": "cached", "text": memory["cached"]["reply"], "messages": [],
+                                "memory": memory})]
     messages = solver.build_messages(
-        state["task"], context=state.get("memory_context") or "",
+        state["task"], context=state.get("memory_context") or "", demonstrations=memory.get("demos"),
+        system=ctx.system,
         previous=revision_of["text"] if revision_of else None,
         critique=state.get("critique") if revision_of else None, answer_format=ctx.answer_format,
     )
@@ -174,7 +190,7 @@ def plan_samples(state: SolveState, runtime: Runtime[SolveContext]) -> list[Send
         sends.append(Send("sample", {
             "subtask": state.get("subtask", "main"), "wave": wave, "index": index, "seed": seed,
             "kind": "revision" if revision_of else "sample", "messages": messages,
-            "memory_context": state.get("memory_context") or "",
+            "memory": {**memory, "notes": state.get("memory_context") or ""},
         }))
     return sends
 
@@ -206,10 +222,18 @@ async def sample_node(payload: dict, runtime: Runtime[SolveContext]) -> dict:
     verdicts: list[dict] = []
     if stop.is_set():
         candidate["status"] = "cancelled"
+    elif payload["kind"] == "cached":  # no model call: the stored reply, checked like any candidate
+        candidate["text"] = payload["text"]
+        candidate["answer"] = ctx.extract(candidate["text"])
+        if ctx.checker is not None and cfg.use_env_check:
+            verdict = await ctx.checker(candidate["text"])
+            verdicts.append({"candidate_id": candidate_id, "verifier": ctx.checker_name,
+                             "passed": bool(verdict.passed), "score": float(verdict.reward),
+                             "details": _short(verdict.details)})
     else:
         with call_tags(subtask=payload["subtask"], role="solver"):
             if ctx.actor is not None:
-                work = ctx.actor(payload["memory_context"], budget, payload["seed"])
+                work = ctx.actor(payload["memory"], budget, payload["seed"])
             else:
                 work = ctx.gateway.acomplete(payload["messages"], budget=budget, max_tokens=cfg.max_tokens,
                                              shrink_to_fit=True, temperature=cfg.temperature, seed=payload["seed"])
@@ -407,6 +431,9 @@ def decide(state: SolveState, ctx: SolveContext) -> dict:
             return learned
     if _budget_spent(state, ctx):
         return {"action": "select", "reason": "budget spent", "samples": len(candidates)}
+    if candidates and all(c["kind"] == "cached" for c in candidates):
+        return {"action": "sample", "samples": len(candidates),
+                "reason": "the cached answer to this task was not confirmed: sampling"}
     if cfg.name in ("single", "best_of_n", "self_consistency"):
         return {"action": "select", "reason": f"{cfg.name}: all samples drawn", "samples": len(candidates)}
     best_conf = max((candidate_confidence(state, ctx, c)[0] for c in ok), default=0.0)
@@ -493,9 +520,21 @@ def _best_failed(state: SolveState, ctx: SolveContext) -> dict | None:
     return max(ok, key=lambda c: (candidate_confidence(state, ctx, c)[0], c["wave"]))
 
 
-def select_node(state: SolveState, runtime: Runtime[SolveContext]) -> dict:
+async def credit_memory_channel(state: SolveState, ctx: SolveContext) -> None:
+    """Every sample the environment checked credits the memory channel it was drawn with."""
+    memory = state.get("memory")
+    if ctx.memory is None or memory is None or not ctx.can_check:
+        return
+    checks = env_verdicts(state)
+    drawn = [c for c in usable(state) if c["kind"] != "cached" and c["id"] in checks]
+    passed = sum(bool(checks[c["id"]]["passed"]) for c in drawn)
+    await ctx.memory.acredit(memory.get("channel", "none"), passed, len(drawn) - passed)
+
+
+async def select_node(state: SolveState, runtime: Runtime[SolveContext]) -> dict:
     ctx = runtime.context
     cfg = ctx.strategy
+    await credit_memory_channel(state, ctx)
     ok = usable(state)
     decision = (state.get("decisions") or [{"reason": ""}])[-1]
     if not ok:

@@ -82,12 +82,9 @@ def _emit(runtime: Runtime, event: str, **data: Any) -> None:
 
 
 async def retrieve_node(state: TaskState, runtime: Runtime[TaskContext]) -> dict:
-    retrieve = runtime.context.solve.retrieve
-    if retrieve is None:
-        return {"memory_context": "", "memory_ids": []}
-    text, ids = await retrieve(state["task"])
-    _emit(runtime, "memory", ids=ids)
-    return {"memory_context": text, "memory_ids": ids}
+    """Memory is chosen per subtask (each subtask's solve graph builds its own demonstrations and notes
+    for its own prompt), so the task level passes nothing down."""
+    return {"memory_context": None, "memory_ids": []}
 
 
 async def plan_node(state: TaskState, runtime: Runtime[TaskContext]) -> dict:
@@ -176,7 +173,7 @@ def dispatch(state: TaskState, runtime: Runtime[TaskContext]) -> list[Send] | st
         sends.append(Send("solve_subtask", {
             "subtask": subtask, "task": state["task"], "predecessors": predecessors,
             "allocation": state["allocations"][subtask["id"]],
-            "memory_context": state.get("memory_context") or "", "memory_ids": state.get("memory_ids") or [],
+            "memory_context": state.get("memory_context"), "memory_ids": state.get("memory_ids") or [],
         }))
     return sends
 
@@ -212,7 +209,7 @@ async def solve_subtask_node(payload: dict, runtime: Runtime[TaskContext]) -> di
                              namespace=ctx.solve.namespace, checker=checker,
                              checker_name=f"{ctx.final_checker_name}:stage", extract=ctx.solve.extract,
                              answer_format=None if ctx.stages else ctx.solve.answer_format,
-                             stats=ctx.solve.stats)
+                             stats=ctx.solve.stats, memory=ctx.solve.memory, system=ctx.solve.system)
     if allocation.get("samples") and solve_ctx.strategy.name == "adaptive":  # learned give-up point
         waves = (allocation.get("stopping") or {}).get("wave") or solve_ctx.strategy.wave_size
         solve_ctx.strategy = solve_ctx.strategy.model_copy(update={"n": int(allocation["samples"]),
@@ -241,7 +238,8 @@ async def solve_subtask_node(payload: dict, runtime: Runtime[TaskContext]) -> di
               "candidates": len(state.get("candidates", [])), "allocated": tokens, **spend_of(budget),
               "samples": sum(c["status"] == "ok" for c in state.get("candidates", [])),
               "kind": subtask["kind"], "difficulty": subtask["difficulty"], "model": solve_ctx.gateway.model,
-              "checked": checker is not None}
+              "checked": checker is not None, "prompt": prompt, "memory_ids": state.get("memory_ids") or [],
+              "memory_channel": (state.get("memory") or {}).get("channel")}
     if ctx.on_subtask:
         ctx.on_subtask("finish", {"subtask": subtask, "result": result})
     _emit(runtime, "subtask", subtask=sid, result={k: result[k] for k in ("answer", "verified", "tokens")})

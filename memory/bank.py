@@ -23,6 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from . import embedding
+from .channels import ChannelStats
 from .db import Database, ItemRow, NamespaceRow, VersionRow, default_db_url, redact, retry_locked
 from .errors import InvalidItemError, ItemNotFound, MemoryConfigError, ProtectedItemError
 from .index import VectorIndex
@@ -98,6 +99,7 @@ class MemoryBank:
         self.merge_model = merge_model
         self.weights = weights
         self.lexical = LexicalIndex()
+        self.channels = ChannelStats(db)  # which form of memory pays, per namespace/model/scope
         self._known_namespaces: set[str] = set()
 
     # --- opening -----------------------------------------------------------------------------------
@@ -777,6 +779,12 @@ class MemoryBank:
             rows = s.scalars(select(ItemRow).where(ItemRow.id.in_(list(ids))))
             return {r.id: _row_to_item(r) for r in rows
                     if r.namespace == ns and r.status == "active" and (wanted is None or r.kind in wanted)}
+
+    def mark_retrieved(self, ids: Sequence[str]) -> None:
+        """Count a use of these items in their retrieval statistics (``retrieve(track=False)`` leaves it
+        to the caller, e.g. when only some of the hits end up in a prompt)."""
+        if ids:
+            self._track(list(ids))
 
     def _track(self, ids: list[str]) -> None:
         def write() -> None:

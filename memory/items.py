@@ -9,8 +9,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-Kind = Literal["strategy", "cheatsheet", "lesson", "code", "behavior", "allocation", "note"]
-KINDS: tuple[str, ...] = ("strategy", "cheatsheet", "lesson", "code", "behavior", "allocation", "note")
+Kind = Literal["strategy", "cheatsheet", "lesson", "code", "behavior", "allocation", "note", "demonstration"]
+KINDS: tuple[str, ...] = ("strategy", "cheatsheet", "lesson", "code", "behavior", "allocation", "note",
+                          "demonstration")
+#: Distilled kinds: given to a model as notes in its system message.
+NOTE_KINDS: tuple[str, ...] = ("strategy", "cheatsheet", "lesson", "code", "behavior")
 Source = Literal["success", "failure", "human"]
 Status = Literal["active", "archived", "superseded"]
 Actor = Literal["curator", "human", "system"]

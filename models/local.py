@@ -81,6 +81,11 @@ class LoadedModel:
                 return {"text": "", "finish_reason": "cancelled", "prompt_tokens": 0, "completion_tokens": 0}
             handle.completion_tokens = 0
             handle.prompt_tokens = len(tokens)  # from here on the prompt is really processed
+            if seed is not None:
+                # llama.cpp reuses the cached prefix of the previous prompt, and evaluating a prompt in a
+                # different split gives slightly different logits: a seeded call evaluates it whole, so
+                # the same seed gives the same reply.
+                self.llm.reset()
             out = self.llm.create_completion(
                 tokens,
                 max_tokens=max_tokens,

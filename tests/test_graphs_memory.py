@@ -16,10 +16,11 @@ def bank(tmp_path):
     bank.close()
 
 
-def agent_with(bank, tmp_path, name, reply, strategy="self_consistency-2"):
+def agent_with(bank, tmp_path, name, reply, strategy="self_consistency-2", channel="notes"):
     model = scripted.register(name, fn=reply)
     agent = Agent(gateway=Gateway(f"scripted/{name}", ledger=Ledger()), memory=bank, namespace="math",
-                  strategy=parse_strategy(strategy, seed=0), db_url=f"sqlite:///{tmp_path}/runs.db")
+                  strategy=parse_strategy(strategy, seed=0), db_url=f"sqlite:///{tmp_path}/runs.db",
+                  memory_channel=channel)
     return agent, model
 
 
@@ -27,8 +28,8 @@ def test_retrieved_items_reach_the_solver_prompt_and_are_recorded(bank, tmp_path
     agent, model = agent_with(bank, tmp_path, "mem-solver", lambda messages, params: "Answer: 42")
     result = agent.run("What is 40 + 2?")
     assert result.memory_ids
-    prompt = model.seen[0][0][-1]["content"]
-    assert "Add the tens, then the ones" in prompt
+    system = model.seen[0][0][0]["content"]  # distilled notes travel in the system message
+    assert "Add the tens, then the ones" in system
     events = agent.store.get_run(result.run_id).events
     assert any(e.kind == "memory" and e.data["ids"] == result.memory_ids for e in events)
 

@@ -1,0 +1,107 @@
+"""Which form of memory pays: outcome counts per channel, per namespace, model and scope, in SQL.
+
+A *channel* is the form in which experience reaches a model: ``none`` (no memory), ``demos`` (verified
+trajectories as earlier chat turns), ``notes`` (distilled items in the system message) or
+``demos+notes``. Every checked sample credits the channel it was drawn with, so the counts are the
+Beta posteriors a Thompson sampler reads (``graphs/context.py``). Rows are keyed by namespace, model and
+scope (the environment, or ``general``), so what pays for one model or kind of task is learned apart.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import DateTime, Integer, String, UniqueConstraint, select
+from sqlalchemy.orm import Mapped, mapped_column
+
+from .db import Base, Database, retry_locked
+from .items import utcnow
+
+CHANNELS: tuple[str, ...] = ("none", "demos", "notes", "demos+notes")
+
+
+class ChannelRow(Base):
+    __tablename__ = "memory_channels"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    namespace: Mapped[str] = mapped_column(String(256))
+    model: Mapped[str] = mapped_column(String(256))
+    scope: Mapped[str] = mapped_column(String(128))
+    channel: Mapped[str] = mapped_column(String(32))
+    successes: Mapped[int] = mapped_column(Integer, default=0)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (UniqueConstraint("namespace", "model", "scope", "channel", name="uq_memory_channels_key"),)
+
+
+@dataclass(frozen=True)
+class ChannelCounts:
+    channel: str
+    successes: int = 0
+    failures: int = 0
+
+    @property
+    def trials(self) -> int:
+        return self.successes + self.failures
+
+    @property
+    def mean(self) -> float:
+        """Posterior mean of the per-sample success rate under a uniform Beta(1, 1) prior."""
+        return (self.successes + 1) / (self.trials + 2)
+
+
+class ChannelStats:
+    """Read and credit the per-channel outcome counts (one small table, concurrent writers safe)."""
+
+    def __init__(self, db: Database):
+        self.db = db
+
+    def counts(self, namespace: str, model: str, scope: str) -> dict[str, ChannelCounts]:
+        with self.db.read() as s:
+            rows = s.scalars(select(ChannelRow).where(ChannelRow.namespace == namespace, ChannelRow.model == model,
+                                                      ChannelRow.scope == scope))
+            found = {r.channel: ChannelCounts(r.channel, r.successes, r.failures) for r in rows}
+        return {c: found.get(c, ChannelCounts(c)) for c in CHANNELS}
+
+    def credit(self, namespace: str, model: str, scope: str, channel: str, *, successes: int = 0,
+               failures: int = 0) -> ChannelCounts:
+        if channel not in CHANNELS:
+            raise ValueError(f"unknown memory channel {channel!r}; channels: {', '.join(CHANNELS)}")
+        if successes < 0 or failures < 0:
+            raise ValueError("channel credit must not be negative")
+
+        def write() -> ChannelCounts:
+            with self.db.write() as s:
+                row = s.scalar(select(ChannelRow).where(
+                    ChannelRow.namespace == namespace, ChannelRow.model == model, ChannelRow.scope == scope,
+                    ChannelRow.channel == channel))
+                if row is None:
+                    row = ChannelRow(namespace=namespace, model=model, scope=scope, channel=channel,
+                                     successes=0, failures=0, updated_at=utcnow())
+                    s.add(row)
+                row.successes += successes
+                row.failures += failures
+                row.updated_at = utcnow()
+                return ChannelCounts(channel, row.successes, row.failures)
+
+        return retry_locked(write)
+
+    def reset(self, namespace: str) -> int:
+        """Forget what a namespace learned about channels (e.g. a demo starting from scratch)."""
+        from sqlalchemy import delete
+
+        def write() -> int:
+            with self.db.write() as s:
+                return s.execute(delete(ChannelRow).where(ChannelRow.namespace == namespace)).rowcount or 0
+
+        return retry_locked(write)
+
+    def all(self, namespace: str) -> list[dict]:
+        """Every row of a namespace (for the admin tool and benchmarks)."""
+        with self.db.read() as s:
+            rows = s.scalars(select(ChannelRow).where(ChannelRow.namespace == namespace)
+                             .order_by(ChannelRow.model, ChannelRow.scope, ChannelRow.channel))
+            return [{"model": r.model, "scope": r.scope, "channel": r.channel, "successes": r.successes,
+                     "failures": r.failures} for r in rows]

@@ -1,0 +1,153 @@
+"""Experience that pays: verified demonstrations replayed as chat turns, a bandit that learns which form
+of memory helps, verified answers reused after a re-check, and memory context charged to the budget."""
+
+import re
+
+import pytest
+
+from seasoned.agents.solver import build_messages
+from seasoned.envs import get_env
+from seasoned.graphs import Agent, parse_strategy
+from seasoned.graphs.context import ContextBuilder, demo_key
+from seasoned.memory import MemoryBank, MemoryItem
+from seasoned.models import Budget, Gateway, Ledger, scripted
+
+
+@pytest.fixture
+def bank(tmp_path):
+    bank = MemoryBank.open(f"sqlite:///{tmp_path}/mem.db", namespace="exp", chroma_path=str(tmp_path / "chroma"))
+    yield bank
+    bank.close()
+
+
+def _sum_of(text: str) -> int:
+    a, b = re.findall(r"What is (\d+) \+ (\d+)\?", text)[-1]
+    return int(a) + int(b)
+
+
+def agent_for(bank, tmp_path, name, fn, *, strategy="single", channel="auto", seed=0):
+    model = scripted.register(name, fn=fn)
+    agent = Agent(gateway=Gateway(f"scripted/{name}", ledger=Ledger()), memory=bank, namespace="exp",
+                  strategy=parse_strategy(strategy, seed=seed), db_url=f"sqlite:///{tmp_path}/runs.db",
+                  memory_channel=channel, checkpoint=False)
+    return agent, model
+
+
+def test_demonstrations_are_given_as_earlier_chat_turns_and_notes_in_the_system_message():
+    demos = [{"task": "What is 1 + 2?", "reply": "1 + 2 = 3\nAnswer: 3"},
+             {"task": "What is 4 + 4?", "reply": "Answer: 8"}]
+    messages = build_messages("What is 5 + 6?", context="- add the ones first", demonstrations=demos)
+    assert [m["role"] for m in messages] == ["system", "user", "assistant", "user", "assistant", "user"]
+    assert "add the ones first" in messages[0]["content"]
+    assert messages[1]["content"].startswith("What is 1 + 2?")
+    assert messages[2]["content"] == "1 + 2 = 3\nAnswer: 3"
+    assert messages[-1]["content"].startswith("What is 5 + 6?")
+    assert "add the ones first" not in messages[-1]["content"]
+
+
+def test_a_verified_run_becomes_a_demonstration_that_later_runs_see_as_turns(bank, tmp_path):
+    env = get_env("addition")
+    first, second = env.tasks(n=2, difficulty=2)
+
+    def solve(messages, params):
+        return f"Answer: {_sum_of(messages[-1]['content'])}"
+
+    agent, model = agent_for(bank, tmp_path, "exp-demo", solve, channel="demos")
+    assert agent.run(first, env=env).verified
+    stored = bank.get_by_key(demo_key(first.prompt), namespace="exp")
+    assert stored is not None and stored.kind == "demonstration" and stored.verified
+    assert stored.data["task"] == first.prompt and stored.data["reply"] == f"Answer: {first.metadata['answer']}"
+
+    result = agent.run(second, env=env)
+    messages = model.seen[-1][0]
+    assert [m["role"] for m in messages] == ["system", "user", "assistant", "user"]
+    assert messages[1]["content"].startswith(first.prompt.splitlines()[0])
+    assert result.memory["channel"] == "demos" and result.memory["demonstrations"] == [stored.id]
+    assert stored.id in result.memory_ids
+
+
+def test_a_failed_run_stores_no_demonstration(bank, tmp_path):
+    env = get_env("addition")
+    task = env.tasks(n=1, difficulty=2)[0]
+    agent, _ = agent_for(bank, tmp_path, "exp-wrong", lambda m, p: "Answer: -1", channel="demos")
+    assert not agent.run(task, env=env).verified
+    assert bank.get_by_key(demo_key(task.prompt), namespace="exp") is None
+
+
+def test_the_bandit_moves_toward_the_channel_that_pays(bank, tmp_path):
+    """A model that is right only when it sees demonstrations: the sampler learns to give it them."""
+    env = get_env("addition")
+    tasks = env.tasks(n=40, difficulty=2)
+    seeded = tasks[0]
+    bank.put(demo_key(seeded.prompt), {
+        "kind": "demonstration", "title": seeded.prompt, "content": f"Answer: {seeded.metadata['answer']}",
+        "verified": True, "data": {"task": seeded.prompt, "reply": f"Answer: {seeded.metadata['answer']}"}},
+        namespace="exp")
+    bank.add(MemoryItem(kind="strategy", title="adding", content="Add the ones, then the tens."), namespace="exp",
+             actor="human")
+
+    def only_with_demos(messages, params):
+        shown_demos = sum(m["role"] == "assistant" for m in messages)
+        return f"Answer: {_sum_of(messages[-1]['content']) + (0 if shown_demos else 1)}"
+
+    agent, _ = agent_for(bank, tmp_path, "exp-bandit", only_with_demos)
+    channels = [agent.run(task, env=env).memory["channel"] for task in tasks[1:]]
+    counts = bank.channels.counts("exp", "scripted/exp-bandit", "addition")
+    assert counts["demos"].successes > 0 and counts["demos"].failures == 0
+    assert counts["none"].successes == 0 and counts["notes"].successes == 0
+    late = channels[-15:]
+    assert sum("demos" in c for c in late) >= 13, channels
+
+
+def test_a_cached_verified_answer_is_rechecked_before_it_is_accepted(bank, tmp_path):
+    env = get_env("addition")
+    task = env.tasks(n=1, difficulty=2)[0]
+    right = f"Answer: {task.metadata['answer']}"
+    agent, model = agent_for(bank, tmp_path, "exp-cache", lambda m, p: right, channel="none")
+    assert agent.run(task, env=env).verified
+    calls = model.calls
+
+    again = agent.run(task, env=env)  # the same task: the stored reply is re-checked, no model call
+    assert again.verified and again.memory["cache_hit"]
+    assert model.calls == calls and again.spend.tokens == 0
+    assert again.candidates[0]["kind"] == "cached"
+
+    item = bank.get_by_key(demo_key(task.prompt), namespace="exp")  # a stale cache entry fails its re-check
+    bank.put(item.key, {**item.model_dump(include={"kind", "title", "content", "verified"}),
+                        "data": {**item.data, "reply": "Answer: 0"}}, namespace="exp")
+    third = agent.run(task, env=env)
+    assert third.verified and not third.memory["cache_hit"]
+    assert [c["kind"] for c in third.candidates] == ["cached", "sample"]
+    assert third.verdicts[0]["passed"] is False and model.calls == calls + 1
+
+
+def test_memory_context_is_charged_to_the_budget(bank, tmp_path):
+    env = get_env("addition")
+    tasks = env.tasks(n=6, difficulty=2)
+    for task in tasks[:4]:
+        bank.put(demo_key(task.prompt), {
+            "kind": "demonstration", "title": task.prompt, "content": f"Answer: {task.metadata['answer']}",
+            "verified": True, "data": {"task": task.prompt, "reply": f"Answer: {task.metadata['answer']}"}},
+            namespace="exp")
+
+    def solve(messages, params):
+        return f"Answer: {_sum_of(messages[-1]['content'])}"
+
+    with_demos, _ = agent_for(bank, tmp_path, "exp-charge-demos", solve, channel="demos")
+    without, _ = agent_for(bank, tmp_path, "exp-charge-none", solve, channel="none")
+    rich = with_demos.run(tasks[4], env=env)
+    plain = without.run(tasks[4], env=env)
+    assert rich.memory["demonstrations"] and not plain.memory["demonstrations"]
+    assert rich.spend.prompt_tokens > plain.spend.prompt_tokens + 40
+    assert rich.spend.tokens == with_demos.gateway.ledger.totals(run_id=rich.run_id).total_tokens
+
+    tight = with_demos.run(tasks[5], env=env, budget={"max_tokens": 60})  # no room for demonstrations
+    assert tight.memory["demonstrations"] == [] and tight.spend.tokens <= 60
+
+
+def test_context_builder_respects_a_fixed_channel_and_names_bad_ones(bank):
+    with pytest.raises(ValueError, match="memory_channel"):
+        ContextBuilder(bank, "exp", "m", channel="prose")
+    builder = ContextBuilder(bank, "exp", "m", channel="notes")
+    built = builder._build("What is 2 + 2?", Budget(max_tokens=1000), 1, 64, False)
+    assert built.channel == "none" and "nothing to offer" in built.reason
