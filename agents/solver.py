@@ -17,13 +17,19 @@ _BOXED = re.compile(r"\\boxed\{([^{}]+)\}")
 
 
 def build_messages(task: str, *, context: str = "", previous: str | None = None, critique: str | None = None,
-                   answer_format: str | None = ANSWER_FORMAT) -> list[dict]:
-    """Messages for one attempt. ``context`` is retrieved memory (a cheatsheet); ``previous`` and
-    ``critique`` turn it into a revision."""
-    parts = []
+                   answer_format: str | None = ANSWER_FORMAT, demonstrations: list[dict] | None = None,
+                   system: str | None = None) -> list[dict]:
+    """Messages for one attempt.
+
+    ``demonstrations`` are verified earlier exchanges (``{"task", "reply"}``), replayed before the task
+    as user/assistant turns in the same format as the task itself;
+    ``context`` holds distilled notes and goes into the system message; ``previous`` and ``critique``
+    turn the attempt into a revision; ``system`` replaces the default system prompt.
+    """
+    system_text = system or SYSTEM
     if context.strip():
-        parts.append(f"{CONTEXT_HEADER}\n{context.strip()}\n")
-    parts.append(task.strip())
+        system_text = f"{system_text}\n\n{CONTEXT_HEADER}\n{context.strip()}"
+    parts = [task.strip()]
     if previous is not None:
         parts.append(f"\nA previous attempt:\n{previous.strip()}")
         if critique:
@@ -31,7 +37,13 @@ def build_messages(task: str, *, context: str = "", previous: str | None = None,
         parts.append("\nWrite a corrected attempt.")
     if answer_format:
         parts.append(answer_format)
-    return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": "\n".join(parts)}]
+    turns = []
+    for demo in demonstrations or []:
+        shown, reply = str(demo.get("task") or "").strip(), str(demo.get("reply") or "").strip()
+        if shown and reply:
+            user = f"{shown}\n{answer_format}" if answer_format and answer_format not in shown else shown
+            turns += [{"role": "user", "content": user}, {"role": "assistant", "content": reply}]
+    return [{"role": "system", "content": system_text}, *turns, {"role": "user", "content": "\n".join(parts)}]
 
 
 def extract_answer(text: str) -> str | None:
