@@ -151,3 +151,23 @@ def test_context_builder_respects_a_fixed_channel_and_names_bad_ones(bank):
     builder = ContextBuilder(bank, "exp", "m", channel="notes")
     built = builder._build("What is 2 + 2?", Budget(max_tokens=1000), 1, 64, False)
     assert built.channel == "none" and "nothing to offer" in built.reason
+
+
+def test_a_solved_episode_becomes_a_demonstration_replayed_to_the_actor(bank, tmp_path):
+    """Interactive environments use the same loop: the steps that solved an episode are compacted into
+    a demonstration, and the next episode's actor sees them as earlier chat turns."""
+    from test_actor import CounterEnv
+
+    env = CounterEnv()
+    task = env.get_task("c")
+    replies = iter(["```action\nadd 5\n```", "```action\nsubmit\n```"] * 4)
+    agent, model = agent_for(bank, tmp_path, "exp-actor", lambda m, p: next(replies), channel="demos")
+    assert agent.run(task, env=env).verified
+    stored = bank.get_by_key(demo_key(task.prompt), namespace="exp")
+    assert stored is not None and "add(k=5) -> value = 5" in stored.data["reply"]
+
+    other = type(task)("d", env.name, "Make the value 5, please.", metadata={"target": 5})
+    agent.run(other, env=env)
+    first_call = model.seen[-2][0]
+    assert [m["role"] for m in first_call[:3]] == ["system", "user", "assistant"]
+    assert "Solved earlier with these actions" in first_call[2]["content"]
