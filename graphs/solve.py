@@ -357,9 +357,10 @@ def _candidates_to_judge(state: SolveState, ctx: SolveContext) -> list[dict]:
 
 
 def judge_pays(state: SolveState, ctx: SolveContext) -> tuple[bool, str]:
-    """Whether a judge call is worth its tokens: the confidence it can add (its learned precision over what
-    agreement already gives) per token, against what the same tokens buy as samples (the expected rise in
-    agreement from one more sample), and only if the budget can pay for it."""
+    """Whether a judge call is worth its tokens: only when there are answers to pick between; then the
+    confidence it can add (its learned precision over what agreement already gives) per token, against
+    what the same tokens buy as samples (the expected rise in agreement from one more sample), and only
+    if the budget can pay for it."""
     keyed = _keyed(usable(state))
     answers = [c["answer_key"] for c in keyed]
     majority, stability = majority_stability(answers)
@@ -369,6 +370,8 @@ def judge_pays(state: SolveState, ctx: SolveContext) -> tuple[bool, str]:
     gain_judge = judge_precision - current
     prompt = sum(len(str(c.get("text", ""))) for c in keyed[:1]) / 3 + 80
     judge_cost = prompt + JUDGE_TOKENS
+    if len(vote_counts(answers)) < 2:
+        return False, "one answer: nothing for a judge to pick between"
     if gain_judge <= 0:
         return False, f"judge precision {judge_precision:.2f} adds nothing to agreement {current:.2f}"
     if ctx.budget.remaining_tokens() < judge_cost * 2:
