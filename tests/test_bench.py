@@ -228,3 +228,20 @@ def test_ray_rows_match_the_local_rows(tmp_path, model):
 
     assert comparable(tmp_path / "ray") == comparable(tmp_path / "local") and len(comparable(tmp_path / "ray")) == 4
     assert summary["plots"] == ["accuracy_vs_tokens.png"]
+
+
+def test_simulated_env_curves_have_the_oracle_auc_and_tokens_to_reach(tmp_path):
+    """On the simulator the oracle is known: the summary gives each curve's area relative to it, and the
+    accuracy plot draws it."""
+    from seasoned.models import sim
+
+    sim.register(sim.mixed_world())
+    summary = run_bench(tmp_path, env="sim", model="sim/mixed", strategy="adaptive-8,best_of_n-8",
+                        budget="300,1200", n=8, max_tokens=200, record=False, progress=False, console=quiet())
+    curves = summary["curves"]["sim"]
+    assert set(curves) == {"adaptive-8", "best_of_n-8"}
+    for figures in curves.values():
+        assert 0 < figures["auc_vs_oracle"] <= 1.05
+        assert set(figures["tokens_to_reach"]) == {"0.25", "0.50", "0.75"}
+    assert (tmp_path / "accuracy_vs_tokens.png").read_bytes().startswith(PNG)
+    assert all(a["mean_tokens"] <= a["budget"] for a in summary["arms"])
