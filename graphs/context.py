@@ -118,13 +118,15 @@ class ContextBuilder:
         self.seed = seed
 
     # --- building --------------------------------------------------------------------------------------
-    async def build(self, task: str, budget: Budget, *, samples: int = 1, reply_tokens: int = 96,
-                    notes_only: bool = False) -> MemoryContext:
-        """The memory for one solve of ``task`` within ``budget`` (``samples``: how many the strategy draws)."""
-        return await asyncio.to_thread(self._build, task, budget, samples, reply_tokens, notes_only)
+    async def build(self, task: str, budget: Budget, *, samples: int = 1, max_samples: int = 1,
+                    reply_tokens: int = 96, notes_only: bool = False) -> MemoryContext:
+        """The memory for one solve of ``task`` within ``budget``. ``samples``: how many samples surely pay
+        for the context (all n for best-of-n; 1 for first-finish strategies); ``max_samples``: at most."""
+        return await asyncio.to_thread(self._build, task, budget, samples, reply_tokens, notes_only,
+                                       max(samples, max_samples))
 
     def _build(self, task: str, budget: Budget, samples: int, reply_tokens: int,
-               notes_only: bool) -> MemoryContext:
+               notes_only: bool, max_samples: int = 1) -> MemoryContext:
         cached = None if notes_only else self._cached(task)
         allowance = self._allowance(task, budget, samples, reply_tokens)
         demos = [] if notes_only else self._demos(task, allowance)
@@ -137,7 +139,7 @@ class ContextBuilder:
             options["notes"] = (notes, [], estimate_tokens(notes))
             if demos and estimate_tokens(notes) + options["demos"][2] <= allowance:
                 options["demos+notes"] = (notes, demos, estimate_tokens(notes) + options["demos"][2])
-        chosen, reason = self._choose(options, counts, task, budget, samples, reply_tokens)
+        chosen, reason = self._choose(options, counts, task, budget, max_samples, reply_tokens)
         note_text, chosen_demos, tokens = options.get(chosen, options["none"])
         ids = [d.id for d in chosen_demos] + (note_ids if note_text else [])
         return MemoryContext(channel=chosen, chosen=chosen, reason=reason, notes=note_text,

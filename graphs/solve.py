@@ -141,9 +141,9 @@ async def retrieve_node(state: SolveState, runtime: Runtime[SolveContext]) -> di
             return {}
         return {"memory_context": "", "memory_ids": [], "memory": None}
     cfg = ctx.strategy
-    samples = cfg.n if cfg.name in ("best_of_n", "self_consistency", "adaptive") else 1 + cfg.max_rounds * (
-        cfg.name == "revise")
-    built = await ctx.memory.build(state["task"], ctx.budget, samples=samples,
+    # strategies that draw all n samples pay for memory n times; first-finish ones as long as they go on
+    samples = cfg.n if cfg.name in ("best_of_n", "self_consistency") else 1
+    built = await ctx.memory.build(state["task"], ctx.budget, samples=samples, max_samples=cfg.n,
                                    reply_tokens=min(cfg.max_tokens, REPLY_TOKENS_GUESS))
     _emit(runtime, "memory", ids=built.ids, channel=built.channel, reason=built.reason,
           demos=[d["id"] for d in built.demos], cached=built.cached is not None,
