@@ -115,6 +115,8 @@ async def estimate_prompt_tokens(model: str, messages: list[dict]) -> int:
 def price(model: str, prompt_tokens: int, completion_tokens: int) -> tuple[float, bool]:
     """(USD, known): litellm's price where it has one (``litellm.register_model`` adds more); local and
     scripted models are free; an unknown remote price counts as 0 and is marked unknown."""
+    if provider_of(model) == "sim":
+        return 0.0, True  # the simulator is free: no price lookup (it dominates a simulated call's overhead)
     module = litellm()
     try:
         prompt_cost, completion_cost = module.cost_per_token(
