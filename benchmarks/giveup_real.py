@@ -139,7 +139,8 @@ async def part_d(args, root: Path) -> dict:
     curve_points: dict[str, list[dict]] = {"uniform": [], "difficulty": [], "learned": []}
     for budget in args.budgets:
         for name, points in curve_points.items():
-            policy = Learned(lambda: records, rate=budget, max_samples=8) if name == "learned" else name
+            policy = Learned(lambda: records, rate=budget, max_samples=8, min_records=args.min_records) \
+                if name == "learned" else name
             p = await run_tasks(agent(policy), env, tasks, budget)
             p["budget"] = budget
             points.append(p)
@@ -167,6 +168,7 @@ def main() -> None:
     parser.add_argument("--budgets", default=None,
                         help="(c) samples' worth of tokens per question (default 2,4,8); (d) tokens per task "
                              "(default 400,800)")
+    parser.add_argument("--min-records", type=int, default=6, help="(d) sampled records a kind needs for its prior")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", help="folder for results.json and plots")
     args = parser.parse_args()
