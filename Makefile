@@ -4,7 +4,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.seasoned-installed
-EXTRAS := local,envs,serve,bench,postgres,ray,dev
+EXTRAS := local,envs,serve,bench,postgres,ray,mcp,dev
 
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1

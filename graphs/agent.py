@@ -28,16 +28,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import BaseModel, Field
+from seasoned.memory.channels import CHANNELS
 from seasoned.models import Budget, Gateway, SeasonedError, call_tags, seasoned_home
 from seasoned.models.sync import run_sync
 
 from .allocation import AllocationPolicy, make_policy
-from seasoned.memory.channels import CHANNELS
-
+from .checking import as_checker
 from .context import ContextBuilder, demonstration_item
 from .solve import ActorOutput, SolveContext, build_solve_graph
 from .strategy import StrategyConfig, parse_strategy
 from .task import TaskContext, build_task_graph
+from .toolbox import Toolbox
 from .verifier_stats import VerifierStats
 
 RECURSION_LIMIT = 200
@@ -129,8 +130,24 @@ class Agent:
         curate: bool = True,
         curator_model: str | None = None,
         memory_channel: str = "auto",
+        api_base: str | None = None,
+        api_key: str | None = None,
+        system_prompt: str | None = None,
+        tools: list[Any] | None = None,
+        checker: Any = None,
     ):
-        self.gateway = gateway or Gateway(model, max_concurrency=32)
+        """``api_base``/``api_key``: an OpenAI-compatible server (or a provider's key) for ``model``.
+        ``system_prompt``: the solver's system message. ``tools``: plain Python callables (schema from
+        type hints and docstrings), ``python_tool()`` (model-written code, run in the sandbox) or
+        ``McpServer`` objects; with tools the agent answers by acting. ``checker``: ``fn(text)``, sync
+        or async, returning a bool, a reward in 0..1 or a Verdict (see ``graphs.checking``)."""
+        connection = {k: v for k, v in (("api_base", api_base), ("api_key", api_key)) if v is not None}
+        if gateway is not None and connection:
+            raise SeasonedError("give api_base/api_key to the Gateway you pass, or pass no gateway")
+        self.gateway = gateway or Gateway(model, max_concurrency=32, **connection)
+        self.system_prompt = system_prompt
+        self.checker = as_checker(checker)
+        self.toolbox = Toolbox(tools) if tools else None
         self.model = self.gateway.model if model is None else model
         self.memory = memory
         self.budget = budget
@@ -198,7 +215,8 @@ class Agent:
         """The runtime context of one solve: checker/actor from the environment, memory retrieval."""
         namespace = namespace or self.namespace
         context = SolveContext(gateway=self.gateway, budget=budget or budget_from(self.budget, "run"),
-                               strategy=strategy or self.strategy, namespace=namespace, stats=self.stats)
+                               strategy=strategy or self.strategy, namespace=namespace, stats=self.stats,
+                               system=self.system_prompt)
         if env is not None and task is not None and not isinstance(task, str):
             context.checker_name = f"env:{env.name}"
             context.extract = env.extract_answer
@@ -207,6 +225,11 @@ class Agent:
                 context.actor = self._actor_for(env, task)
             else:
                 context.checker = lambda text: env.verify(task, text)
+        elif self.toolbox is not None:  # the application's tools: answer by acting
+            text = task if isinstance(task, str) else getattr(task, "prompt", str(task))
+            context.actor = self._actor_for(self.toolbox, self.toolbox.task(text, self.system_prompt))
+            context.extract, context.answer_format = self.toolbox.extract_answer, None
+        checker = as_checker(checker) or (self.checker if env is None else None)
         if checker is not None:
             context.checker = checker
             context.checker_name = getattr(checker, "name", "env:checker")
@@ -381,9 +404,9 @@ class Agent:
                         seconds=round(time.perf_counter() - started, 3), by_role=by_role)
 
     def _result(self, run_id: str, values: dict, context: SolveContext, started: float) -> RunResult:
-        common = dict(run_id=run_id, task=values.get("task", ""), strategy=context.strategy.label,
-                      model=self.gateway.model, decisions=values.get("decisions", []),
-                      memory_ids=values.get("memory_ids") or [], spend=self._spend(run_id, started))
+        common = {"run_id": run_id, "task": values.get("task", ""), "strategy": context.strategy.label,
+                  "model": self.gateway.model, "decisions": values.get("decisions", []),
+                  "memory_ids": values.get("memory_ids") or [], "spend": self._spend(run_id, started)}
         if "subtasks" in values:  # multi-stage
             final = values.get("final") or {}
             results = values.get("results", {})
@@ -493,7 +516,9 @@ class Agent:
             self.memory.record_outcome(rest, success=result.verified, namespace=namespace)
 
     async def aclose(self) -> None:
-        """Close the checkpoint connection opened on this loop, and flush the run store."""
+        """Close the checkpoint connection opened on this loop, the MCP servers, and flush the run store."""
+        if self.toolbox is not None:
+            await self.toolbox.aclose()
         graphs = self._compiled.pop(asyncio.get_running_loop(), {})
         connection = getattr(graphs.get("saver"), "conn", None)
         if connection is not None:
@@ -555,7 +580,7 @@ class Agent:
             try:
                 async for event in self.astream(task, **kwargs):
                     events.put(event)
-            except BaseException as exc:  # handed to the consuming thread
+            except BaseException as exc:  # noqa: BLE001 - handed to the consuming thread
                 events.put(exc)
             finally:
                 events.put(None)
