@@ -25,7 +25,7 @@ import uuid
 import weakref
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict
 
 from pydantic import BaseModel, Field
 from seasoned.memory.channels import CHANNELS
@@ -87,6 +87,25 @@ class Event:
     run_id: str
     node: str | None = None
     data: dict = field(default_factory=dict)
+
+
+class AgentInput(TypedDict):
+    """What ``Agent.as_subgraph()`` reads from its parent's state."""
+
+    task: str
+
+
+class AgentOutput(TypedDict, total=False):
+    """What ``Agent.as_subgraph()`` writes back: the answer, whether it was verified, the run to inspect."""
+
+    answer: str | None
+    verified: bool
+    run_id: str
+    tokens: int
+
+
+class AgentState(AgentInput, AgentOutput):
+    pass
 
 
 class RunNotResumable(SeasonedError):
@@ -181,8 +200,34 @@ class Agent:
     # --- graph and context ---------------------------------------------------------------------------
     @property
     def graph(self):
-        """The compiled solve graph (no checkpointer: a parent graph's applies when it is mounted)."""
+        """The compiled solve graph (no checkpointer: a parent graph's applies when it is mounted). It
+        needs a ``SolveContext`` (``agent.context_for(...)``) as its runtime context; to use the agent
+        inside a graph of your own, mount ``as_subgraph()`` instead."""
         return self._graph
+
+    def as_subgraph(self, **run_options: Any):
+        """The agent as a node of another graph, with a declared schema: input ``{"task": str}``,
+        output ``{"answer", "verified", "run_id", "tokens"}`` (``AgentInput``/``AgentOutput``). Each call
+        is a full run (memory, budget, checker, tools), recorded like any other (``seasoned runs list``).
+        ``run_options`` go to every ``arun`` (``strategy=``, ``budget=``, ``checker=``...)."""
+        from langchain_core.runnables import RunnableLambda
+        from langgraph.graph import END, START, StateGraph
+
+        def output(result: RunResult) -> dict:
+            return {"answer": result.answer, "verified": result.verified, "run_id": result.run_id,
+                    "tokens": result.spend.tokens}
+
+        async def solve(state: dict) -> dict:
+            return output(await self.arun(state["task"], **run_options))
+
+        def solve_sync(state: dict) -> dict:
+            return output(self.run(state["task"], **run_options))
+
+        builder = StateGraph(AgentState, input_schema=AgentInput, output_schema=AgentOutput)
+        builder.add_node("agent", RunnableLambda(solve_sync, afunc=solve, name="agent"))
+        builder.add_edge(START, "agent")
+        builder.add_edge("agent", END)
+        return builder.compile(name="seasoned-agent")
 
     @property
     def task_graph(self):

@@ -1,0 +1,50 @@
+"""Every example in examples/ runs as written, with the scripted provider playing the model
+(``SEASONED_MODEL=scripted/example``), and the README's code blocks are the examples' code."""
+
+import re
+import runpy
+from pathlib import Path
+
+import pytest
+
+from seasoned.models import scripted
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "examples"
+
+
+@pytest.fixture
+def run_example(tmp_path, monkeypatch, capsys):
+    """Runs ``examples/NAME.py`` as ``__main__`` with a scripted model; returns what it printed."""
+    monkeypatch.setenv("SEASONED_MODEL", "scripted/example")
+    monkeypatch.setenv("SEASONED_HOME", str(tmp_path))
+    monkeypatch.setenv("SEASONED_DB_URL", f"sqlite:///{tmp_path}/seasoned.db")
+
+    def run(name: str, reply, argv: list[str] | None = None) -> str:
+        scripted.register("example", fn=reply)
+        monkeypatch.setattr("sys.argv", [str(EXAMPLES / name), *(argv or [])])
+        runpy.run_path(str(EXAMPLES / name), run_name="__main__")
+        return capsys.readouterr().out
+
+    return run
+
+
+def test_custom_checker_and_tools(run_example):
+    def shopkeeper(messages, params):
+        seen = messages[-1]["content"]
+        if "Observation:\n1.5" in seen:
+            return "```action\nanswer 1.5\n```"
+        if "Observation:\n0.5" in seen:
+            return "```action\nmultiply 0.5 3\n```"
+        return "```action\nprice apple\n```"
+
+    out = run_example("custom_checker_and_tools.py", shopkeeper)
+    assert "answer: '1.5'  verified: True" in out
+    assert "price(fruit='apple') -> 0.5" in out and "multiply(a=0.5, b=3.0) -> 1.5" in out
+
+
+def test_langgraph_subgraph(run_example):
+    out = run_example("langgraph_subgraph.py", lambda messages, params: "40 plus 2.\nAnswer: 42")
+    assert "What is 40 + 2? = 42 (verified: True)" in out
+    assert re.search(r"run recorded: seasoned runs show [0-9a-f]{16}", out)
+    assert re.search(r"notes in the bank: [1-9]", out)
