@@ -7,7 +7,7 @@
 samples) writes one allocation record per question (samples drawn, success) to a memory bank; the bank's
 records give the Beta prior of the kind. Then, at each budget (in samples' worth of tokens per question),
 ``best_of_n-8`` (the checker picks; the budget caps how many are drawn) against ``adaptive-8`` with the
-learned give-up rule priced at that budget, through the solve graph on the same questions and seeds.
+learned give-up rule priced to spend half that budget on average (``--rate-fraction``; the budget stays its cap), through the solve graph on the same questions and seeds.
 Target: equal accuracy within the interval at at most half the tokens.
 
 (d) ``sums`` (2-stage tasks): a warm-up stream with memory and ``learned`` allocation (exploring) writes the
@@ -86,7 +86,7 @@ async def part_c(args, root: Path) -> dict:
     rows = []
     for samples_worth in args.budgets:
         budget = samples_worth * per_call
-        stop = stopping_for(records, KIND, rate=budget, max_samples=8)
+        stop = stopping_for(records, KIND, rate=budget * args.rate_fraction, max_samples=8)
         arms = {"best_of_n-8": (best, None), "adaptive-8 + learned give-up": (adaptive, stop)}
         row = {"budget": budget, "samples_worth": samples_worth}
         for name, (strategy, stopping) in arms.items():
@@ -168,6 +168,8 @@ def main() -> None:
     parser.add_argument("--budgets", default=None,
                         help="(c) samples' worth of tokens per question (default 2,4,8); (d) tokens per task "
                              "(default 400,800)")
+    parser.add_argument("--rate-fraction", type=float, default=0.5,
+                        help="(c) the give-up rule is priced to spend this share of the budget on average")
     parser.add_argument("--min-records", type=int, default=6, help="(d) sampled records a kind needs for its prior")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", help="folder for results.json and plots")
