@@ -14,7 +14,6 @@ from typing import TypedDict
 
 from langgraph.graph import END, START, StateGraph
 from langgraph.store.base import BaseStore
-
 from seasoned.graphs import Agent
 from seasoned.memory import MemoryBank
 from seasoned.memory.store import BankStore

@@ -1,6 +1,7 @@
 """A user's checker, whatever its shape, as the solve graph's checker (adapted once, here).
 
-``Agent(checker=fn)`` and ``agent.run(task, checker=fn)`` accept ``fn(text)`` that is sync or async and
+``Agent(checker=fn)`` and ``agent.run(task, checker=fn)`` accept ``fn(text)`` (``text``: a candidate's whole
+reply; with tools, the answer it gave) that is sync or async and
 returns a ``bool`` (passed or not), a number (a reward in 0..1, passed at ``PASS_REWARD`` or more) or a
 verdict (``seasoned.envs.base.Verdict``, or any object with ``passed``/``reward``/``details``).
 """

@@ -6,7 +6,6 @@ import runpy
 from pathlib import Path
 
 import pytest
-
 from seasoned.models import scripted
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -48,3 +47,29 @@ def test_langgraph_subgraph(run_example):
     assert "What is 40 + 2? = 42 (verified: True)" in out
     assert re.search(r"run recorded: seasoned runs show [0-9a-f]{16}", out)
     assert re.search(r"notes in the bank: [1-9]", out)
+
+
+def test_embed_in_fastapi(run_example):
+    out = run_example("embed_in_fastapi.py", lambda messages, params: "6 times 7.\nAnswer: 42")
+    assert "ask: {'answer': '42', 'verified': True, 'run_id':" in out
+    assert "feedback: {'run_id':" in out and "'success': True" in out
+
+
+def test_openai_client_against_seasoned_serve(run_example, tmp_path, monkeypatch):
+    from seasoned.agents import verifier
+    from seasoned.server import BackgroundServer, ServerSettings, create_app
+
+    def reply(messages, params):
+        if messages[0]["content"] == verifier.SYSTEM:
+            return '{"correct": true, "score": 0.9, "reason": "checks out"}'
+        return "17 plus 25 is 42.\nAnswer: 42"
+
+    scripted.register("example", fn=reply)
+    settings = ServerSettings(model="scripted/example", db_url=f"sqlite:///{tmp_path}/server.db",
+                              chroma_path=str(tmp_path / "chroma"))
+    with BackgroundServer(create_app(settings)) as url:
+        monkeypatch.setenv("SEASONED_URL", url)
+        out = run_example("openai_client.py", reply)
+    assert "reply: '17 plus 25 is 42.\\nAnswer: 42'" in out
+    assert re.search(r"run [0-9a-f]+: verified=(True|False) tokens=[1-9]", out)
+    assert "streamed: " in out and "feedback: 200" in out
