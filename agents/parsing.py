@@ -10,11 +10,18 @@ import re
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
+from seasoned.models import untrusted
 
 T = TypeVar("T", bound=BaseModel)
 
-_FENCE = re.compile(r"```(?:json|JSON)?\s*(.*?)```", re.DOTALL)
-_KEY_VALUE = re.compile(r"^\s*[\-\*]?\s*\"?([A-Za-z_][\w ]{0,40}?)\"?\s*[:=]\s*(.+?)\s*,?\s*$", re.MULTILINE)
+_FENCE = re.compile(r"```(?:json|JSON)?\s*+(.*?)```", re.DOTALL)  # possessive: no re-splitting of spaces
+# Horizontal whitespace only and a greedy value (trimmed in Python): linear time on any line.
+_KEY_VALUE = re.compile(r"^[ \t]*+[\-\*]?[ \t]*+\"?([A-Za-z_][\w ]{0,40}?)\"?[ \t]*+[:=][ \t]*+(\S.*)$", re.MULTILINE)
+_SPECIALS = '{}"\\'
+_SPECIAL = re.compile(r'[{}"\\]')
+MAX_REPLY_CHARS = 32_000  # a longer reply is read from its end (structured replies are a few KB at most)
+MAX_DEPTH = 32  # JSON a role asks for nests 3 levels at most
+MAX_OBJECTS = 64  # {...} blocks tried before giving up (each failed one costs a lenient re-parse)
 
 
 class ParseError(ValueError):
@@ -22,14 +29,17 @@ class ParseError(ValueError):
 
 
 def _balanced_objects(text: str) -> list[str]:
-    """Every top-level ``{...}`` span, in order (braces inside JSON strings are respected)."""
+    """Every top-level ``{...}`` span, in order (braces inside JSON strings are respected).
+
+    Only the characters that matter are visited (a regex finds them), so long prose costs little."""
     spans, depth, start, in_string, escaped = [], 0, -1, False, False
-    for i, ch in enumerate(text):
+    for match in _SPECIAL.finditer(text):
+        ch, i = match.group(), match.start()
         if in_string:
             if escaped:
                 escaped = False
             elif ch == "\\":
-                escaped = True
+                escaped = i + 1 < len(text) and text[i + 1] in _SPECIALS  # else the escape hides nothing
             elif ch == '"':
                 in_string = False
             continue
@@ -47,23 +57,35 @@ def _balanced_objects(text: str) -> list[str]:
 
 
 def _loads_lenient(candidate: str) -> Any:
+    """JSON, or JSON with trailing commas, single quotes and Python booleans; ``ValueError`` otherwise
+    (too deep counts as not JSON)."""
     try:
-        return json.loads(candidate)
+        return untrusted.loads(candidate, max_depth=MAX_DEPTH)
     except json.JSONDecodeError:
         pass
-    repaired = re.sub(r",\s*([}\]])", r"\1", candidate)  # trailing commas
+    repaired = re.sub(r",\s*+([}\]])", r"\1", candidate)  # trailing commas
     repaired = re.sub(r"(?<![\w\"])'([^'\n]*)'(?![\w\"])", r'"\1"', repaired)  # single quotes
     repaired = re.sub(r"\bTrue\b", "true", re.sub(r"\bFalse\b", "false", repaired))
-    return json.loads(repaired)
+    return untrusted.loads(repaired, max_depth=MAX_DEPTH)
+
+
+def _tail(text: str) -> str:
+    """The part of a reply that is read: all of it, or its end when it is very long (answers come last)."""
+    return text if len(text) <= MAX_REPLY_CHARS else text[-MAX_REPLY_CHARS:]
 
 
 def extract_json(text: str) -> dict:
     """The first JSON object found in ``text`` (fenced blocks first), or ``ParseError``."""
-    if not text or not text.strip():
+    if not isinstance(text, str) or not text.strip():
         raise ParseError("the reply was empty")
+    text = _tail(text)
     candidates = [block for block in _FENCE.findall(text)] + [text]
+    tried = 0
     for chunk in candidates:
         for span in _balanced_objects(chunk):
+            tried += 1
+            if tried > MAX_OBJECTS:
+                raise ParseError(f"no JSON object was found in the first {MAX_OBJECTS} {{...}} blocks of the reply")
             try:
                 value = _loads_lenient(span)
             except (json.JSONDecodeError, ValueError):
@@ -76,9 +98,9 @@ def extract_json(text: str) -> dict:
 def key_values(text: str) -> dict[str, str]:
     """``key: value`` lines as a dict (lower-case keys, spaces as underscores); first occurrence wins."""
     found: dict[str, str] = {}
-    for key, value in _KEY_VALUE.findall(text or ""):
+    for key, value in _KEY_VALUE.findall(_tail(text) if isinstance(text, str) else ""):
         name = key.strip().lower().replace(" ", "_")
-        found.setdefault(name, value.strip().strip('"'))
+        found.setdefault(name, value.strip().removesuffix(",").strip().strip('"'))
     return found
 
 

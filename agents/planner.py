@@ -6,6 +6,7 @@ failure falls back to one subtask: the whole task. Difficulty is 0..1 (0 trivial
 
 from __future__ import annotations
 
+import math
 import re
 
 from pydantic import BaseModel, Field, field_validator
@@ -34,9 +35,14 @@ class Subtask(BaseModel):
     @field_validator("difficulty", mode="before")
     @classmethod
     def _clamp(cls, value):
+        """Model output: anything that is not a finite number ("nan", "inf", 1e999, a list) means 0.5."""
+        if isinstance(value, bool):
+            return 0.5
         try:
             number = float(value)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
+            return 0.5
+        if not math.isfinite(number):
             return 0.5
         number = number / 10 if number > 1 else number  # "7" on a 0-10 scale
         return min(max(number, 0.0), 1.0)

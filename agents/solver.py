@@ -8,12 +8,19 @@ from __future__ import annotations
 
 import re
 
+from seasoned.models import untrusted
+
 SYSTEM = "You are a careful problem solver."
 ANSWER_FORMAT = "Give the final answer on the last line as: Answer: <answer>"
 CONTEXT_HEADER = "Notes from earlier tasks (use them if they help):"
 
-_ANSWER_LINE = re.compile(r"(?:final\s+answer|answer)\s*(?:is)?\s*[:=]\s*(.+)", re.IGNORECASE)
+# Possessive whitespace (``\s*+``): the engine never re-splits a run of spaces, so matching stays linear
+# ("answer" + 20,000 spaces + "x" took 10 s with plain ``\s*``).
+_ANSWER_LINE = re.compile(r"(?:final\s++answer|answer)\s*+(?:is)?\s*+[:=]\s*+(.+)", re.IGNORECASE)
+# "The answer is: Answer: 42": every leading "answer:" of the captured text is dropped in one pass.
+_ANSWER_PREFIXES = re.compile(r"(?:(?:final\s++answer|answer)\s*+(?:is)?\s*+[:=]\s*+)++", re.IGNORECASE)
 _BOXED = re.compile(r"\\boxed\{([^{}]+)\}")
+MAX_ANSWER_SOURCE = 100_000  # a longer reply is read from its end (the answer comes last)
 
 
 def build_messages(task: str, *, context: str = "", previous: str | None = None, critique: str | None = None,
@@ -47,12 +54,18 @@ def build_messages(task: str, *, context: str = "", previous: str | None = None,
 
 
 def extract_answer(text: str) -> str | None:
-    """The final answer in free text: the last 'Answer: X', else a \\boxed{X}, else the last line."""
-    if not text or not text.strip():
+    """The final answer in free text: the last 'Answer: X', else a \\boxed{X}, else the last line.
+
+    Linear time on any text; never raises (model output is untrusted)."""
+    if not isinstance(text, str) or not text.strip():
         return None
+    text = text[-MAX_ANSWER_SOURCE:]
     lines = _ANSWER_LINE.findall(text)
     if lines:
-        return lines[-1].strip().strip("*").strip() or None
+        value = lines[-1].strip()
+        prefixes = _ANSWER_PREFIXES.match(value)
+        value = value[prefixes.end():] if prefixes else value
+        return value.strip().strip("*").strip() or None
     boxed = _BOXED.findall(text)
     if boxed:
         return boxed[-1].strip()
@@ -61,14 +74,20 @@ def extract_answer(text: str) -> str | None:
 
 
 def normalize_answer(answer: str | None) -> str | None:
-    """A canonical form for voting: case, spaces, trailing punctuation and number formats folded."""
-    if answer is None:
+    """A canonical form for voting: case, spaces, trailing punctuation and number formats folded.
+
+    Numbers are read exactly with bounded size (``seasoned.models.untrusted.parse_number``): no float
+    overflow, and two different 400-digit answers never fold into the same ``inf``."""
+    if not isinstance(answer, str):
         return None
-    value = answer.strip().strip("`*").strip().rstrip(".").strip().lower()
+    value = answer[:MAX_ANSWER_SOURCE].strip().strip("`*").strip().rstrip(".").strip().lower()
     value = re.sub(r"\s+", " ", value)
-    number = value.replace(",", "").replace("$", "")
-    try:
-        as_float = float(number)
-        return str(int(as_float)) if as_float.is_integer() else repr(as_float)
-    except ValueError:
+    number = untrusted.parse_number(value.replace(",", "").replace("$", "").replace("_", ""))
+    if number is None:
         return value or None
+    if number.denominator == 1:
+        return str(number.numerator)
+    try:  # equal at float precision votes together (0.1 and 0.10000000000000001)
+        return repr(number.numerator / number.denominator)
+    except OverflowError:
+        return f"{number.numerator}/{number.denominator}"

@@ -1,22 +1,22 @@
-"""``game24``: combine four numbers with + - * / to reach 24. The answer expression is parsed (``ast``,
-arithmetic nodes only), must use each number exactly once, and is evaluated with ``Fraction``: never eval."""
+"""``game24``: combine four numbers with + - * / to reach 24. The answer expression is parsed by a small
+loop (integers, + - * /, parentheses only; size-limited), must use each number exactly once, and is
+evaluated with ``Fraction``: never eval, never recursion."""
 
 from __future__ import annotations
 
-import ast
 import functools
 import itertools
 import re
 from collections import Counter
 from fractions import Fraction
 
+from .answers import tail
 from .base import EnvError, Environment, Task, Verdict
 from .seeded import make_id, parse_id, plan, rng
 
 LEVELS = range(1, 4)  # 1: many solutions ... 3: few
 TARGET = 24
-_OPS = {ast.Add: lambda a, b: a + b, ast.Sub: lambda a, b: a - b, ast.Mult: lambda a, b: a * b,
-        ast.Div: lambda a, b: a / b}
+_OPS = {"+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b, "/": lambda a, b: a / b}
 _CANDIDATE = re.compile(r"[\d\s+\-*/×x÷()\[\].]+")
 
 
@@ -43,29 +43,84 @@ class ExpressionError(ValueError):
     pass
 
 
+MAX_EXPRESSION_CHARS = 200  # "(13 - 1) * (13 - 11)" is 20; the limit keeps checking cheap on any reply
+MAX_NUMBERS = 12
+MAX_DIGITS = 6
+_TOKEN = re.compile(r"\s*(?:(\d+)|([-+*/()]))")
+_PRECEDENCE = {"+": 1, "-": 1, "*": 2, "/": 2}
+
+
+def _tokens(text: str) -> list[str]:
+    tokens, position = [], 0
+    text = text.rstrip()
+    while position < len(text):
+        match = _TOKEN.match(text, position)
+        if match is None:
+            raise ExpressionError("only integers, + - * / and parentheses are allowed "
+                                  f"(found {text[position:].strip()[:20]!r})")
+        tokens.append(match.group(1) or match.group(2))
+        position = match.end()
+    return tokens
+
+
+def _apply(values: list[Fraction], op: str) -> None:
+    right, left = values.pop(), values.pop()
+    if op == "/" and right == 0:
+        raise ExpressionError("division by zero")
+    values.append(_OPS[op](left, right))
+
+
 def evaluate(expression: str) -> tuple[Fraction, list[int]]:
-    """Value and the numbers used, for an expression of integers, + - * / and parentheses only."""
+    """Value and the numbers used, for an expression of integers, + - * / and parentheses only.
+
+    A loop over tokens (shunting-yard), not recursion and not ``eval``: any input is refused or evaluated
+    in time linear in its length, which is capped (``MAX_EXPRESSION_CHARS``, ``MAX_NUMBERS``)."""
+    if not isinstance(expression, str):
+        raise ExpressionError("the expression must be text")
     text = expression.replace("×", "*").replace("÷", "/").replace("x", "*").replace("[", "(").replace("]", ")")
-    try:
-        tree = ast.parse(text.strip(), mode="eval")
-    except SyntaxError:
-        raise ExpressionError(f"not an arithmetic expression: {expression.strip()!r}") from None
+    if len(text.strip()) > MAX_EXPRESSION_CHARS:
+        raise ExpressionError(f"the expression is longer than {MAX_EXPRESSION_CHARS} characters")
+    values: list[Fraction] = []
+    operators: list[str] = []
     used: list[int] = []
-
-    def walk(node: ast.AST) -> Fraction:
-        if isinstance(node, ast.Expression):
-            return walk(node.body)
-        if isinstance(node, ast.BinOp) and type(node.op) in _OPS:
-            left, right = walk(node.left), walk(node.right)
-            if isinstance(node.op, ast.Div) and right == 0:
-                raise ExpressionError("division by zero")
-            return _OPS[type(node.op)](left, right)
-        if isinstance(node, ast.Constant) and type(node.value) is int:
-            used.append(node.value)
-            return Fraction(node.value)
-        raise ExpressionError(f"only integers, + - * / and parentheses are allowed (found {type(node).__name__})")
-
-    return walk(tree), used
+    expect_operand = True
+    for token in _tokens(text.strip()):
+        if token.isdigit():
+            if not expect_operand:
+                raise ExpressionError(f"not an arithmetic expression: {expression.strip()!r}")
+            if len(token) > MAX_DIGITS or len(used) >= MAX_NUMBERS:
+                raise ExpressionError(f"too many or too large numbers (at most {MAX_NUMBERS} of "
+                                      f"{MAX_DIGITS} digits)")
+            used.append(int(token))
+            values.append(Fraction(int(token)))
+            expect_operand = False
+        elif token == "(":
+            if not expect_operand:
+                raise ExpressionError(f"not an arithmetic expression: {expression.strip()!r}")
+            operators.append(token)
+        elif token == ")":
+            if expect_operand:
+                raise ExpressionError(f"not an arithmetic expression: {expression.strip()!r}")
+            while operators and operators[-1] != "(":
+                _apply(values, operators.pop())
+            if not operators:
+                raise ExpressionError("unbalanced parentheses")
+            operators.pop()
+        else:
+            if expect_operand:  # unary signs, "2 ** 5", "+ 3"
+                raise ExpressionError(f"not an arithmetic expression: {expression.strip()!r}")
+            while operators and operators[-1] != "(" and _PRECEDENCE[operators[-1]] >= _PRECEDENCE[token]:
+                _apply(values, operators.pop())
+            operators.append(token)
+            expect_operand = True
+    if expect_operand:
+        raise ExpressionError(f"not an arithmetic expression: {expression.strip()!r}")
+    while operators:
+        op = operators.pop()
+        if op == "(":
+            raise ExpressionError("unbalanced parentheses")
+        _apply(values, op)
+    return values[0], used
 
 
 class Game24Env(Environment):
@@ -102,8 +157,8 @@ class Game24Env(Environment):
         return found
 
     def extract_answer(self, text: str) -> str | None:
-        text = text or ""
-        marked = re.findall(r"answer\s*[:=]?\s*([^\n]*)", text, re.I)
+        text = tail(text)
+        marked = re.findall(r"answer\s*+[:=]?\s*+([^\n]*)", text, re.I)
         for source in ([m.split("=")[0] for m in marked], [line.split("=")[0] for line in text.splitlines()]):
             for line in reversed(source):
                 for chunk in reversed(self._candidates(line)):

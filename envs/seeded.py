@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import random
 import re
-from fractions import Fraction
 
-from .answers import format_number, last_number
-from .base import Environment, EnvError, Task, Verdict
+from .answers import format_number, last_number, parse_number
+from .base import EnvError, Environment, Task, Verdict
 
 _ID = re.compile(r"^(?P<env>[a-z0-9_]+)-d(?P<d>\d+)-(?P<k>\d+)$")
 
@@ -70,7 +69,7 @@ class SeededNumericEnv(Environment):
         got = self.extract_answer(text)
         if got is None:
             return Verdict(0.0, False, {"reason": "no number found in the answer", "expected": want, **details})
-        ok = Fraction(got) == Fraction(want)
+        ok = parse_number(got) == parse_number(want)
         return Verdict(float(ok), ok, {"extracted": got, "expected": want, **details})
 
     async def verify(self, task: Task, answer: str) -> Verdict:

@@ -7,7 +7,7 @@ sum is right. Difficulty = number of stages (2..5); the mix of sizes is seeded.
 
 from __future__ import annotations
 
-from .answers import _MARKED, format_number, last_number, parse_number
+from .answers import _MARKED, format_number, last_number, parse_number, tail
 from .base import Stage, Task, Verdict
 from .seeded import SeededNumericEnv, make_id, rng
 
@@ -42,7 +42,7 @@ class SumsEnv(SeededNumericEnv):
     def _answers(self, text: str) -> list[str]:
         """Every 'Answer: N' line, in order (the aggregated answer of all stages)."""
         found = []
-        for marked in _MARKED.findall(text or ""):
+        for marked in _MARKED.findall(tail(text)):
             value = last_number(marked)
             if value is not None:
                 found.append(format_number(value))

@@ -21,6 +21,8 @@ import shlex
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from seasoned.models import untrusted
+
 from .errors import ToolError
 
 
@@ -80,8 +82,8 @@ class ToolSpec:
                     value = value if isinstance(value, bool) else str(value).lower() in ("1", "true", "yes")
                 else:
                     value = value if isinstance(value, str) else json.dumps(value)
-            except (TypeError, ValueError):
-                raise ToolError(f"{self.name}: argument {p.name!r} must be {p.type}, got {value!r}") from None
+            except (TypeError, ValueError, OverflowError):
+                raise ToolError(f"{self.name}: argument {p.name!r} must be {p.type}, got {str(value)[:80]!r}") from None
             out[p.name] = value
         return out
 
@@ -100,7 +102,14 @@ class Action:
 
 
 _FENCE = re.compile(r"```([A-Za-z0-9_-]*)[ \t]*\n(.*?)```", re.S)
-_JSON = re.compile(r"\{.*\}", re.S)
+MAX_ARGUMENT_DEPTH = 32
+
+
+def _outer_braces(text: str) -> str | None:
+    """From the first ``{`` to the last ``}`` (what ``re.search(r"\\{.*\\}", text, re.S)`` finds, in linear
+    time: that regex rescans to the end from every ``{`` when no ``}`` follows)."""
+    start, end = text.find("{"), text.rfind("}")
+    return text[start:end + 1] if start != -1 and end > start else None
 
 
 def parse_text_action(text: str, tools: list[ToolSpec]) -> Action:
@@ -120,9 +129,9 @@ def parse_text_action(text: str, tools: list[ToolSpec]) -> Action:
         if action is not None:
             return action
     # No fenced action: a JSON object, or a bare line starting with a tool name.
-    match = _JSON.search(text or "")
-    if match:
-        action = _parse_json(match.group(0), by_name)
+    blob = _outer_braces(text or "")
+    if blob:
+        action = _parse_json(blob, by_name)
         if action is not None:
             return action
     for line in reversed((text or "").strip().splitlines()):
@@ -138,8 +147,8 @@ def parse_text_action(text: str, tools: list[ToolSpec]) -> Action:
 
 def _parse_json(blob: str, by_name: dict[str, ToolSpec]) -> Action | None:
     try:
-        data = json.loads(blob)
-    except json.JSONDecodeError:
+        data = untrusted.loads(blob, max_depth=MAX_ARGUMENT_DEPTH)
+    except ValueError:  # not JSON, or nested too deep
         return None
     if not isinstance(data, dict):
         return None
@@ -147,10 +156,10 @@ def _parse_json(blob: str, by_name: dict[str, ToolSpec]) -> Action | None:
     args = data.get("arguments", data.get("args", {}))
     if isinstance(args, str):
         try:
-            args = json.loads(args)
-        except json.JSONDecodeError:
+            args = untrusted.loads(args, max_depth=MAX_ARGUMENT_DEPTH)
+        except ValueError:
             return None
-    if name in by_name and isinstance(args, dict):
+    if isinstance(name, str) and name in by_name and isinstance(args, dict):
         return Action(name, by_name[name].coerce(args))
     return None
 
@@ -213,29 +222,71 @@ def _unquote(value: str) -> str:
     return value
 
 
-def parse_tool_call(call: dict, tools: list[ToolSpec]) -> Action:
-    """An OpenAI-style tool call dict -> ``Action`` (raises ``ToolError`` on unknown tool / bad JSON)."""
+def parse_tool_call(call: Any, tools: list[ToolSpec]) -> Action:
+    """An OpenAI-style tool call dict -> ``Action``.
+
+    The call is model output: any shape (not a dict, a list for a name, arguments that are a JSON array,
+    JSON nested thousands deep) raises ``ToolError`` naming the problem, never anything else."""
     by_name = {t.name: t for t in tools}
+    if not isinstance(call, dict):
+        raise ToolError(f"a tool call must be an object, got {type(call).__name__}")
     function = call.get("function") or {}
+    if not isinstance(function, dict):
+        raise ToolError(f"a tool call's 'function' must be an object, got {type(function).__name__}")
     name = function.get("name") or call.get("name")
-    if name not in by_name:
-        raise ToolError(f"unknown tool {name!r}; available: {', '.join(by_name)}")
+    if not isinstance(name, str) or name not in by_name:
+        shown = name if isinstance(name, str) else type(name).__name__
+        raise ToolError(f"unknown tool {shown!r}; available: {', '.join(by_name)}")
     raw = function.get("arguments", call.get("arguments")) or "{}"
-    try:
-        args = json.loads(raw) if isinstance(raw, str) else dict(raw)
-    except json.JSONDecodeError as exc:
-        raise ToolError(f"{name}: arguments are not valid JSON ({exc})") from None
-    return Action(name, by_name[name].coerce(args), call_id=call.get("id"))
+    args = _tool_arguments(name, raw)
+    call_id = call.get("id")
+    return Action(name, by_name[name].coerce(args), call_id=call_id if isinstance(call_id, str) else None)
 
 
-_SEARCH_REPLACE = re.compile(r"<{5,}\s*SEARCH\s*\n(.*?)\n?={5,}\s*\n(.*?)\n?>{5,}\s*REPLACE", re.S)
+def _tool_arguments(name: str, raw: Any) -> dict:
+    """A tool call's arguments (a JSON object, as text or already parsed) as a dict, or ``ToolError``."""
+    if isinstance(raw, str):
+        try:
+            raw = untrusted.loads(raw, max_depth=MAX_ARGUMENT_DEPTH, allow_nan=False)
+        except ValueError as exc:  # not JSON, too deep, too long
+            raise ToolError(f"{name}: arguments are not valid JSON ({str(exc)[:200]})") from None
+    if not isinstance(raw, dict):
+        raise ToolError(f"{name}: arguments must be a JSON object, got {type(raw).__name__}")
+    if any(not isinstance(key, str) for key in raw):
+        raise ToolError(f"{name}: argument names must be strings")
+    try:  # already-parsed arguments from a provider: the same depth limit, no lone surrogates
+        untrusted.check_tree(raw, path=f"{name} arguments", max_depth=MAX_ARGUMENT_DEPTH, int_range=None)
+    except untrusted.UntrustedInputError as exc:
+        raise ToolError(str(exc)) from None
+    return raw
+
+
+# Each marker starts only at the first character of a run (look-behind) and takes the run whole
+# (possessive), so a line of 20,000 '=' is read once, not once per position.
+_SEARCH = re.compile(r"(?<!<)<{5,}+\s*SEARCH\s*\n")
+_DIVIDER = re.compile(r"\n?(?<!=)={5,}+\s*\n")
+_REPLACE = re.compile(r"\n?(?<!>)>{5,}+\s*REPLACE")
 
 
 def parse_edit_body(body: str) -> dict:
-    """``<path>`` then a SEARCH/REPLACE block -> ``{"path", "old", "new"}``."""
+    """``<path>`` then a SEARCH/REPLACE block -> ``{"path", "old", "new"}``.
+
+    Three linear searches rather than one regex with two lazy groups: that regex rescanned to the end
+    from every ``=======`` line when no REPLACE followed (4,000 such lines took 29 s)."""
     path, _, rest = body.partition("\n")
-    match = _SEARCH_REPLACE.search(rest)
-    if not path.strip() or not match:
+    block = _search_replace(rest)
+    if not path.strip() or block is None:
         raise ToolError("edit: expected `edit <path>` then a block\n<<<<<<< SEARCH\nold lines\n=======\n"
                         "new lines\n>>>>>>> REPLACE")
-    return {"path": path.strip(), "old": match.group(1), "new": match.group(2)}
+    return {"path": path.strip(), "old": block[0], "new": block[1]}
+
+
+def _search_replace(text: str) -> tuple[str, str] | None:
+    """(old, new) of the first SEARCH block: old ends at the first divider that a REPLACE follows."""
+    search = _SEARCH.search(text)
+    divider = _DIVIDER.search(text, search.end()) if search else None
+    # No REPLACE after the first divider means none after any later one either.
+    replace = _REPLACE.search(text, divider.end()) if divider else None
+    if replace is None:
+        return None
+    return text[search.end():divider.start()], text[divider.end():replace.start()]
