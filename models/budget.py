@@ -38,6 +38,19 @@ class Spend:
         return self
 
 
+def check_cap(label: str, value: object) -> None:
+    """A cap is None (no cap) or a finite number >= 0. NaN compares false with everything, so a NaN cap
+    would cap nothing; infinity is spelled None. ``ValueError`` (``TypeError`` for a non-number) names it."""
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"budget {label} must be a number or None, got {type(value).__name__} {value!r:.60}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"budget {label} must be a finite number (None means no cap), got {value}")
+    if value < 0:
+        raise ValueError(f"budget {label} must be >= 0, got {value}")
+
+
 class Reservation:
     """What one call holds of a budget (and its ancestors) until it is settled."""
 
@@ -60,8 +73,7 @@ class Budget:
     ):
         for label, value in (("max_tokens", max_tokens), ("max_usd", max_usd),
                              ("max_calls", max_calls), ("max_seconds", max_seconds)):
-            if value is not None and value < 0:
-                raise ValueError(f"budget {label} must be >= 0, got {value}")
+            check_cap(label, value)
         self.max_tokens = max_tokens
         self.max_usd = max_usd
         self.max_calls = max_calls

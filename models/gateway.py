@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import threading
 import time
 import weakref
 from collections.abc import AsyncIterator
@@ -31,6 +32,7 @@ from .settings import default_model
 from .sync import run_sync
 from .tags import current_tags
 
+CANCELLED_RUNS_KEPT = 10_000
 TRANSIENT_STATUS = {408, 409, 425, 429, 500, 502, 503, 504, 529}
 SAMPLING_KEYS = ("temperature", "top_p", "stop", "seed", "tools", "tool_choice", "response_format",
                  "presence_penalty", "frequency_penalty", "logit_bias", "api_base", "api_key")
@@ -108,6 +110,15 @@ def is_transient(exc: BaseException) -> bool:
     return code in TRANSIENT_STATUS if code is not None else False
 
 
+def _is_timeout(exc: BaseException) -> bool:
+    """The provider got the request but did not answer in time (our deadline or its own)."""
+    if isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
+        return True
+    import litellm
+
+    return isinstance(exc, litellm.Timeout) or _status_code(exc) == 408
+
+
 def _one_line(exc: BaseException, limit: int = 300) -> str:
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     text = text.replace("litellm.", "")
@@ -176,6 +187,10 @@ class Gateway:
         self.default_params = default_params
         self._semaphores: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
         self._routers: dict[tuple[str, ...], Any] = {}
+        self._running: dict[str | None, int] = {}  # calls in progress per run id (settled ones leave)
+        self._running_lock = threading.Lock()
+        self._tasks: dict[str | None, set[asyncio.Task]] = {}  # the tasks waiting on those calls
+        self._cancelled_runs: dict[str, None] = {}  # insertion-ordered, bounded (cancel_run)
 
     # --- public API ---------------------------------------------------------------------------------
     async def acomplete(
@@ -208,7 +223,51 @@ class Gateway:
             raise ValueError(f"unknown sampling setting(s): {', '.join(sorted(unknown))}")
         params = {**self.default_params, **{k: v for k, v in sampling.items() if v is not None}}
         wanted_max_tokens = int(max_tokens or self.default_max_tokens)
+        task = asyncio.current_task()
+        with self._running_lock:
+            if tags.run_id is not None and tags.run_id in self._cancelled_runs:
+                raise asyncio.CancelledError(f"run {tags.run_id} was cancelled")  # nothing sent, nothing charged
+            self._running[tags.run_id] = self._running.get(tags.run_id, 0) + 1
+            if task is not None:
+                self._tasks.setdefault(tags.run_id, set()).add(task)
+        try:
+            return await self._acomplete(chain, chat, budget, tags, params, wanted_max_tokens, shrink_to_fit,
+                                         timeout)
+        finally:
+            with self._running_lock:
+                left = self._running.get(tags.run_id, 1) - 1
+                if left:
+                    self._running[tags.run_id] = left
+                else:
+                    self._running.pop(tags.run_id, None)
+                tasks = self._tasks.get(tags.run_id)
+                if tasks is not None:
+                    tasks.discard(task)
+                    if not tasks:
+                        self._tasks.pop(tags.run_id, None)
 
+    def in_flight(self, run_id: str | None = None) -> int:
+        """Calls of ``run_id`` not yet settled (all calls when None): a cancelled run's spend is final
+        once this is 0, because every call writes its ledger record before it leaves."""
+        with self._running_lock:
+            if run_id is None:
+                return sum(self._running.values())
+            return self._running.get(run_id, 0)
+
+    def cancel_run(self, run_id: str) -> int:
+        """Cancel the calls of ``run_id`` in flight (they are charged what was sent) and refuse its later
+        ones: for a run nobody waits for any more (its client went away). Returns how many were cancelled."""
+        with self._running_lock:
+            self._cancelled_runs[run_id] = None
+            while len(self._cancelled_runs) > CANCELLED_RUNS_KEPT:
+                self._cancelled_runs.pop(next(iter(self._cancelled_runs)))
+            tasks = list(self._tasks.get(run_id, ()))
+        for task in tasks:
+            task.get_loop().call_soon_threadsafe(task.cancel)
+        return len(tasks)
+
+    async def _acomplete(self, chain, chat, budget, tags, params, wanted_max_tokens, shrink_to_fit,
+                         timeout) -> Completion:
         async with self._slot():
             attempt = 0
             while True:
@@ -291,8 +350,10 @@ class Gateway:
             record.latency_s = time.perf_counter() - started
             cancelled = isinstance(exc, asyncio.CancelledError)
             record.error = "cancelled" if cancelled else _one_line(exc)
-            # Work a provider did before being cancelled (or failing mid-generation) is still spent.
-            record.prompt_tokens = (handle.prompt_tokens or 0) if (cancelled or handle.completion_tokens) else 0
+            # A call cancelled or timed out after it was sent is billed by the provider: what was sent
+            # (the prompt) plus what streamed back. So is one that failed mid-generation.
+            sent = cancelled or _is_timeout(exc) or handle.completion_tokens > 0
+            record.prompt_tokens = (handle.prompt_tokens or 0) if sent else 0
             record.completion_tokens = handle.completion_tokens
             self._finish(record, budget, reservation)
             raise

@@ -65,6 +65,7 @@ class Usage:
 
 
 Listener = Callable[[CallRecord], None]
+FORGOTTEN_RUNS = 10_000  # run ids remembered as forgotten (late records of them are not kept)
 
 
 class Ledger:
@@ -75,6 +76,7 @@ class Ledger:
         self._by_run: dict[str, list[CallRecord]] = {}  # per-run queries stay fast in a long-lived process
         self._lock = threading.Lock()
         self._listeners: list[Listener] = []
+        self._forgotten: dict[str, None] = {}  # insertion-ordered, at most FORGOTTEN_RUNS run ids
 
     def subscribe(self, listener: Listener) -> Callable[[], None]:
         """Call ``listener`` with every new record; returns a function that unsubscribes it."""
@@ -90,9 +92,12 @@ class Ledger:
 
     def record(self, record: CallRecord) -> CallRecord:
         with self._lock:
-            self._records.append(record)
-            if record.run_id is not None:
-                self._by_run.setdefault(record.run_id, []).append(record)
+            # A late record of a forgotten run (a cancelled call settling after the run ended) still goes
+            # to the listeners (the run store) but is not kept: forgetting must bound memory.
+            if record.run_id is None or record.run_id not in self._forgotten:
+                self._records.append(record)
+                if record.run_id is not None:
+                    self._by_run.setdefault(record.run_id, []).append(record)
             listeners = list(self._listeners)
         for listener in listeners:
             listener(record)
@@ -109,8 +114,12 @@ class Ledger:
         return [r for r in records if all(v is None or getattr(r, k) == v for k, v in wanted.items())]
 
     def forget(self, run_id: str) -> int:
-        """Drop a finished run's records from memory (a long-running service's runs live on in SQL)."""
+        """Drop a finished run's records from memory (a long-running service's runs live on in SQL);
+        records of it that arrive later are not kept either. Returns how many records were dropped."""
         with self._lock:
+            self._forgotten[run_id] = None
+            while len(self._forgotten) > FORGOTTEN_RUNS:
+                self._forgotten.pop(next(iter(self._forgotten)))
             dropped = self._by_run.pop(run_id, [])
             if dropped:
                 gone = {id(r) for r in dropped}
@@ -124,6 +133,7 @@ class Ledger:
         with self._lock:
             self._records.clear()
             self._by_run.clear()
+            self._forgotten.clear()
 
 
 def summarize(records: Iterable[CallRecord]) -> Usage:

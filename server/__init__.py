@@ -45,8 +45,9 @@ progress chunks with an empty ``delta`` and an extra ``seasoned`` field ``{"even
 verdict | decision | memory, "run_id", "node", "data"}``, then the answer in one content chunk, then a
 chunk with ``finish_reason``, ``usage`` (unless ``stream_options.include_usage`` is false) and the run
 summary in ``seasoned``, then ``data: [DONE]``. An error after the stream started is sent as
-``data: {"error": {...}}`` followed by ``[DONE]``. A client that disconnects mid-stream cancels its run
-(its record stays ``running``).
+``data: {"error": {...}}`` followed by ``[DONE]``. A client that disconnects mid-stream cancels its run:
+the calls in flight are cancelled and the record ends ``cancelled`` with what the run spent. Non-finite
+numbers (a judge's NaN score) are sent as ``null``: every chunk is standard JSON.
 
 Endpoints (all under ``/v1``):
     GET  /models, /models/{id}            what can be asked for
@@ -64,7 +65,9 @@ or a keys file), else ``serve`` prints one error and exits with code 2. With key
 of other namespaces are 404). Errors use the OpenAI error format: 400 names the field at fault
 (``messages[0].role``, ``seasoned.budget.max_tokens``), 402 a budget that cannot pay for one call or exceeds
 ``max_budget``, 413 a body over ``max_body_bytes`` (1 MB), 429 more than ``max_concurrent_per_key``
-requests in flight for one key. A rejected request writes nothing (no run, no memory change).
+requests in flight for one key. Bodies nested more than 32 levels, with lone surrogates, ``NaN``/``Infinity``
+(or numbers that overflow to them) or integers outside int64 (``seed``) are 400. A rejected request writes
+nothing (no run, no memory change). A finished run's ledger records leave memory once they are stored.
 
 One process holds one memory bank, ledger, run store and verifier stats, and one Agent per served model
 (and memory on/off), all shared by concurrent requests; runs are async end to end.

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from contextlib import asynccontextmanager
 from typing import Any
@@ -11,17 +10,18 @@ from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
-from seasoned.models import SeasonedError
+from seasoned.models import SeasonedError, untrusted
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .auth import InFlight, KeyRing
 from .errors import ApiError, api_error_handler, request_validation_handler, validation_error
-from .responses import SlotStreamingResponse, check_result, completion_body, sse_events
+from .responses import SlotStreamingResponse, check_result, completion_body, json_safe, sse_events
 from .schemas import EXAMPLE_STRATEGIES, GRAMMAR, ChatCompletionRequest, FeedbackRequest
 from .service import Service
 from .settings import ServerSettings
 
 MAX_SEARCH_K = 50
+MAX_BODY_DEPTH = 32  # a chat request nests 5 levels (messages[].content[].text); 32 leaves room for metadata
 
 
 class BodyTooLarge(Exception):
@@ -131,19 +131,20 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
             return SlotStreamingResponse(sse_events(service, plan), slot)
         try:
             result = await service.run(plan)
+            check_result(result)
+            return completion_body(result, plan, service.usage(result.run_id))
         except SeasonedError as exc:
             raise ApiError(502, str(exc), code="model_error") from None
         finally:
             slot.release()
-        check_result(result)
-        return completion_body(result, plan, service.usage(result.run_id))
+            service.finished(plan.run_id)
 
     @app.get("/v1/runs/{run_id}")
     async def get_run(run_id: str, request: Request, namespace: str | None = Query(None)) -> dict:
         caller = keys.caller(request)
         ns = caller.namespace_for(namespace, settings.default_namespace)
         trace = await service.get_run(run_id, ns)
-        return trace.model_dump(mode="json")
+        return json_safe(trace.model_dump(mode="json"))
 
     @app.post("/v1/runs/{run_id}/feedback")
     async def feedback(run_id: str, request: Request, namespace: str | None = Query(None)) -> dict:
@@ -174,15 +175,27 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
 
 
 async def _parse(request: Request, model: Any) -> Any:
-    """The JSON body as ``model``, or a 400 naming the field at fault."""
+    """The JSON body as ``model``, or a 400 naming the field at fault.
+
+    Bodies are untrusted: nesting is limited (``MAX_BODY_DEPTH``), and ``NaN``/``Infinity`` (or numbers
+    that overflow to them), integers outside int64 and lone surrogates are refused here, before anything
+    can be run or written, because nothing downstream (SQL, JSON replies, tokenizers) can hold them."""
     raw = await request.body()
     try:
-        data = json.loads(raw or b"null")
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        data = untrusted.loads(raw or b"null", max_depth=MAX_BODY_DEPTH, allow_nan=False)
+    except untrusted.UntrustedInputError as exc:
+        raise ApiError(400, f"the request body is not acceptable JSON: {exc}", param="body",
+                       code="invalid_json") from None
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
         raise ApiError(400, f"the request body is not valid JSON ({exc})", param="body",
                        code="invalid_json") from None
     if not isinstance(data, dict):
         raise ApiError(400, "the request body must be a JSON object", param="body")
+    try:
+        untrusted.check_tree(data, path="body", max_depth=MAX_BODY_DEPTH)
+    except untrusted.UntrustedInputError as exc:
+        field = str(exc).split(":", 1)[0].removesuffix(" key")
+        raise ApiError(400, str(exc), param=field, code="invalid_value") from None
     try:
         return model.model_validate(data)
     except ValidationError as exc:

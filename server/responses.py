@@ -11,11 +11,14 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from typing import Any
 
+import anyio
 from pydantic_core import to_jsonable_python
 from seasoned.graphs import Event, RunResult
 from seasoned.models import SeasonedError
+from seasoned.models.untrusted import finite_or_none
 from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
@@ -46,22 +49,32 @@ def check_result(result: RunResult) -> None:
                    code="model_error", extra=extra)
 
 
+def json_safe(value: Any) -> Any:
+    """``value`` as plain JSON data with non-finite floats as null: a judge's NaN score (or any other) must
+    never make a reply or a stream chunk invalid JSON."""
+    return finite_or_none(to_jsonable_python(value, fallback=str))
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(json_safe(value), allow_nan=False)
+
+
 def completion_body(result: RunResult, plan: Plan, usage: dict) -> dict:
-    return {
+    return json_safe({
         "id": f"chatcmpl-{result.run_id}", "object": "chat.completion", "created": int(time.time()),
         "model": plan.label,
         "choices": [{"index": 0, "message": {"role": "assistant", "content": result.text},
                      "finish_reason": "stop", "logprobs": None}],
         "usage": usage,
         "seasoned": run_summary(result, plan),
-    }
+    })
 
 
 def _chunk(chunk_id: str, plan: Plan, created: int, delta: dict, finish: str | None = None,
            **extra: Any) -> str:
     body = {"id": chunk_id, "object": "chat.completion.chunk", "created": created, "model": plan.label,
             "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}], **extra}
-    return f"data: {json.dumps(to_jsonable_python(body, fallback=str))}\n\n"
+    return f"data: {dumps(body)}\n\n"
 
 
 def progress(event: Event) -> dict:
@@ -69,31 +82,34 @@ def progress(event: Event) -> dict:
 
 
 async def sse_events(service: Service, plan: Plan) -> AsyncIterator[str]:
+    """The run as server-sent events. A client that disconnects cancels the run (``Service.events``)."""
     created = int(time.time())
-    chunk_id = "chatcmpl-pending"
+    chunk_id = f"chatcmpl-{plan.run_id}"
     yield _chunk(chunk_id, plan, created, {"role": "assistant", "content": ""})
     result: RunResult | None = None
     try:
-        async for event in service.events(plan):
-            chunk_id = f"chatcmpl-{event.run_id}"
-            if event.kind == "result":
-                result = event.data["result"]
-            else:
-                yield _chunk(chunk_id, plan, created, {}, seasoned=progress(event))
+        async with aclosing(service.events(plan)) as events:  # closing this stream closes the run's
+            async for event in events:
+                if event.kind == "result":
+                    result = event.data["result"]
+                else:
+                    yield _chunk(chunk_id, plan, created, {}, seasoned=progress(event))
         if result is None:
             raise ApiError(502, "the run ended without a result")
         check_result(result)
     except ApiError as exc:
-        yield f"data: {json.dumps(exc.body())}\n\n"
+        service.finished(plan.run_id)
+        yield f"data: {dumps(exc.body())}\n\n"
         yield "data: [DONE]\n\n"
         return
     except SeasonedError as exc:
-        yield f"data: {json.dumps(ApiError(502, str(exc)).body())}\n\n"
+        service.finished(plan.run_id)
+        yield f"data: {dumps(ApiError(502, str(exc)).body())}\n\n"
         yield "data: [DONE]\n\n"
         return
-    chunk_id = f"chatcmpl-{result.run_id}"
     yield _chunk(chunk_id, plan, created, {"content": result.text})
     usage = service.usage(result.run_id) if plan.include_usage else None
+    service.finished(plan.run_id)
     yield _chunk(chunk_id, plan, created, {}, "stop", usage=usage, seasoned=run_summary(result, plan))
     yield "data: [DONE]\n\n"
 
@@ -109,7 +125,22 @@ class SlotStreamingResponse(StreamingResponse):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
-            await super().__call__(scope, receive, send)
+            # Watch for the client going away ourselves: with ASGI spec 2.4 Starlette only notices it at
+            # the next send, which may be minutes away while samples run. Leaving cancels the stream.
+            async with anyio.create_task_group() as group:
+                async def watch() -> None:
+                    while (await receive())["type"] != "http.disconnect":
+                        pass
+                    group.cancel_scope.cancel()
+
+                group.start_soon(watch)
+                await super().__call__(scope, receive, send)
+                group.cancel_scope.cancel()
         finally:
             self.slot.release()
+            # A client gone while the stream waited to send leaves the generator suspended: close it now
+            # (not whenever it is garbage-collected), which cancels the run and records it.
+            closer = getattr(self.body_iterator, "aclose", None)
+            if closer is not None:
+                await closer()
 

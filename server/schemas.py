@@ -21,6 +21,7 @@ GRAMMAR = ("[STRATEGY:]MODEL - STRATEGY is one of single, best_of_n, self_consis
            "default adaptive. MODEL is a served model string, fallbacks joined with '|'. "
            "A bare STRATEGY uses the server's default model.")
 EXAMPLE_STRATEGIES = ("single", "best_of_n-8", "self_consistency-5", "revise-2", "adaptive")
+INT64_MIN, INT64_MAX = -2**63, 2**63 - 1  # what SQL, numpy and providers' seeds can hold
 
 
 class TextPart(BaseModel):
@@ -43,10 +44,10 @@ class ChatMessage(BaseModel):
 class BudgetSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    max_tokens: int | None = Field(None, ge=0)
-    max_usd: float | None = Field(None, ge=0)
-    max_calls: int | None = Field(None, ge=0)
-    max_seconds: float | None = Field(None, ge=0)
+    max_tokens: int | None = Field(None, ge=0, le=INT64_MAX)
+    max_usd: float | None = Field(None, ge=0, allow_inf_nan=False)
+    max_calls: int | None = Field(None, ge=0, le=INT64_MAX)
+    max_seconds: float | None = Field(None, ge=0, allow_inf_nan=False)
 
 
 class SeasonedOptions(BaseModel):
@@ -69,11 +70,11 @@ class ChatCompletionRequest(BaseModel):
     model: str = Field(min_length=1, max_length=1000)
     messages: list[ChatMessage] = Field(min_length=1)
     stream: bool = False
-    max_tokens: int | None = Field(None, ge=1)
-    max_completion_tokens: int | None = Field(None, ge=1)
-    temperature: float | None = Field(None, ge=0.0, le=2.0)
-    seed: int | None = None
-    n: int | None = Field(None, ge=1)
+    max_tokens: int | None = Field(None, ge=1, le=INT64_MAX)
+    max_completion_tokens: int | None = Field(None, ge=1, le=INT64_MAX)
+    temperature: float | None = Field(None, ge=0.0, le=2.0, allow_inf_nan=False)
+    seed: int | None = Field(None, ge=INT64_MIN, le=INT64_MAX)
+    n: int | None = Field(None, ge=1, le=INT64_MAX)
     stream_options: dict[str, Any] | None = None
     seasoned: SeasonedOptions | None = None
 

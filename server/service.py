@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,6 +27,7 @@ from .schemas import ChatCompletionRequest, parse_model_field, strategy_config, 
 from .settings import BUDGET_FIELDS, ServerSettings
 
 log = logging.getLogger(__name__)
+SETTLE_POLLS = 1000  # x 10 ms: how long a cancelled run's calls may take to unwind before it is recorded
 
 
 @dataclass
@@ -41,6 +44,8 @@ class Plan:
     stream: bool
     include_usage: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:16])
+    started: float = field(default_factory=time.perf_counter)
 
 
 class Service:
@@ -53,6 +58,7 @@ class Service:
 
             self.bank = MemoryBank.open(settings.db_url, namespace=settings.default_namespace,
                                         chroma_path=settings.chroma_path)
+        self._background: set[asyncio.Task] = set()
         self._gateways: dict[str, Gateway] = {}
         self._agents: dict[tuple[str, bool], Agent] = {}
         self.primary = self.agent_for(settings.model, memory=self.bank is not None)
@@ -161,11 +167,78 @@ class Service:
 
     # --- running -------------------------------------------------------------------------------------
     async def events(self, plan: Plan) -> AsyncIterator[Event]:
-        """The run's progress events; the last is ``result``."""
+        """The run's progress events; the last is ``result``.
+
+        A consumer that goes away (a client that disconnected: the task is cancelled, or this generator
+        is closed) cancels the run: its record ends ``cancelled`` with what it spent."""
         agent = self.agent_for(plan.model, memory=plan.memory)
-        async for event in agent.astream(plan.task, budget=dict(plan.budget), strategy=plan.strategy,
-                                         namespace=plan.namespace):
-            yield event
+        stream = agent.astream(plan.task, budget=dict(plan.budget), strategy=plan.strategy,
+                               namespace=plan.namespace, run_id=plan.run_id)
+        try:
+            async for event in stream:
+                yield event
+        except (asyncio.CancelledError, GeneratorExit):
+            # No await here: under a cancelled scope every await would be cancelled again. The inner
+            # stream is closed and the record written by a task of its own.
+            self._spawn(self._cancel(plan, stream))
+            raise
+
+    def _spawn(self, coroutine) -> None:
+        try:
+            task = asyncio.get_running_loop().create_task(coroutine)
+        except RuntimeError:  # no loop any more (interpreter shutdown): nothing can be recorded
+            coroutine.close()
+            return
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _cancel(self, plan: Plan, stream) -> None:
+        """Stop a run whose client went away and record it ``cancelled`` with its spend."""
+        try:
+            await stream.aclose()  # cancels what the run still has in flight (those calls are recorded)
+        except Exception as exc:  # noqa: BLE001 - the run is being abandoned: log and record it anyway
+            log.warning("run %s: closing its stream: %s", plan.run_id, exc)
+        for gateway in list(self._gateways.values()):  # nobody waits for the run: stop what it has in flight
+            gateway.cancel_run(plan.run_id)
+        for _ in range(SETTLE_POLLS):  # cancelled calls write their ledger records as they unwind
+            if not any(gateway.in_flight(plan.run_id) for gateway in self._gateways.values()):
+                break
+            await asyncio.sleep(0.01)
+        try:
+            await asyncio.to_thread(self._finish_cancelled, plan)
+        except Exception as exc:  # noqa: BLE001
+            log.warning("run %s: could not record the cancellation: %s", plan.run_id, exc)
+        finally:
+            self.finished(plan.run_id)
+
+    def _finish_cancelled(self, plan: Plan) -> None:
+        from seasoned.graphs.runstore import RunNotFound
+
+        if self.store is None:
+            return
+        try:
+            status = self.store.get_run(plan.run_id).run.status
+        except RunNotFound:
+            return  # cancelled before the run was opened: nothing ran, nothing to record
+        if status != "running":
+            return
+        self.store.finish_run(plan.run_id, status="cancelled", answer=None, verified=False, confidence=None,
+                              spend=self.spend(plan), error="the client disconnected; the run was cancelled")
+
+    def spend(self, plan: Plan) -> dict[str, Any]:
+        """What the run spent so far, from the ledger (the same fields as a finished run's spend)."""
+        records = self.ledger.calls(run_id=plan.run_id)
+        totals = self.ledger.totals(run_id=plan.run_id)
+        by_role: dict[str, int] = {}
+        for record in records:
+            by_role[record.role or "other"] = by_role.get(record.role or "other", 0) + record.total_tokens
+        return {"tokens": totals.total_tokens, "prompt_tokens": totals.prompt_tokens,
+                "completion_tokens": totals.completion_tokens, "usd": totals.cost_usd, "calls": totals.calls,
+                "seconds": round(time.perf_counter() - plan.started, 3), "by_role": by_role}
+
+    def finished(self, run_id: str) -> None:
+        """The run is over and stored: drop its ledger records from memory (the run store has them)."""
+        self.ledger.forget(run_id)
 
     async def run(self, plan: Plan) -> RunResult:
         result = None
@@ -226,6 +299,8 @@ class Service:
     # --- shutting down --------------------------------------------------------------------------------
     async def aclose(self) -> None:
         """Close what the agents opened on this loop (checkpoint connections), the store and the bank."""
+        if self._background:  # cancellations still being recorded
+            await asyncio.gather(*self._background, return_exceptions=True)
         for agent in self._agents.values():
             for graph in list(agent._compiled.values()):  # Agent has no close(): see the server README
                 connection = getattr(getattr(graph, "checkpointer", None), "conn", None)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ from typing import Any
 from pydantic import BaseModel, Field, field_validator
 from seasoned.memory.bank import check_namespace
 from seasoned.memory.errors import MemoryConfigError
-from seasoned.models import SeasonedError, default_model
+from seasoned.models import SeasonedError, default_model, untrusted
 
 KEYS_ENV = "SEASONED_API_KEYS"
 MIN_KEY_LENGTH = 8
@@ -62,6 +63,9 @@ class ServerSettings(BaseModel):
         unknown = sorted(set(budget) - set(BUDGET_FIELDS))
         if unknown:
             raise ValueError(f"unknown budget field(s) {', '.join(unknown)}; use {', '.join(BUDGET_FIELDS)}")
+        for name, value in budget.items():
+            if not math.isfinite(value) or value < 0:
+                raise ValueError(f"budget {name} must be a finite number >= 0, got {value}")
         return budget
 
     @field_validator("default_namespace")
@@ -120,9 +124,11 @@ def load_keys_file(path: str | Path) -> dict[str, str]:
     keys: dict[str, str] = {}
     if text.lstrip().startswith(("{", "[")):
         try:
-            data: Any = json.loads(text)
+            data: Any = untrusted.loads(text)
         except json.JSONDecodeError as exc:
             raise ServerConfigError(f"{where}: invalid JSON ({exc.msg} at line {exc.lineno})") from None
+        except ValueError as exc:  # nested too deep
+            raise ServerConfigError(f"{where}: {exc}") from None
         entries = data.items() if isinstance(data, dict) else [
             (e.get("key", ""), e.get("namespace", "")) if isinstance(e, dict) else ("", "") for e in data]
         for index, (key, namespace) in enumerate(entries):
