@@ -289,7 +289,8 @@ class Agent:
 
         async def act(memory: dict, budget: Budget, seed: int | None) -> ActorOutput:
             memory = memory or {}
-            attempt = await run_actor(env, task, self.gateway, budget=budget, max_steps=self.max_steps,
+            attempt = await run_actor(_Watched(env, _stream_writer()), task, self.gateway, budget=budget,
+                                      max_steps=self.max_steps,
                                       memory_context=memory.get("notes") or "",
                                       demonstrations=memory.get("demos") or [])
             trajectory = [getattr(step, "__dict__", step) for step in getattr(attempt, "steps", [])]
@@ -411,7 +412,8 @@ class Agent:
                                                        stream_mode=["updates", "custom"]):
                     event = self._event(run_id, mode, chunk)
                     if event is not None:
-                        if self.store is not None and event.kind in ("decision", "memory", "plan", "allocation"):
+                        if self.store is not None and event.kind in ("decision", "memory", "plan", "allocation",
+                                                                     "step", "episode"):
                             self.store.record_event(run_id, event.kind, event.data)
                         yield event
                 values = (await graph.aget_state(config)).values
@@ -635,6 +637,72 @@ class Agent:
             if isinstance(item, BaseException):
                 raise item
             yield item
+
+
+def _stream_writer():
+    """The running graph node's custom-event writer (a no-op outside a graph)."""
+    try:
+        from langgraph.config import get_stream_writer
+
+        return get_stream_writer()
+    except (RuntimeError, ImportError):
+        return lambda _chunk: None
+
+
+def _one_line(text: str, width: int = 100) -> str:
+    line = " ".join(str(text).split())
+    return line if len(line) <= width else line[: width - 1] + "…"
+
+
+class _Watched:
+    """An interactive environment whose sessions report each step as it happens (a ``step`` event:
+    the action and a one-line observation), so long episodes are visible and recorded."""
+
+    def __init__(self, env: Any, write: Any):
+        self._env, self._write = env, write
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._env, name)
+
+    async def open(self, task: Any) -> Any:
+        return _WatchedSession(await self._env.open(task), self._write)
+
+
+class _WatchedSession:
+    def __init__(self, session: Any, write: Any):
+        self._session, self._write, self._index = session, write, 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._session, name)
+
+    async def step(self, action: Any) -> Any:
+        observation = await self._session.step(action)
+        self._index += 1
+        self._write({"event": "step", "task": getattr(self._session.task, "id", None), "index": self._index,
+                     "action": action.render(), "observation": _one_line(observation.text)})
+        return observation
+
+    async def verify(self) -> Any:
+        verdict = await self._session.verify()
+        if verdict is not None:
+            self._write({"event": "episode", "task": getattr(self._session.task, "id", None), "steps": self._index,
+                         "passed": bool(verdict.passed), **verdict_summary(verdict.details)})
+        return verdict
+
+
+def verdict_summary(details: Any, limit: int = 20) -> dict:
+    """What a person wants from a verdict's details: the failing tests (SWE's FAIL_TO_PASS and
+    PASS_TO_PASS lists, at most ``limit``) and the reason, when there is one."""
+    if not isinstance(details, dict):
+        return {"reason": _one_line(details, 200)} if details else {}
+    failing = [str(t) for key in ("FAIL_TO_PASS", "PASS_TO_PASS")
+               for t in ((details.get(key) or {}).get("failing") or []) if isinstance(details.get(key), dict)]
+    out: dict = {"failing_tests": failing[:limit]} if failing else {}
+    if len(failing) > limit:
+        out["more_failing"] = len(failing) - limit
+    if details.get("reason"):
+        out["reason"] = _one_line(details["reason"], 200)
+    return out
 
 
 def solve_trajectory(result: RunResult, context: SolveContext, task: Any) -> dict:

@@ -14,6 +14,12 @@ from .agent import Agent, Event, RunResult
 def describe(event: Event) -> str | None:
     """One readable line for an event (None for events not worth a line)."""
     data = event.data
+    if event.kind == "step":
+        return f"step {data.get('index')}: {data.get('action')} -> {data.get('observation')}"
+    if event.kind == "episode":
+        why = ", ".join(data.get("failing_tests") or []) or data.get("reason") or ""
+        return f"episode: {'[green]passed[/green]' if data.get('passed') else '[red]failed[/red]'} after " \
+               f"{data.get('steps')} step(s)" + (f"; failing: {why}" if why else "")
     if event.kind == "memory":
         return f"memory: {len(data.get('ids', []))} item(s) retrieved"
     if event.kind == "candidate":

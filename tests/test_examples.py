@@ -73,3 +73,13 @@ def test_openai_client_against_seasoned_serve(run_example, tmp_path, monkeypatch
     assert "reply: '17 plus 25 is 42.\\nAnswer: 42'" in out
     assert re.search(r"run [0-9a-f]+: verified=(True|False) tokens=[1-9]", out)
     assert "streamed: " in out and "feedback: 200" in out
+
+
+def test_swe_dataset(run_example):
+    def actor(messages, params):  # looks at the tree, then submits no change: the tests must fail
+        return "```action\nsubmit\n```" if len(messages) > 2 else "```action\nview .\n```"
+
+    out = run_example("swe_dataset.py", actor)
+    assert "step 1: view(path='.')" in out and "step 2: submit() -> submitted (no changes)" in out
+    assert re.search(r"tests: passed=False failing=\['tests/\S+::test_\w+", out)
+    assert re.search(r"resolved=False tokens=[1-9]", out)
