@@ -91,14 +91,42 @@ def demonstrations(trajectory: dict) -> list[dict[str, Any]]:
         if not (sub.get("verified") and sub.get("checked")):
             continue
         steps = compact_steps(sub.get("steps") or [])
-        reply = steps or (sub.get("text") or "").strip()
+        raw = (sub.get("text") or "").strip()
+        answer = None if sub.get("answer") is None else str(sub.get("answer"))
+        task_text = (sub.get("prompt") or sub.get("description") or trajectory.get("task") or "").strip()
+        reply = steps or compact_reply(raw, answer, task_text)
         task = (sub.get("prompt") or sub.get("description") or trajectory.get("task") or "").strip()
         if task and reply:
             found.append({"task": task, "reply": reply, "scope": trajectory.get("scope") or "general",
                           "run_id": trajectory.get("run_id"), "checker": trajectory.get("checker"),
-                          "answer": None if sub.get("answer") is None else str(sub.get("answer")),
-                          "steps": sub.get("steps") or None})
+                          "answer": answer, "steps": sub.get("steps") or None, "raw_reply": raw})
     return found
+
+
+def compact_reply(text: str, answer: str | None, task: str = "", *, max_line: int = 60) -> str:
+    """A verified reply distilled to what a model should imitate: its last code block when it has one;
+    else the line of its own reasoning that reaches the verified answer (the one sharing most words with
+    the task, then the shortest), then ``Answer: X``.
+    A small model's accepted reply often carries noise around the right result ("74 + 44 = 22 * 5 =
+    118 ... I'll provide another solution next session"); replayed as is, it teaches the noise."""
+    code = _CODE.findall(text or "")
+    if code:
+        return f"```python\n{code[-1].strip()}\n```"
+    if not answer or not answer.strip():
+        return (text or "").strip()[:MAX_TEXT]
+    answer = answer.strip()
+    lines = [line.strip() for line in (text or "").splitlines() if answer in line]
+    reasoning = [line for line in lines if not re.match(r"^\W*(?:final\s+)?answer\b", line, re.IGNORECASE)]
+    if not reasoning:
+        return f"Answer: {answer}"
+    words = set(re.findall(r"\w+", task.lower()))
+    line = min(reasoning, key=lambda ln: (-len(words & set(re.findall(r"\w+", ln.lower()))), len(ln)))
+    if len(line) > max_line:  # keep the clause that ends with the answer
+        end = line.rfind(answer) + len(answer)
+        start = max(line.rfind(sep, 0, line.rfind(answer)) for sep in (". ", ": ", ", ", "; "))
+        line = line[start + 2 if start >= 0 else 0:end][-max_line:]
+    line = line.strip().rstrip(".")
+    return f"{line}\nAnswer: {answer}" if line and line != answer else f"Answer: {answer}"
 
 
 def compact_steps(steps: list[dict], *, max_steps: int = 12, observation_chars: int = 120) -> str:

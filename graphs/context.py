@@ -43,6 +43,7 @@ CONTEXT_SHARE = 0.35  # at most this share of a sample's affordable prompt goes 
 MAX_CONTEXT_TOKENS = 900
 CHARS_PER_TOKEN = 3.2
 RECENCY_DAYS = 30.0  # a demonstration's recency bonus halves over this many days
+PRIOR_STRENGTH = 2.0  # pseudo-samples of the pooled success rate in each channel's prior
 
 
 def normalize_task(text: str) -> str:
@@ -225,9 +226,10 @@ class ContextBuilder:
         rng = random.Random(f"{self.seed}:{task}") if self.seed is not None else random.Random()
         base = estimate_tokens(task) + reply_tokens
         left = budget.remaining_tokens()
+        alpha, beta = pooled_prior(counts)
         draws = {}
         for channel in available:
-            theta = rng.betavariate(counts[channel].successes + 1, counts[channel].failures + 1)
+            theta = rng.betavariate(counts[channel].successes + alpha, counts[channel].failures + beta)
             cost = base + options[channel][2]
             affordable = samples if left == float("inf") else max(1, min(samples, int(left // cost)))
             draws[channel] = (1 - (1 - theta) ** affordable, -cost, theta)
@@ -243,6 +245,17 @@ class ContextBuilder:
 
     async def acredit(self, channel: str, successes: int, failures: int) -> None:
         await asyncio.to_thread(self.credit, channel, successes, failures)
+
+
+def pooled_prior(counts: dict[str, ChannelCounts]) -> tuple[float, float]:
+    """Each channel's Beta prior: the success rate pooled over all channels, worth ``PRIOR_STRENGTH``
+    samples (empirical Bayes). With no data it is Beta(1, 1); once the scope's base rate is known (say
+    5%), an untried channel is drawn around that rate instead of around 50%, so a rare-success task
+    kind does not spend its stream exploring channels no better than the rest."""
+    successes = sum(c.successes for c in counts.values())
+    trials = sum(c.trials for c in counts.values())
+    rate = (successes + 1) / (trials + 2)
+    return PRIOR_STRENGTH * rate, PRIOR_STRENGTH * (1 - rate)
 
 
 def demonstration_item(*, task: str, reply: str, scope: str, model: str, run_id: str | None,
