@@ -83,3 +83,42 @@ def test_swe_dataset(run_example):
     assert "step 1: view(path='.')" in out and "step 2: submit() -> submitted (no changes)" in out
     assert re.search(r"tests: passed=False failing=\['tests/\S+::test_\w+", out)
     assert re.search(r"resolved=False tokens=[1-9]", out)
+
+
+def console_commands(markdown: str) -> list[str]:
+    """The ``$ ...`` lines of the ```console blocks, in order."""
+    blocks = re.findall(r"```console\n(.*?)```", markdown, re.S)
+    return [line[2:] for block in blocks for line in block.splitlines() if line.startswith("$ ")]
+
+
+def test_memory_admin_walkthrough_commands_run(tmp_path, monkeypatch, capsys):
+    import shlex
+
+    from seasoned import cli
+    from seasoned.memory import admin
+
+    scripted.register("example", fn=lambda messages, params: "17 plus 25 is 42.\nAnswer: 42")
+    for key, value in {"SEASONED_MODEL": "scripted/example", "SEASONED_HOME": str(tmp_path),
+                       "SEASONED_DB_URL": f"sqlite:///{tmp_path}/seasoned.db", "COLUMNS": "100"}.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.chdir(tmp_path)
+    commands = console_commands((EXAMPLES / "memory_admin.md").read_text())
+    assert len(commands) >= 8
+    outputs = []
+    for command in commands:
+        program, *args = shlex.split(command)
+        if program == "seasoned":
+            monkeypatch.setattr("sys.argv", [program, *args])
+            try:
+                cli.main()
+                code = 0
+            except SystemExit as exc:
+                code = exc.code or 0
+        else:
+            assert program == "seasoned-admin", command
+            code = admin.main(args)
+        captured = capsys.readouterr()
+        assert code == 0, f"{command}: {captured.err}"
+        outputs.append(captured.out)
+    listed = "\n".join(outputs)
+    assert re.search(r"exported [1-9]\d* item", listed) and (tmp_path / "demo-memory.jsonl").stat().st_size > 0
