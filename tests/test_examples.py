@@ -87,7 +87,7 @@ def test_swe_dataset(run_example):
 
 def console_commands(markdown: str) -> list[str]:
     """The ``$ ...`` lines of the ```console blocks, in order."""
-    blocks = re.findall(r"```console\n(.*?)```", markdown, re.S)
+    blocks = re.findall(r"```console\n(.*?)```", markdown, re.DOTALL)
     return [line[2:] for block in blocks for line in block.splitlines() if line.startswith("$ ")]
 
 
