@@ -77,8 +77,8 @@ def _covered(path: Path, parent: Path) -> bool:
 def etc_copy(network: bool = False) -> str:
     """A private copy of the ``ETC`` entries (symlinks kept), made once per process and bound as ``/etc``:
     one mount instead of one per file (each bind costs about half a millisecond at start-up)."""
-    target = tempfile.mkdtemp(prefix="seasoned-etc-")
-    atexit.register(shutil.rmtree, target, True)
+    target, owner = tempfile.mkdtemp(prefix="seasoned-etc-"), os.getpid()
+    atexit.register(lambda: os.getpid() == owner and shutil.rmtree(target, ignore_errors=True))  # not a fork's
     names = list(ETC + (ETC_NETWORK if network else ())) + [os.path.basename(p) for p in glob.glob("/etc/python3*")]
     for name in names:
         source, dest = os.path.join("/etc", name), os.path.join(target, name)
