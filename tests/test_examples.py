@@ -122,3 +122,31 @@ def test_memory_admin_walkthrough_commands_run(tmp_path, monkeypatch, capsys):
         outputs.append(captured.out)
     listed = "\n".join(outputs)
     assert re.search(r"exported [1-9]\d* item", listed) and (tmp_path / "demo-memory.jsonl").stat().st_size > 0
+
+
+def readme_blocks(markdown: str) -> list[tuple[str, str]]:
+    """``(example path, code)`` for each ```python block of the README whose first line is
+    ``# examples/NAME.py``: such a block is that example's code (all of it, or a contiguous part)."""
+    found = []
+    for block in re.findall(r"```python\n(.*?)```", markdown, re.S):
+        first, _, rest = block.partition("\n")
+        marker = re.fullmatch(r"#\s*(examples/[\w-]+\.py)\s*", first)
+        if marker:
+            found.append((marker.group(1), rest))
+    return found
+
+
+def test_readme_snippets_are_the_examples_code():
+    for path, code in readme_blocks((ROOT / "README.md").read_text()):
+        assert (ROOT / path).is_file(), f"README names {path}, which does not exist"
+        source = (ROOT / path).read_text()
+        assert code.strip() in source, f"README's block for {path} is not the example's code"
+
+
+def test_readme_check_catches_a_drifted_snippet():
+    original = (EXAMPLES / "embed_in_fastapi.py").read_text()
+    part = original[original.index("@app.post(\"/ask\")"):original.index("@app.post(\"/feedback\")")]
+    readme = f"text\n```python\n# examples/embed_in_fastapi.py\n{part}```\n"
+    assert readme_blocks(readme) == [("examples/embed_in_fastapi.py", part)] and part.strip() in original
+    drifted = part.replace("arun", "run")
+    assert drifted.strip() not in original
