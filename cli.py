@@ -195,7 +195,7 @@ def envs_list() -> None:
 def envs_check(
     env: str = typer.Argument(..., help="The environment (only `swe` has a gold check)."),
     file: str = typer.Argument(..., help="A SWE-bench JSONL file."),
-    instance: list[str] = typer.Option(None, "--instance", help="Check only this instance id (repeatable)."),
+    instance: list[str] | None = typer.Option(None, "--instance", help="Check only this instance id (repeatable)."),  # noqa: B008
     repos: str | None = typer.Option(None, "--repos", help="Directory of owner__name.bundle / owner__name/ "
                                      "repositories (default: SEASONED_SWE_REPOS)."),
     install: str | None = typer.Option(None, "--install", help="Install command for instances without one."),
@@ -209,19 +209,21 @@ def envs_check(
         raise typer.BadParameter(f"only the swe environment has a gold check, not {env!r}", param_hint="ENV")
     from seasoned.envs.swe.check import check_file, describe
 
-    show = None if as_json else (lambda row: console.print(describe(row), markup=False, highlight=False))
+    show = None if as_json else (lambda row: console.print(describe(row), markup=False, highlight=False,
+                                                           soft_wrap=True))
     try:
         rows = check_file(file, instance_ids=instance or None, repos=repos, install=install, test_cmd=test_cmd,
                           out=show)
     except EnvError as exc:
-        errors.print(f"error: {exc}", markup=False, highlight=False)
+        errors.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
     invalid = [r["instance_id"] for r in rows if not r["valid"]]
     if as_json:
         print(json.dumps({"valid": not invalid, "instances": rows}, indent=2))
     else:
         console.print(f"{len(rows) - len(invalid)}/{len(rows)} instances valid"
-                      + (f"; invalid: {', '.join(invalid)}" if invalid else ""), markup=False, highlight=False)
+                      + (f"; invalid: {', '.join(invalid)}" if invalid else ""), markup=False, highlight=False,
+                      soft_wrap=True)
     if invalid:
         raise typer.Exit(1)
 

@@ -10,6 +10,7 @@ outcomes from report files. Resolved when every one of them passes."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import time
 import uuid
@@ -29,6 +30,7 @@ from .instances import SWEInstance, load_jsonl
 from .testing import run_tests
 from .workspace import Attempt, install_env, make_venv, pip_cache
 
+_log = logging.getLogger(__name__)
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "swe" / "instances.jsonl"
 
 TOOLS = [
@@ -313,10 +315,15 @@ class SWESession(Session):
         raise ToolError(f"unknown action {action.name!r}; available: {', '.join(t.name for t in self.tools)}")
 
     def answer(self) -> str:
-        """The diff of the attempt against ``base_commit``, read through the private ``.git`` copy."""
+        """The diff of the attempt against ``base_commit``, read through the private ``.git`` copy
+        (empty, with a warning, when git cannot read the tree)."""
         if not self.worktree.exists():
             return ""
-        return repos.diff_against(self.workspace.attempt.git_dir, self.worktree, self.workspace.commit)
+        try:
+            return repos.diff_against(self.workspace.attempt.git_dir, self.worktree, self.workspace.commit)
+        except EnvError as exc:
+            _log.warning("swe %s: cannot read the attempt's changes: %s", self.task.id, exc)
+            return ""
 
     async def verify(self) -> Verdict:
         return await self.env.verify(self.task, await asyncio.to_thread(self.answer))

@@ -103,7 +103,11 @@ def source_repo(repo: Path) -> Path:
                 git(staging / "r", "init", "-q")
                 git(staging / "r", "add", "-A")
                 git(staging / "r", "commit", "-q", "--no-verify", "-m", f"snapshot of {repo.name}")
-            os.replace(staging / "r", target)
+            try:
+                os.replace(staging / "r", target)
+            except OSError:  # another process built it at the same time
+                if not (target / ".git").exists():
+                    raise
         finally:
             shutil.rmtree(staging, ignore_errors=True)
     return target
@@ -145,12 +149,30 @@ def keep_private_copy(worktree: Path, git_dir: Path) -> None:
     shutil.copytree(worktree / ".git", git_dir, symlinks=True)
 
 
+def nested_repositories(worktree: Path, limit: int = 200_000) -> list[str]:
+    """Directories below ``worktree`` that hold their own ``.git`` (left out of an answer: git would
+    record them as submodule links, or refuse them). Symlinks are not followed."""
+    found, seen = [], 0
+    for root, dirs, files in os.walk(worktree):
+        seen += len(dirs) + len(files)
+        if seen > limit:
+            break
+        if root != str(worktree) and (".git" in dirs or ".git" in files):
+            found.append(os.path.relpath(root, worktree))
+            dirs[:] = []
+            continue
+        dirs[:] = [d for d in dirs if d != ".git"]
+    return found
+
+
 def diff_against(git_dir: Path, worktree: Path, base_commit: str) -> str:
     """Everything changed in ``worktree`` since ``base_commit`` (new files included), as a diff.
 
     Reads the tree through ``git_dir``, a private copy of its ``.git`` made before the agent acted:
-    the agent's own ``.git`` (config with filters, hooks, a moved HEAD) is never read."""
-    git(worktree, "add", "-A", "--", ".", git_dir=git_dir, work_tree=worktree)
+    the agent's own ``.git`` (config with filters, hooks, a moved HEAD) is never read, nor are the
+    ``.git`` directories of repositories nested in the tree (they are left out)."""
+    nested = [f":(exclude,literal){path}" for path in nested_repositories(worktree)]
+    git(worktree, "add", "-A", "--", ".", *nested, git_dir=git_dir, work_tree=worktree)
     done = git(worktree, "diff", "--cached", "--binary", "--no-ext-diff", "--no-textconv", "--no-renames",
                "--no-color", base_commit, "--", git_dir=git_dir, work_tree=worktree)
     return done.stdout

@@ -90,7 +90,9 @@ def make_venv(venv: Path, seed: Path) -> Path:
     version = f"python{sys.version_info.major}.{sys.version_info.minor}"
     site_dir = venv / "lib" / version / "site-packages"
     site_dir.mkdir(parents=True, exist_ok=True)
-    (site_dir / "_seasoned_seed.pth").write_text(f"{seed}\n")
+    # Read after every other .pth file: an editable install of a package that is also in the seed
+    # (the repository of pytest, packaging, pluggy...) comes first on sys.path.
+    (site_dir / "zz-seasoned-seed.pth").write_text(f"{seed}\n")
     python = venv / "bin" / "python"
     if has_pip:
         for name in ("pip", "pip3", f"pip{sys.version_info.major}.{sys.version_info.minor}"):

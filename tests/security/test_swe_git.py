@@ -86,6 +86,9 @@ async def test_agent_git_config_then_submit_runs_nothing_on_the_host(env, tmp_pa
             f"printf '#!/bin/sh\\ntouch {markers['hook']}\\n' > .git/hooks/post-index-change",
             "chmod +x .git/hooks/post-index-change",
             "git config core.hooksPath .git/hooks",
+            "git init -q nested",  # an embedded repository with its own hostile config
+            f"git -C nested config core.fsmonitor {q('touch ' + str(markers['fsmonitor']))}",
+            "echo x > nested/file",
         ])
         done = await session.step(Action("bash", {"command": setup}))
         assert done.text.startswith("exit code 0"), done.text
@@ -93,7 +96,7 @@ async def test_agent_git_config_then_submit_runs_nothing_on_the_host(env, tmp_pa
         submitted = await session.step(Action("submit", {}))
         assert submitted.done and "diff lines" in submitted.text
         answer = session.answer()
-        assert FIX_NEW in answer and ".git" not in answer
+        assert FIX_NEW in answer and ".git" not in answer and "nested" not in answer
         _nothing_ran(markers)
         assert (await session.verify()).passed
         _nothing_ran(markers)
