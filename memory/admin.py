@@ -5,6 +5,9 @@
     common options: --namespace NS  --db URL  --json
 
 Errors (bad id, file, URL) print one line on stderr and exit with status 1; nothing is changed.
+``import`` checks the whole file first (ids, namespaces, numbers, versions: see ``memory/transfer.py``) and
+writes it in one transaction. On a read-only SEASONED_HOME the read-only commands (stats, list, search,
+show, history, export) still work: the bank is opened without writing.
 """
 
 from __future__ import annotations
@@ -178,13 +181,63 @@ def _edit_in_editor(item: MemoryItem) -> dict[str, Any]:
     return {k: v for k, v in edited.items() if v != current.get(k)}
 
 
-def run(args: argparse.Namespace) -> int:
+READ_ONLY_COMMANDS = ("stats", "list", "search", "show", "history", "export")
+
+
+def open_read_only(url: str | None, namespace: str):
+    """The bank without writing anything (no schema, no index sync; the index is searched from a copy):
+    what the read-only commands need on a read-only SEASONED_HOME."""
+    import os
+    from pathlib import Path
+
+    from seasoned.models.settings import seasoned_home
+
+    from .bank import MemoryBank
+    from .db import Database, default_db_url, redact
+    from .index import VectorIndex
+
+    db = Database(url or default_db_url(), setting="--db" if url else "SEASONED_DB_URL", read_only=True)
+    chroma_url = os.environ.get("SEASONED_CHROMA_URL") or None
+    chroma_path = (db.sqlite_path.with_name(db.sqlite_path.name + ".chroma") if db.sqlite_path
+                   else seasoned_home() / "chroma")
+    try:
+        index = VectorIndex(redact(db.url), path=None if chroma_url else Path(chroma_path), url=chroma_url,
+                            read_only=not chroma_url)
+    except Exception:
+        db.dispose()
+        raise
+    return MemoryBank(db, index, namespace)
+
+
+def _open(args: argparse.Namespace, namespace: str):
+    from seasoned.models.errors import SeasonedError
+    from sqlalchemy.exc import SQLAlchemyError
+
     from .bank import MemoryBank
 
+    try:
+        return MemoryBank.open(url=args.db, namespace=namespace)
+    except (SeasonedError, OSError, SQLAlchemyError) as err:
+        if args.command not in READ_ONLY_COMMANDS:
+            raise
+        try:
+            bank = open_read_only(args.db, namespace)
+        except Exception:  # noqa: BLE001 - the first error is the one worth reporting
+            raise err from None
+        print(f"seasoned-admin: note: opened read-only ({_first_line(err)})", file=sys.stderr)
+        return bank
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return (text.splitlines()[0] if text else type(err).__name__)[:300]
+
+
+def run(args: argparse.Namespace) -> int:
     namespace = args.namespace or "default"
     if args.command == "edit" and args.set:
         changes = _parse_set(args.set)  # validate before opening anything
-    bank = MemoryBank.open(url=args.db, namespace=namespace)
+    bank = _open(args, namespace)
     try:
         cmd = args.command
         if cmd == "stats":
@@ -271,12 +324,20 @@ def _report(args: argparse.Namespace, text: str, data: Any) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     from seasoned.models.errors import SeasonedError
+    from sqlalchemy.exc import SQLAlchemyError
 
     args = _parser().parse_args(argv)
     try:
         return run(args)
     except SeasonedError as err:
         print(f"seasoned-admin: error: {err}", file=sys.stderr)
+        return 1
+    except SQLAlchemyError as err:  # one line, never a traceback (the message names the database's complaint)
+        print(f"seasoned-admin: error: database: {_first_line(getattr(err, 'orig', None) or err)}", file=sys.stderr)
+        return 1
+    except OSError as err:
+        print(f"seasoned-admin: error: {err.strerror or err}"
+              f"{f': {err.filename}' if getattr(err, 'filename', None) else ''}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

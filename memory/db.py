@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 from seasoned.models.settings import seasoned_home
 from sqlalchemy import (
@@ -119,15 +120,22 @@ def redact(url: str) -> str:
 class Database:
     """Engines and sessions for one URL; ``write()`` gives a transaction that holds the write lock."""
 
-    def __init__(self, url: str, setting: str = "SEASONED_DB_URL"):
+    def __init__(self, url: str, setting: str = "SEASONED_DB_URL", *, read_only: bool = False):
+        """``read_only`` opens an existing database without writing anything (no schema creation, SQLite
+        opened ``mode=ro``, or ``immutable`` when even its WAL files cannot be created): for reading a
+        bank on a read-only file system. Any write then fails."""
         try:
             parsed = make_url(url)
         except ArgumentError:
             raise MemoryConfigError(f"{setting}: cannot parse database URL {url!r}") from None
         self.url = url
+        self.read_only = read_only
         self.is_sqlite = parsed.get_backend_name() == "sqlite"
         try:
-            if self.is_sqlite:
+            if self.is_sqlite and read_only:
+                self.sqlite_path = self._sqlite_file(parsed, setting)
+                self.read_engine = self.write_engine = self._sqlite_read_only_engine(self.sqlite_path, setting)
+            elif self.is_sqlite:
                 self.sqlite_path = self._sqlite_file(parsed, setting)
                 self.read_engine = self._sqlite_engine(url, immediate=False)
                 self.write_engine = self._sqlite_engine(url, immediate=True)
@@ -139,7 +147,28 @@ class Database:
             raise MemoryConfigError(f"{setting}: cannot use database URL {redact(url)!r}: {err}") from None
         self._read = sessionmaker(self.read_engine, expire_on_commit=False)
         self._write = sessionmaker(self.write_engine, expire_on_commit=False)
-        self._create_schema(setting)
+        if not read_only:
+            self._create_schema(setting)
+
+    @staticmethod
+    def _sqlite_read_only_engine(path: Path | None, setting: str) -> Engine:
+        """``mode=ro`` reads a WAL database when its ``-shm`` file exists or can be created; on a read-only
+        directory that is not always so, and ``immutable=1`` (no locking, no WAL) is the way to read it."""
+        if path is None or not path.is_file():
+            raise MemoryConfigError(f"{setting}: no database at {str(path)!r} to open read-only")
+        last: Exception | None = None
+        for flags in ("mode=ro", "mode=ro&immutable=1"):
+            engine = create_engine(f"sqlite:///file:{quote(str(path))}?{flags}&uri=true",
+                                   connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+            try:
+                with engine.connect() as conn:
+                    conn.exec_driver_sql("SELECT count(*) FROM sqlite_master").scalar()
+                return engine
+            except DBAPIError as err:
+                last = err
+                engine.dispose()
+        raise MemoryConfigError(f"{setting}: cannot open {str(path)!r} read-only: "
+                                f"{str(getattr(last, 'orig', last)).strip().splitlines()[0]}")
 
     @staticmethod
     def _sqlite_file(parsed, setting: str) -> Path | None:

@@ -6,7 +6,12 @@ Chroma's own (downloading) embedding function is never used.
 from __future__ import annotations
 
 import hashlib
+import logging
+import os
+import shutil
+import tempfile
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -18,6 +23,7 @@ from seasoned.models.settings import apply_offline_defaults
 from .errors import MemoryConfigError
 
 CHROMA_BATCH = 4000  # below Chroma's maximum batch size
+log = logging.getLogger(__name__)
 
 
 def collection_name(store_key: str, namespace: str) -> str:
@@ -27,7 +33,8 @@ def collection_name(store_key: str, namespace: str) -> str:
 
 
 class VectorIndex:
-    def __init__(self, store_key: str, *, path: Path | None = None, url: str | None = None):
+    def __init__(self, store_key: str, *, path: Path | None = None, url: str | None = None,
+                 read_only: bool = False):
         apply_offline_defaults()
         import chromadb
         from chromadb.config import Settings
@@ -37,6 +44,8 @@ class VectorIndex:
         settings = Settings(anonymized_telemetry=False, allow_reset=False)
         self._collections: dict[str, Any] = {}
         self._lock = threading.Lock()
+        self.rebuilt_from: Path | None = None  # where a damaged index was moved, when it was
+        self._tmp: tempfile.TemporaryDirectory | None = None
         if url:
             parsed = urlparse(url)
             if parsed.scheme not in ("http", "https") or not parsed.hostname:
@@ -50,11 +59,84 @@ class VectorIndex:
             except Exception as err:
                 raise MemoryConfigError(f"SEASONED_CHROMA_URL: cannot reach Chroma at {url!r}: {err}") from None
             self.location = url
+        elif read_only:
+            assert path is not None
+            self.client = self._open_copy(path, settings)
+            self.location = f"{path} (read-only copy)"
         else:
             assert path is not None
-            path.mkdir(parents=True, exist_ok=True)
-            self.client = chromadb.PersistentClient(path=str(path), settings=settings)
+            self.client = self._open_local(path, settings)
             self.location = str(path)
+
+    # --- opening a local index -----------------------------------------------------------------------
+    def _persistent(self, path: Path, settings: Any) -> Any:
+        """A client on ``path`` that has really read its database (damage shows here, not later)."""
+        if path.exists() and not path.is_dir():
+            raise NotADirectoryError(f"{path} is a file, not a folder")
+        path.mkdir(parents=True, exist_ok=True)
+        try:
+            client = self._chromadb.PersistentClient(path=str(path), settings=settings)
+            client.list_collections()
+            return client
+        except Exception:
+            self._forget_client(path)
+            raise
+
+    def _forget_client(self, path: Path) -> None:
+        """Chroma caches one system per path: drop a broken one so the next open starts afresh."""
+        try:
+            from chromadb.api.shared_system_client import SharedSystemClient
+
+            system = SharedSystemClient._identifier_to_system.pop(str(path), None)
+            if system is not None:
+                system.stop()
+        except Exception as err:  # noqa: BLE001 - best effort: the cache layout is Chroma's business
+            log.debug("memory: could not drop Chroma's cached client for %s: %s", path, err)
+
+    def _open_local(self, path: Path, settings: Any) -> Any:
+        """Open the index; a damaged one (unreadable database, a file where the folder should be) is moved
+        aside and started empty, with one warning: SQL is the source of truth, and opening the bank
+        re-indexes every active row that the index lacks."""
+        try:
+            return self._persistent(path, settings)
+        except PermissionError:
+            raise
+        except Exception as err:  # noqa: BLE001 - any failure to read it is damage (Chroma raises many kinds)
+            damage = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+        if not os.access(path.parent, os.W_OK) or (path.is_dir() and not os.access(path, os.W_OK)):
+            raise MemoryConfigError(f"cannot open the vector index at {str(path)!r}: {damage} "
+                                    "(its folder is read-only)")
+        aside = path.with_name(f"{path.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}")
+        suffix = 0
+        while aside.exists() or aside.is_symlink():
+            suffix += 1
+            aside = aside.with_name(f"{aside.name.split('~')[0]}~{suffix}")
+        try:
+            path.rename(aside)
+        except OSError as err:
+            raise MemoryConfigError(f"the vector index at {str(path)!r} is damaged ({damage}) and could not be "
+                                    f"moved aside: {err.strerror or err}") from None
+        log.warning("memory: the vector index at %s is damaged (%s); moved it to %s, rebuilding it from SQL",
+                    path, damage, aside)
+        self.rebuilt_from = aside
+        try:
+            return self._persistent(path, settings)
+        except Exception as err:  # noqa: BLE001 - reported as one line naming the folder
+            raise MemoryConfigError(f"the vector index at {str(path)!r} cannot be created: {err}") from None
+
+    def _open_copy(self, path: Path, settings: Any) -> Any:
+        """Read-only file system: search a private copy of the index (Chroma writes even to read)."""
+        self._tmp = tempfile.TemporaryDirectory(prefix="seasoned-chroma-ro-")
+        copy = Path(self._tmp.name) / "chroma"
+        try:
+            if path.is_dir():
+                shutil.copytree(path, copy)
+            return self._persistent(copy, settings)
+        except Exception as err:  # noqa: BLE001 - read-only mode: search without vectors rather than fail
+            log.warning("memory: cannot read the vector index at %s (%s); searching without it", path,
+                        (str(err).strip().splitlines() or [type(err).__name__])[0][:200])
+            shutil.rmtree(copy, ignore_errors=True)
+            return self._persistent(copy, settings)
 
     # --- collections -----------------------------------------------------------------------------
     def collection(self, namespace: str, create: bool = True) -> Any | None:
