@@ -20,6 +20,7 @@ to mount in a graph of your own (give it a ``SolveContext``: ``agent.context_for
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 import weakref
@@ -30,6 +31,7 @@ from typing import Any, TypedDict
 from pydantic import BaseModel, Field
 from seasoned.memory.channels import CHANNELS
 from seasoned.models import Budget, Gateway, SeasonedError, call_tags, seasoned_home
+from seasoned.models.sync import _background_loop as background_loop
 from seasoned.models.sync import run_sync
 
 from .allocation import AllocationPolicy, make_policy
@@ -42,6 +44,7 @@ from .toolbox import Toolbox
 from .verifier_stats import VerifierStats
 
 RECURSION_LIMIT = 200
+STOP_WAIT_S = 1.5  # how long a cancelled ``stream`` waits for the run to record itself as interrupted
 
 
 class RunSpend(BaseModel):
@@ -373,6 +376,9 @@ class Agent:
         return events[-1].data["result"]
 
     async def astream_resume(self, run_id: str, *, env: Any = None, task: Any = None) -> AsyncIterator[Event]:
+        """``aresume`` as events; ``run_id`` may be any unique prefix of the id (as progress lines show)."""
+        if self.store is not None:
+            run_id = self.store.resolve(run_id)
         record = self.store.get_run(run_id).run if self.store is not None else None
         options = (getattr(record, "options", None) or {}) if record else {}
         kind = "task" if options.get("multi_stage") else "solve"
@@ -422,6 +428,9 @@ class Agent:
                 if kind == "solve" and self.memory is not None and self.curate:
                     result.curation = await self._curate(solve_trajectory(result, solve, task), solve.namespace)
                     result.spend = self._spend(run_id, started)
+        except (asyncio.CancelledError, KeyboardInterrupt):  # Ctrl-C, or the caller stopped listening
+            self.mark_interrupted(run_id, started)
+            raise
         except Exception as exc:
             if self.store is not None:
                 self.store.finish_run(run_id, status="failed", answer=None, verified=False, confidence=None,
@@ -440,7 +449,29 @@ class Agent:
                 return Event("node", run_id, node=node, data={"keys": sorted((update or {}).keys())})
         return None
 
+    def mark_interrupted(self, run_id: str, started: float | None = None) -> None:
+        """Record a run stopped from outside as ``interrupted``, with what it spent so far (idempotent;
+        ``seasoned run --resume ID`` continues it)."""
+        if self.store is None:
+            return
+        try:
+            spend = self._spend(run_id, time.perf_counter() if started is None else started)
+            self.store.finish_run(run_id, status="interrupted", answer=None, verified=False, confidence=None,
+                                  spend=spend.model_dump(), error="interrupted")
+        except SeasonedError:
+            pass  # no record to mark (it was never started)
+
     def _spend(self, run_id: str, started: float) -> RunSpend:
+        """Every call of the run: the recorded ones when runs are recorded (so a resumed run counts the calls
+        made before it was interrupted, in another process), else this process's ledger."""
+        if self.store is not None:
+            self.store.flush()
+            roles = self.store.spend_by(run_id, "role")
+            by_role = {role or "other": t.total_tokens for role, t in roles.items()}
+            total = lambda field: sum(getattr(t, field) for t in roles.values())
+            return RunSpend(tokens=total("total_tokens"), prompt_tokens=total("prompt_tokens"),
+                            completion_tokens=total("completion_tokens"), usd=total("cost_usd"),
+                            calls=total("calls"), seconds=round(time.perf_counter() - started, 3), by_role=by_role)
         ledger = self.gateway.ledger
         totals = ledger.totals(run_id=run_id)
         by_role: dict[str, int] = {}
@@ -619,7 +650,6 @@ class Agent:
     def stream(self, task: Any, **kwargs: Any) -> Iterator[Event]:
         """Synchronous ``astream``: events as they happen."""
         import queue
-        import threading
 
         events: queue.Queue[Event | BaseException | None] = queue.Queue()
 
@@ -632,11 +662,17 @@ class Agent:
             finally:
                 events.put(None)
 
-        threading.Thread(target=lambda: run_sync(pump()), daemon=True).start()
-        while (item := events.get()) is not None:
-            if isinstance(item, BaseException):
-                raise item
-            yield item
+        future = asyncio.run_coroutine_threadsafe(pump(), background_loop())
+        try:
+            while (item := events.get()) is not None:
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:  # Ctrl-C or the consumer stopped: cancel the run, which records it as interrupted
+            if not future.done():
+                future.cancel()
+                with contextlib.suppress(BaseException):
+                    future.result(timeout=STOP_WAIT_S)
 
 
 def _stream_writer():

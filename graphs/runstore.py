@@ -26,15 +26,25 @@ from typing import Any, Literal, Self
 
 from pydantic import BaseModel, Field
 from pydantic_core import to_jsonable_python
-from sqlalchemy import (
-    JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint, func, select,
-)
-from sqlalchemy.exc import DBAPIError, IntegrityError
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
-
 from seasoned.memory.db import Database, default_db_url, retry_locked
 from seasoned.models.errors import SeasonedError
 from seasoned.models.ledger import CallRecord, Ledger
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+    select,
+)
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 log = logging.getLogger(__name__)
 
@@ -705,9 +715,30 @@ class RunStore:
             feedback = self._latest_feedback(session, ids)
         return [self._summary(RunSummary, row, usage.get(row.id), feedback.get(row.id)) for row in rows]
 
+    def resolve(self, run_id: str) -> str:
+        """The full id of a run given its id or any unique prefix of it (what progress lines show).
+        Raises ``RunNotFound``, or ``RunStoreError`` naming the candidates when the prefix is ambiguous."""
+        run_id = (run_id or "").strip()
+        if not run_id or len(run_id) > RUN_ID_MAX:
+            raise RunNotFound(run_id)
+        with self.db.read() as session:
+            if session.get(RunRow, run_id) is not None:
+                return run_id
+            escaped = run_id.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            found = list(session.scalars(select(RunRow.id).where(RunRow.id.like(f"{escaped}%", escape="\\"))
+                                         .order_by(RunRow.id).limit(6)))
+        if not found:
+            raise RunNotFound(run_id)
+        if len(found) > 1:
+            shown = ", ".join(found[:5]) + (", ..." if len(found) > 5 else "")
+            raise RunStoreError(f"run id prefix {run_id!r} is ambiguous: it matches {shown}; give more characters")
+        return found[0]
+
     def get_run(self, run_id: str) -> RunTrace:
-        """Everything recorded about a run (buffered calls are written first). Raises ``RunNotFound``."""
+        """Everything recorded about a run (buffered calls are written first), by its id or a unique
+        prefix of it. Raises ``RunNotFound``."""
         self.flush()
+        run_id = self.resolve(run_id)
         with self.db.read() as session:
             row = self._run(session, run_id)
             subtasks = list(session.scalars(select(SubtaskRow).where(SubtaskRow.run_id == run_id)
