@@ -105,6 +105,8 @@ def test_text_readers_for_pytest_and_unittest_output():
         "test_doc (pkg.tests.TestC.test_doc)",
         "A docstring line ... FAIL",
         "test_skip (pkg.tests.TestC) ... skipped 'no db'",
+        "PASSED tests/test_x.py::Sub::test_c",
+        "SUBFAILED(n=1) tests/test_x.py::Sub::test_c - AttributeError: x",
         "x" * 100_000,
     ])
     found = reports.parse_statuses(output)
@@ -113,6 +115,7 @@ def test_text_readers_for_pytest_and_unittest_output():
     assert found["test_ok (pkg.tests.TestC)"] == "ok"
     assert found["test_doc (pkg.tests.TestC.test_doc)"] == "FAILED"
     assert found["test_skip (pkg.tests.TestC)"] == "SKIPPED"
+    assert found["tests/test_x.py::Sub::test_c"] == "FAILED"
     assert reports.match_text(["test_x.py::test_b[x]"], {"tests/test_x.py::test_b[x]": "FAILED"}) == {
         "test_x.py::test_b[x]": "FAILED"}
 

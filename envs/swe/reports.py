@@ -19,6 +19,7 @@ PASSING = {"PASSED", "XPASS", "XFAIL", "ok", "expected failure"}
 MAX_REPORT_BYTES = 64 * 1024 * 1024
 MAX_LINE = 4000
 _STATUS = re.compile(r"^(PASSED|FAILED|ERROR|XPASS|XFAIL|SKIPPED)\s+(\S+(?:\[.*?\])?)(?:\s+-\s.*)?$", re.MULTILINE)
+_SUBFAILED = re.compile(r"^SUBFAILED(?:\(.*?\))?\s+(\S+(?:\[.*?\])?)(?:\s+-\s.*)?$", re.M)
 _PYTEST_LINE = re.compile(r"^(\S+?::\S+?(?:\[.*?\])?)\s+(PASSED|FAILED|ERROR|XPASS|XFAIL|SKIPPED)\b", re.MULTILINE)
 # unittest / django style: "test_name (module.Class) ... ok" (a docstring line may sit in between)
 _UNITTEST = re.compile(r"^(\w+ \([\w.]+\))(?: \.\.\.|\n[^\n]*?\.\.\.)[ \t]*(ok|FAIL|ERROR|skipped.*|expected failure"
@@ -122,6 +123,8 @@ def parse_statuses(output: str) -> dict[str, str]:
     output = "\n".join(line for line in output.splitlines() if len(line) <= MAX_LINE)  # bounded regex work
     for status, test_id in _STATUS.findall(output):
         statuses[test_id] = status
+    for test_id in _SUBFAILED.findall(output):  # pytest 9 prints PASSED for a test whose subtests failed
+        statuses[test_id] = "FAILED"
     for test_id, status in _PYTEST_LINE.findall(output):
         statuses.setdefault(test_id, status)
     for test_id, status in _UNITTEST.findall(output):
