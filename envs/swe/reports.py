@@ -19,7 +19,7 @@ PASSING = {"PASSED", "XPASS", "XFAIL", "ok", "expected failure"}
 MAX_REPORT_BYTES = 64 * 1024 * 1024
 MAX_LINE = 4000
 _STATUS = re.compile(r"^(PASSED|FAILED|ERROR|XPASS|XFAIL|SKIPPED)\s+(\S+(?:\[.*?\])?)(?:\s+-\s.*)?$", re.MULTILINE)
-_SUBFAILED = re.compile(r"^SUBFAILED(?:\(.*?\))?\s+(\S+(?:\[.*?\])?)(?:\s+-\s.*)?$", re.M)
+_SUBFAILED = re.compile(r"^SUBFAILED(?:\(.*?\))?\s+(\S+(?:\[.*?\])?)(?:\s+-\s.*)?$", re.MULTILINE)
 _PYTEST_LINE = re.compile(r"^(\S+?::\S+?(?:\[.*?\])?)\s+(PASSED|FAILED|ERROR|XPASS|XFAIL|SKIPPED)\b", re.MULTILINE)
 # unittest / django style: "test_name (module.Class) ... ok" (a docstring line may sit in between)
 _UNITTEST = re.compile(r"^(\w+ \([\w.]+\))(?: \.\.\.|\n[^\n]*?\.\.\.)[ \t]*(ok|FAIL|ERROR|skipped.*|expected failure"
