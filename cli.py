@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import logging
+import os
 import sys
+import uuid
 from importlib.metadata import PackageNotFoundError, version
 
 import typer
@@ -14,6 +17,10 @@ app = typer.Typer(help="seasoned: LLM agents that get better with experience.", 
                   add_completion=False, pretty_exceptions_enable=False)
 console = Console()
 errors = Console(stderr=True)
+
+
+class CliUsageError(SeasonedError, ValueError):
+    """A mistake in the command line: printed as one error line, exit code 2."""
 
 
 def _version() -> str:
@@ -29,12 +36,46 @@ def _show_version(value: bool) -> None:
         raise typer.Exit()
 
 
+def quiet_third_party(verbose: bool) -> None:
+    """Third-party progress bars (``Loading weights``) and shutdown warnings (litellm's ``Task was
+    destroyed but it is pending!``) are noise in a command's output: off unless ``-v``."""
+    if verbose:
+        return
+    for key, value in (("HF_HUB_DISABLE_PROGRESS_BARS", "1"), ("TRANSFORMERS_VERBOSITY", "error"),
+                       ("TQDM_DISABLE", "1")):
+        os.environ.setdefault(key, value)
+    logging.getLogger("asyncio").setLevel(logging.CRITICAL)
+
+
 @app.callback()
 def main_options(
     version_flag: bool = typer.Option(False, "--version", callback=_show_version, is_eager=True,
                                       help="Print the version and exit."),
+    verbose: bool = typer.Option(False, "--verbose", "-v",
+                                 help="Show third-party progress bars and warnings (hidden by default)."),
 ) -> None:
     """seasoned: LLM agents that get better with experience and spend test-time compute where it pays."""
+    quiet_third_party(verbose)
+
+
+def env_options(pairs: list[str] | None, env_file: str | None) -> dict:
+    """``--env-opt KEY=VALUE`` (repeatable; VALUE read as JSON when it parses, else as text) and
+    ``--env-file PATH`` (the ``path`` option: one's own SWE-bench JSONL) as an environment's options."""
+    options: dict = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        key = key.strip()
+        if not sep or not key.isidentifier():
+            raise CliUsageError(f"--env-opt: expected KEY=VALUE, got {pair!r}")
+        try:
+            options[key] = json.loads(value)
+        except ValueError:
+            options[key] = value
+    if env_file is not None:
+        if not os.path.isfile(env_file):
+            raise CliUsageError(f"--env-file: {env_file!r} is not a file")
+        options["path"] = env_file
+    return options
 
 
 @app.command()
@@ -96,16 +137,33 @@ def run(
     n: int | None = typer.Option(None, "--n", help="With --env: how many tasks (default 3)."),
     seed: int = typer.Option(0, "--seed", help="With --env: which tasks; also seeds sampling."),
     difficulty: int | None = typer.Option(None, "--difficulty", help="With --env: task difficulty."),
-    resume: str | None = typer.Option(None, "--resume", help="Continue a killed run by its id."),
-    as_json: bool = typer.Option(False, "--json", help="Print results as JSON."),
+    env_opt: list[str] = typer.Option(None, "--env-opt", metavar="KEY=VALUE",  # noqa: B008
+                                      help="An environment option, repeatable (e.g. repos=./repos, "
+                                           "test_timeout=600); VALUE is read as JSON when it parses."),
+    env_file: str | None = typer.Option(None, "--env-file", help="With --env swe: your own SWE-bench JSONL."),
+    plan: bool = typer.Option(False, "--plan", help="Plan the task into subtasks and split the budget "
+                                                    "across them (see --allocation)."),
+    allocation: str = typer.Option("difficulty", "--allocation",
+                                   help="How a multi-stage run's budget is split: uniform | difficulty | learned."),
+    resume: str | None = typer.Option(None, "--resume", help="Continue a killed or interrupted run by its id "
+                                                             "(any unique prefix)."),
+    as_json: bool = typer.Option(False, "--json", help="Print a JSON list with one result per task: run_id, "
+                                 "task, answer, verified, confidence, stop_reason, candidates, verdicts, "
+                                 "subtasks, spend {tokens, usd, calls, seconds, by_role}."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No live progress."),
 ) -> None:
-    """Solve a task (or an environment's tasks) with test-time scaling, within a hard budget."""
+    """Solve a task (or an environment's tasks) with test-time scaling, within a hard budget.
+
+    Ctrl-C stops the run at once and keeps its record (status interrupted, with its spend);
+    `seasoned run --resume ID` continues it without redoing finished samples."""
     from seasoned.graphs import Agent, parse_strategy
     from seasoned.graphs.progress import run_with_progress, summary_table
 
     if sum(x is not None for x in (task, env, resume)) != 1:
-        raise typer.BadParameter("give exactly one of: a TASK, --env NAME, or --resume RUN_ID")
+        raise CliUsageError("give exactly one of: a TASK, --env NAME, or --resume RUN_ID")
+    options = env_options(env_opt, env_file)
+    if options and not (env or resume):
+        raise CliUsageError("--env-opt and --env-file need --env NAME (or --resume)")
     budget = {k: v for k, v in (("max_tokens", budget_tokens), ("max_usd", budget_usd)) if v is not None}
     bank = None
     if memory:
@@ -113,27 +171,45 @@ def run(
 
         bank = MemoryBank.open(namespace=namespace)
     agent = Agent(model, strategy=parse_strategy(strategy, seed=seed), budget=budget or None,
-                  namespace=namespace, memory=bank)
+                  namespace=namespace, memory=bank, allocation=allocation, plan=True if plan else None)
     out = errors if as_json else console
-    results = []
-    if resume:
-        environment = _env(env) if env else None
-        results.append((resume, agent.resume(resume, env=environment)))
-    elif env:
-        from seasoned.envs import get_env
+    results: list = []
+    current = {"run_id": None}
 
-        environment = get_env(env)
-        try:
-            tasks = [environment.get_task(task_id)] if task_id else environment.tasks(
-                n=3 if n is None else n, seed=seed, difficulty=difficulty)
-            for item in tasks:
-                out.print(f"[bold]{item.id}[/bold]")
-                result = run_with_progress(agent, item, out, quiet=quiet, env=environment)
-                results.append((item.id, result))
-        finally:
-            environment.close()
-    else:
-        results.append((task, run_with_progress(agent, task, out, quiet=quiet)))
+    def one(label: str, item, environment=None, run_id: str | None = None):
+        current["run_id"] = run_id or uuid.uuid4().hex[:16]
+        if not quiet:
+            out.print(f"[dim]run {current['run_id']}[/dim]", highlight=False)
+        if run_id:  # a resume
+            result = run_with_progress(agent, None, out, quiet=quiet, resume=run_id, env=environment)
+        else:
+            result = run_with_progress(agent, item, out, quiet=quiet, env=environment, run_id=current["run_id"])
+        results.append((label, result))
+
+    try:
+        if resume:
+            run_id = agent.store.resolve(resume)
+            record = agent.store.get_run(run_id).run
+            environment = _env(record.env, options) if record.env else None
+            try:
+                one(record.task_id or record.task, None, environment, run_id=run_id)
+            finally:
+                if environment is not None:
+                    environment.close()
+        elif env:
+            environment = _env(env, options)
+            try:
+                tasks = [environment.get_task(task_id)] if task_id else environment.tasks(
+                    n=3 if n is None else n, seed=seed, difficulty=difficulty)
+                for item in tasks:
+                    out.print(f"[bold]{item.id}[/bold]", highlight=False)
+                    one(item.id, item, environment)
+            finally:
+                environment.close()
+        else:
+            one(task, task)
+    except KeyboardInterrupt:
+        _interrupted(agent, current["run_id"])
     if as_json:
         console.print_json(json.dumps([r.model_dump(mode="json") for _, r in results]))
         return
@@ -143,10 +219,25 @@ def run(
                   f"${sum(r.spend.usd for _, r in results):.4f} · trace: seasoned runs show {results[-1][1].run_id}")
 
 
-def _env(name: str):
+def _interrupted(agent, run_id: str | None) -> None:
+    """Ctrl-C: the run is recorded as interrupted (with its spend), the way back is printed, and the
+    process ends now: a model call still running in a worker thread would otherwise hold the exit."""
+    if run_id is not None:
+        agent.mark_interrupted(run_id)
+        errors.print(f"interrupted: resume with seasoned run --resume {run_id}", markup=False, highlight=False)
+    else:
+        errors.print("interrupted", markup=False, highlight=False)
+    if agent.store is not None:
+        agent.store.flush()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(130)
+
+
+def _env(name: str, options: dict | None = None):
     from seasoned.envs import get_env
 
-    return get_env(name)
+    return get_env(name, **(options or {}))
 
 
 runs_app = typer.Typer(help="Recorded runs: list them, show one's trace.", no_args_is_help=True)
@@ -245,13 +336,35 @@ def bench(
     ray: str | None = typer.Option(None, "--ray", help="Distribute over Ray: 'local' or a cluster address."),
     config: str | None = typer.Option(None, "--config", help="A YAML/JSON grid file (options above)."),
     window: int | None = typer.Option(None, "--window", help="Rolling window of the memory-stream plot."),
+    env_opt: list[str] = typer.Option(None, "--env-opt", metavar="KEY=VALUE",  # noqa: B008
+                                      help="An option for the grid's environments, repeatable (in-process "
+                                           "workers; not sent to Ray workers)."),
+    env_file: str | None = typer.Option(None, "--env-file", help="Your own SWE-bench JSONL (--env swe)."),
 ) -> None:
     """A grid of environment x strategy x allocation x budget x memory (x model): JSONL, summary, plots."""
     from seasoned.benchmarks.grid import run_bench
 
+    options = env_options(env_opt, env_file)
+    if options:
+        if ray:
+            raise CliUsageError("--env-opt/--env-file apply to in-process workers, not with --ray")
+        _with_env_options((env or "addition").split(","), options)
+
     run_bench(out, env=env, strategy=strategy, budget=budget, allocation=allocation, memory=memory,
               model=model, n=n, seed=seed, difficulty=difficulty, max_tokens=max_tokens, workers=workers,
               ray=ray, config=config, window=window, console=console)
+
+
+def _with_env_options(names: list[str], options: dict) -> None:
+    """Every ``get_env(name)`` of this process builds ``name`` with ``options`` (bench reads its
+    environments by name)."""
+    from functools import partial
+
+    from seasoned.envs.registry import _factory, get_env, register_env
+
+    for name in (n.strip() for n in names if n.strip()):
+        register_env(name, partial(_factory(name), **options))
+        get_env(name).close()  # a bad option fails here, naming the environment, before the grid starts
 
 
 @app.command()

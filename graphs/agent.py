@@ -648,14 +648,22 @@ class Agent:
         return run_sync(self.aresume(run_id, **kwargs))
 
     def stream(self, task: Any, **kwargs: Any) -> Iterator[Event]:
-        """Synchronous ``astream``: events as they happen."""
+        """Synchronous ``astream``: events as they happen. Leaving the loop early (or Ctrl-C) cancels the
+        run, which is then recorded as interrupted."""
+        return self._sync_events(lambda: self.astream(task, **kwargs))
+
+    def stream_resume(self, run_id: str, **kwargs: Any) -> Iterator[Event]:
+        """Synchronous ``astream_resume``."""
+        return self._sync_events(lambda: self.astream_resume(run_id, **kwargs))
+
+    def _sync_events(self, make: Any) -> Iterator[Event]:
         import queue
 
         events: queue.Queue[Event | BaseException | None] = queue.Queue()
 
         async def pump() -> None:
             try:
-                async for event in self.astream(task, **kwargs):
+                async for event in make():
                     events.put(event)
             except BaseException as exc:  # noqa: BLE001 - handed to the consuming thread
                 events.put(exc)

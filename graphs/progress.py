@@ -57,10 +57,12 @@ def _clip(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def run_with_progress(agent: Agent, task: Any, console: Console, *, quiet: bool = False, **kwargs: Any) -> RunResult:
-    """Run one task, printing events as they happen; returns the result."""
+def run_with_progress(agent: Agent, task: Any, console: Console, *, quiet: bool = False, resume: str | None = None,
+                      **kwargs: Any) -> RunResult:
+    """Run one task (or resume the run ``resume``), printing events as they happen; returns the result."""
     result: RunResult | None = None
-    for event in agent.stream(task, **kwargs):
+    events = agent.stream_resume(resume, **kwargs) if resume else agent.stream(task, **kwargs)
+    for event in events:
         if event.kind == "result":
             result = event.data["result"]
         elif not quiet and (line := describe(event)) is not None:

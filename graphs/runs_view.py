@@ -21,7 +21,9 @@ from rich.text import Text
 from .runstore import RunSummary, RunTrace, SpendTotals
 
 STATUS_STYLE = {"running": "yellow", "succeeded": "green", "success": "green", "done": "green",
-                "failed": "red", "error": "red", "cancelled": "magenta", "budget_exhausted": "magenta"}
+                "completed": "green", "failed": "red", "error": "red", "cancelled": "magenta",
+                "interrupted": "magenta", "budget_exhausted": "magenta"}
+EPISODE_EVENTS = ("step", "episode")  # an interactive episode's actions and verdicts: their own section
 
 
 # --- formatting helpers ----------------------------------------------------------------------------
@@ -114,7 +116,9 @@ def print_trace(trace: RunTrace, console: Console | None = None, *, text_width: 
         console.print(_spend_table("Spend per role", "role", trace.by_role, trace.totals))
         if len(trace.by_subtask) > 1:
             console.print(_spend_table("Spend per subtask", "subtask", trace.by_subtask, trace.totals))
-    if trace.events:
+    if any(e.kind in EPISODE_EVENTS for e in trace.events):
+        console.print(_episodes(trace, text_width))
+    if any(e.kind not in EPISODE_EVENTS for e in trace.events):
         console.print(_events(trace, text_width))
     if trace.calls:
         console.print(_calls(trace, max_calls))
@@ -209,12 +213,32 @@ def _spend_table(title: str, key: str, groups: dict[str, SpendTotals], total: Sp
     return table
 
 
+def _episodes(trace: RunTrace, width: int) -> Table:
+    """Each acting step (action, one-line observation) and each episode's verdict with its failing tests."""
+    table = Table(title="Episode steps", title_justify="left", header_style="bold")
+    table.add_column("#", justify="right", no_wrap=True)
+    table.add_column("action")
+    table.add_column("observation / verdict")
+    for event in trace.events:
+        data = event.data
+        if event.kind == "step":
+            table.add_row(str(data.get("index", "")), escape(shorten(data.get("action"), width // 2)),
+                          escape(shorten(data.get("observation"), width)))
+        elif event.kind == "episode":
+            failing = data.get("failing_tests") or []
+            more = f" (+{data['more_failing']} more)" if data.get("more_failing") else ""
+            why = (f"failing: {', '.join(failing)}{more}" if failing else data.get("reason") or "")
+            table.add_row("", Text("passed", style="green") if data.get("passed") else Text("failed", style="red"),
+                          escape(f"after {data.get('steps', 0)} step(s)" + (f"; {why}" if why else "")))
+    return table
+
+
 def _events(trace: RunTrace, width: int) -> Table:
     table = Table(title="Events", title_justify="left", header_style="bold")
     table.add_column("time", no_wrap=True)
     table.add_column("event", no_wrap=True)
     table.add_column("data")
-    for event in trace.events:
+    for event in (e for e in trace.events if e.kind not in EPISODE_EVENTS):
         table.add_row(event.created_at.astimezone().strftime("%H:%M:%S.%f")[:-3], escape(event.kind),
                       escape(_compact(event.data, width)))
     return table

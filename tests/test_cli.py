@@ -1,6 +1,7 @@
 """The `seasoned` command: thin over the Python API, one clear error line and exit 2 for mistakes."""
 
 import json
+import re
 import sys
 
 import pytest
@@ -45,6 +46,13 @@ def test_chat_prints_reply_and_spend(monkeypatch, capsys):
     (["chat", "hi", "-m", "local/missing.gguf"], "GGUF file not found"),
     (["run", "hi", "-m", "scripted/cli-x", "--strategy", "beam"], "strategy 'beam' is unknown"),
     (["run", "--env", "no-such-env", "-m", "scripted/cli-x"], "no-such-env"),
+    (["run", "--env", "arithmetic", "--env-opt", "novalue", "-m", "scripted/cli-x"], "expected KEY=VALUE"),
+    (["run", "--env", "arithmetic", "--env-opt", "colour=3", "-m", "scripted/cli-x"], "bad option(s) ['colour']"),
+    (["run", "--env", "swe", "--env-file", "/no/such.jsonl", "-m", "scripted/cli-x"], "is not a file"),
+    (["run", "hi", "--env-opt", "a=1", "-m", "scripted/cli-x"], "need --env"),
+    (["run", "hi", "--plan", "--allocation", "lucky", "-m", "scripted/cli-x"], "lucky"),
+    (["run", "--resume", "feedbeef", "-m", "scripted/cli-x"], "not found"),
+    (["bench", "--env", "addition", "--env-opt", "colour=3", "--model", "scripted/cli-x"], "bad option(s)"),
 ])
 def test_mistakes_give_one_error_line_and_exit_2(monkeypatch, capsys, db, args, fragment):
     scripted.register("cli-x", fn=lambda messages, params: "x")
@@ -103,3 +111,95 @@ def test_serve_refuses_a_public_host_without_keys(monkeypatch, capsys):
     code, out, err = seasoned(monkeypatch, capsys, "serve", "--host", "0.0.0.0", "--port", "0")
     assert code == 2
     assert "key" in (err + out).lower()
+
+
+def test_env_opt_and_env_file_reach_the_environment(monkeypatch, capsys, db):
+    from seasoned.envs.arithmetic import ArithmeticEnv
+    from seasoned.envs.registry import _CUSTOM, register_env
+
+    seen = []
+
+    def factory(**options):
+        seen.append(options)
+        return ArithmeticEnv()
+
+    register_env("cli-opts", factory)
+    monkeypatch.setitem(_CUSTOM, "cli-opts", factory)
+    data = db / "mine.jsonl"
+    data.write_text("{}\n")
+    scripted.register("cli-opt", fn=lambda messages, params: "Answer: 3")
+    code, out, err = seasoned(monkeypatch, capsys, "run", "--env", "cli-opts", "--n", "1", "-m", "scripted/cli-opt",
+                              "--env-opt", "scale=2", "--env-opt", "label=two words", "--env-opt", 'tags=["a"]',
+                              "--env-file", str(data), "--quiet")
+    assert code == 0, err
+    assert seen == [{"scale": 2, "label": "two words", "tags": ["a"], "path": str(data)}]
+
+
+def test_run_plan_with_an_allocation_policy(monkeypatch, capsys, db):
+    scripted.register("cli-plan", fn=lambda messages, params: "Answer: 42")
+    code, out, err = seasoned(monkeypatch, capsys, "run", "What is 40 + 2, then double it?", "--plan",
+                              "--allocation", "uniform", "-m", "scripted/cli-plan", "--strategy", "single", "--json")
+    assert code == 0, err
+    [result] = json.loads(out)
+    assert result["subtasks"] and all(s["allocation"] for s in result["subtasks"])
+    code, out, _ = seasoned(monkeypatch, capsys, "runs", "show", result["run_id"][:8], "--json")
+    trace = json.loads(out)
+    assert trace["run"]["options"]["allocation"] == "uniform" and trace["run"]["options"]["multi_stage"]
+
+
+def test_run_prints_its_full_id_and_runs_show_lists_steps(monkeypatch, capsys, db):
+    def actor(messages, params):
+        return "```action\nsubmit\n```" if len(messages) > 2 else "```action\nview .\n```"
+
+    scripted.register("cli-steps", fn=actor)
+    code, out, err = seasoned(monkeypatch, capsys, "run", "--env", "swe", "--n", "1", "-m", "scripted/cli-steps",
+                              "--strategy", "single")
+    assert code == 0, err
+    run_id = re.search(r"run ([0-9a-f]{16})", out).group(1)
+    assert "step 1: view(path='.')" in out and "step 2: submit()" in out and "episode: failed" in out
+    code, out, err = seasoned(monkeypatch, capsys, "runs", "show", run_id[:10])
+    assert code == 0, err
+    assert "view(path='.')" in out and "submit()" in out
+    assert re.search(r"failing.*tests/\S+::test_", out)
+
+
+INTERRUPTED = """
+import sys
+from seasoned.models import scripted
+from seasoned import cli
+scripted.register("cli-slow", fn=lambda messages, params: "Answer: 42", delay=1.0)
+sys.argv = ["seasoned", "run", "What is 40 + 2?", "-m", "scripted/cli-slow", "--strategy", "revise-4"]
+cli.main()
+"""
+
+
+def test_ctrl_c_keeps_the_record_and_resume_by_prefix_counts_earlier_spend(monkeypatch, capsys, db):
+    import os
+    import signal
+    import subprocess
+
+    from seasoned.graphs.runstore import RunStore
+
+    env = {**os.environ, "COLUMNS": "200", "PYTHONUNBUFFERED": "1"}
+    child = subprocess.Popen([sys.executable, "-c", INTERRUPTED], env=env, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    for line in child.stdout:  # interrupt once the first candidate is in
+        if "candidate " in line:
+            break
+    child.send_signal(signal.SIGINT)
+    out, err = child.communicate(timeout=120)
+    assert child.returncode == 130, err
+    run_id = re.search(r"interrupted: resume with seasoned run --resume ([0-9a-f]{16})", err).group(1)
+    before = RunStore.open().get_run(run_id)
+    assert before.run.status == "interrupted" and before.run.calls >= 1
+    assert before.run.spend["calls"] == before.run.calls
+
+    model = scripted.register("cli-slow", fn=lambda messages, params: "Answer: 42")
+    code, out, err = seasoned(monkeypatch, capsys, "run", "--resume", run_id[:6], "-m", "scripted/cli-slow",
+                              "--json")
+    assert code == 0, err
+    [result] = json.loads(out)
+    after = RunStore.open().get_run(run_id)
+    assert result["run_id"] == run_id and after.run.status == "completed"
+    assert result["spend"]["calls"] == after.run.calls == before.run.calls + model.calls
+    assert result["spend"]["tokens"] == after.totals.total_tokens
