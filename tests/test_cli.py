@@ -5,7 +5,6 @@ import re
 import sys
 
 import pytest
-
 from seasoned.cli import main
 from seasoned.models import scripted
 
@@ -98,8 +97,8 @@ def test_envs_list(monkeypatch, capsys):
 def test_bench_writes_rows_summary_and_plot(monkeypatch, capsys, db):
     scripted.register("cli-bench", fn=lambda messages, params: "Answer: 3")
     out = db / "grid"
-    code, stdout, err = seasoned(monkeypatch, capsys, "bench", "--env", "addition", "--strategy", "single,best_of_n-2",
-                                 "--budget", "300,600", "--n", "3", "--model", "scripted/cli-bench", "--out", str(out))
+    code, _, err = seasoned(monkeypatch, capsys, "bench", "--env", "addition", "--strategy", "single,best_of_n-2",
+                           "--budget", "300,600", "--n", "3", "--model", "scripted/cli-bench", "--out", str(out))
     assert code == 0, err
     rows = [json.loads(line) for line in (out / "per-task.jsonl").read_text().splitlines()]
     assert len(rows) == 2 * 2 * 3
@@ -128,7 +127,7 @@ def test_env_opt_and_env_file_reach_the_environment(monkeypatch, capsys, db):
     data = db / "mine.jsonl"
     data.write_text("{}\n")
     scripted.register("cli-opt", fn=lambda messages, params: "Answer: 3")
-    code, out, err = seasoned(monkeypatch, capsys, "run", "--env", "cli-opts", "--n", "1", "-m", "scripted/cli-opt",
+    code, _, err = seasoned(monkeypatch, capsys, "run", "--env", "cli-opts", "--n", "1", "-m", "scripted/cli-opt",
                               "--env-opt", "scale=2", "--env-opt", "label=two words", "--env-opt", 'tags=["a"]',
                               "--env-file", str(data), "--quiet")
     assert code == 0, err
