@@ -3,6 +3,7 @@ attempt: checkout, install (into the attempt's own venv, pip's cache shared by a
 test run, each timed.
 
     python -m seasoned.benchmarks.swe_verify [--attempts 3] [--install "pip install -e . pytest"] [--fresh-cache]
+    python -m seasoned.benchmarks.swe_verify --file swe.jsonl --repos repos/ [--instance ID]   # any dataset
 
 The default install is the instance's own (offline: ``--no-build-isolation --no-index``). With
 ``--install "pip install -e . pytest"`` pip builds in an isolated environment and fetches setuptools
@@ -23,11 +24,13 @@ import time
 from seasoned.envs.swe import SWEEnv, fixture_gen
 
 
-async def measure(attempts: int, install: str | None) -> list[dict]:
+async def measure(attempts: int, install: str | None, file: str | None = None, repos: str | None = None,
+                  instance_id: str | None = None) -> list[dict]:
     with tempfile.TemporaryDirectory(prefix="swe-bench-") as tmp:
-        jsonl = fixture_gen.build(tmp)
-        env = SWEEnv(jsonl, repos=os.path.join(tmp, "repos"), install=None)
-        instance = env.instances[0]
+        if file is None:
+            file, repos = fixture_gen.build(tmp), os.path.join(tmp, "repos")
+        env = SWEEnv(file, repos=repos)
+        instance = env.instance(instance_id) if instance_id else env.instances[0]
         if install:
             instance.install = install
         rows = []
@@ -47,12 +50,15 @@ def main() -> None:
     parser.add_argument("--attempts", type=int, default=3)
     parser.add_argument("--install", default=None, help="Install command instead of the instance's own.")
     parser.add_argument("--fresh-cache", action="store_true", help="Start with an empty SEASONED_HOME.")
+    parser.add_argument("--file", default=None, help="A SWE-bench JSONL (default: the generated humandelta).")
+    parser.add_argument("--repos", default=None, help="Its repositories directory.")
+    parser.add_argument("--instance", default=None, help="Which instance (default: the first).")
     args = parser.parse_args()
     if args.fresh_cache:
         os.environ["SEASONED_HOME"] = tempfile.mkdtemp(prefix="swe-bench-home-")
-    rows = asyncio.run(measure(args.attempts, args.install))
+    rows = asyncio.run(measure(args.attempts, args.install, args.file, args.repos, args.instance))
     first, later = rows[0]["seconds"], [r["seconds"] for r in rows[1:]]
-    print(f"humandelta ({rows[0]['tests']} tests): first verification {first}s"
+    print(f"{args.instance or 'first instance'} ({rows[0]['tests']} tests): first verification {first}s"
           + (f", later ones {min(later)}-{max(later)}s" if later else "")
           + f"; all resolved: {all(r['resolved'] for r in rows)}")
 

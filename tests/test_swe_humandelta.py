@@ -9,7 +9,7 @@ import sys
 
 import pytest
 from seasoned.envs import Action
-from seasoned.envs.swe import SWEEnv, fixture_gen
+from seasoned.envs.swe import SWEEnv, fixture_gen, testing
 from seasoned.envs.swe.check import check_file
 
 
@@ -88,6 +88,16 @@ async def test_output_cap_does_not_change_the_verdict(built):
     jsonl, repos, record = built
     tiny = SWEEnv(jsonl, repos=repos, max_output_chars=200)  # pytest -rA prints ~60,000 characters here
     verdict = await tiny.verify(tiny.tasks()[0], record["patch"])
+    assert verdict.passed, verdict.details
+
+
+async def test_batched_runs_give_the_same_verdict(built, monkeypatch):
+    jsonl, repos, record = built
+    monkeypatch.setattr(testing, "MAX_COMMAND_BYTES", 10_000)  # ~45,000 bytes of ids: several runs
+    env = SWEEnv(jsonl, repos=repos)
+    instance = env.instances[0]
+    assert len(testing.batches(None, instance.fail_to_pass + instance.pass_to_pass)) >= 4
+    verdict = await env.verify(env.tasks()[0], record["patch"])
     assert verdict.passed, verdict.details
 
 

@@ -42,8 +42,9 @@ def command_for(test_cmd: str | None, tests: list[str], python: str | None = Non
 
 
 def batches(test_cmd: str | None, tests: list[str], python: str | None = None,
-            limit: int = MAX_COMMAND_BYTES) -> list[list[str]]:
+            limit: int | None = None) -> list[list[str]]:
     """``tests`` split into as few runs as fit the command-line limit (one run almost always)."""
+    limit = limit or MAX_COMMAND_BYTES
     base = len(command_for(test_cmd, [], python).encode()) + 600  # room for the report redirections
     groups: list[list[str]] = [[]]
     size = base
