@@ -1,14 +1,19 @@
-"""The README's main job (``make demo`` / ``seasoned demo``).
+"""The README's main job (``make demo`` / ``seasoned demo``): does experience pay, on this model?
 
-A stream of multi-stage tasks (``sums``: several additions of different sizes) on the embedded model,
-with experience memory on. For every task it shows the plan, the budget allocation per subtask (and
-why), each subtask's samples, verification and spend, and what the curator stored; at the end a
-summary (success, tokens per solved task early vs late in the stream, memory size), a plot file, and
-the admin command to inspect what was learned.
+One task stream runs twice on the embedded model, with the same tasks and seeds: first with memory
+off, then with memory on. The stream is two-digit additions in which questions recur (as they do in
+real use: a share of the stream repeats earlier questions), so kinds of tasks recur and some tasks
+recur exactly. With memory on, every verified answer becomes a *demonstration* (replayed to the model
+as an earlier chat turn on similar tasks, which a small model uses far better than prose), a repeated
+question is answered from its verified answer after a re-check, and a bandit learns which form of
+memory pays. The console shows, for every task, the channel chosen and why and the demonstrations
+given; the summary states the difference with counts and 95% intervals; the plot shows both curves.
+It stays honest: if memory does not help on a run, the figures and the plot say so.
 """
 
 from __future__ import annotations
 
+import random
 import time
 from pathlib import Path
 
@@ -19,114 +24,169 @@ from seasoned.models import seasoned_home
 NAMESPACE = "demo"
 
 
-def _plot(path: Path, passed: list[bool], tokens: list[int]) -> Path | None:
+def stream_tasks(n: int, seed: int, repeat: float) -> list:
+    """``n`` two-digit additions in which about ``repeat`` of the stream repeats earlier questions."""
+    from seasoned.envs import get_env
+
+    fresh = get_env("addition").tasks(n=n, seed=seed, difficulty=2)
+    rng = random.Random(seed)
+    stream = []
+    for index in range(n):
+        if stream and rng.random() < repeat:
+            stream.append(rng.choice(stream))
+        else:
+            stream.append(fresh[index])
+    return stream
+
+
+def _rolling(passed: list[bool], window: int) -> list[float]:
+    return [sum(passed[max(0, i - window + 1): i + 1]) / len(passed[max(0, i - window + 1): i + 1])
+            for i in range(len(passed))]
+
+
+def _plot(path: Path, off: dict, on: dict) -> Path | None:
     try:
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        from matplotlib.ticker import MaxNLocator
     except ImportError:
         return None
-    window = max(2, len(passed) // 4)
-    xs = list(range(1, len(passed) + 1))
-    rate = [sum(passed[max(0, i - window + 1): i + 1]) / len(passed[max(0, i - window + 1): i + 1]) for i in range(len(passed))]
-    figure, (top, bottom) = plt.subplots(2, 1, figsize=(7, 5), sharex=True)
-    top.plot(xs, rate, marker="o")
-    top.set_ylabel(f"success (rolling {window})")
+    n = len(on["passed"])
+    window = max(2, min(10, n // 3))
+    xs = list(range(1, n + 1))
+    figure, (top, bottom) = plt.subplots(2, 1, figsize=(8, 5.5), sharex=True)
+    top.plot(xs, _rolling(off["passed"], window), marker="o", markersize=3, label="memory off", color="tab:gray")
+    top.plot(xs, _rolling(on["passed"], window), marker="s", markersize=3, linestyle="--", label="memory on",
+             color="tab:green")
+    top.set_ylabel(f"success (last {window} tasks)")
     top.set_ylim(-0.05, 1.05)
-    bottom.bar(xs, tokens, color=["tab:green" if p else "tab:gray" for p in passed])
+    top.legend(loc="upper left")
+    width = 0.4
+    bottom.bar([x - width / 2 for x in xs], off["tokens"], width, color="tab:gray", label="memory off")
+    bottom.bar([x + width / 2 for x in xs], on["tokens"], width, color="tab:green", label="memory on")
     bottom.set_ylabel("tokens per task")
-    bottom.set_xlabel("task in the stream (green: solved)")
-    figure.suptitle("seasoned demo: a task stream with experience memory")
+    bottom.set_xlabel("task in the stream")
+    bottom.xaxis.set_major_locator(MaxNLocator(integer=True))
+    bottom.legend(loc="upper right")
+    figure.suptitle(f"seasoned demo: the same {n} tasks with memory off and on")
     figure.tight_layout()
     figure.savefig(path)
     plt.close(figure)
     return path
 
 
-def _describe(event, console: Console) -> None:
-    data = event.data
-    if event.kind == "memory":
-        console.print(f"  memory: {len(data.get('ids', []))} item(s) retrieved")
-    elif event.kind == "plan":
-        plan = ", ".join(f"{s['id']} {s['kind']} (difficulty {s['difficulty']:.1f})" for s in data["subtasks"])
-        console.print(f"  plan ({data['source']}): {plan}")
-    elif event.kind == "allocation":
-        decision = data["decision"]
-        for sid, allocation in decision["allocations"].items():
-            console.print(f"  allocate {sid}: {allocation['tokens']} tokens of {decision['budget_left']} left "
-                          f"[dim]({allocation['reason']})[/dim]")
-    elif event.kind == "subtask":
-        result = data["result"]
-        mark = "[green]verified[/green]" if result["verified"] else "[red]not verified[/red]"
-        console.print(f"  {data['subtask']}: answer {result['answer']!r} {mark}, {result['tokens']} tokens")
-    elif event.kind == "curation":
-        report = data["report"]
-        console.print(f"  curator: items {report.get('items')}, {report.get('allocation_records', 0)} allocation records")
+def _show_memory(data: dict, console: Console, bank) -> None:
+    line = f"  memory: channel [bold]{data.get('channel')}[/bold] [dim]({data.get('reason')})[/dim]"
+    console.print(line)
+    for item_id in data.get("demos") or []:
+        try:
+            item = bank.get(item_id, namespace=NAMESPACE)
+        except Exception:
+            continue
+        first = (item.data or {}).get("task", item.title).splitlines()[0]
+        reply = " ".join(((item.data or {}).get("reply") or "").split())[:60]
+        console.print(f"    demonstration: {first} -> {reply}", markup=False, highlight=False)
+    if data.get("cached"):
+        console.print("    a verified answer to this very question is stored: re-checking it first")
 
 
-def run(model: str | None = None, tasks: int = 8, stages: int = 2, budget: int = 800, seed: int = 0,
-        keep_memory: bool = False, console: Console | None = None) -> dict:
-    """Run the demo stream and return its summary."""
+def run_arm(model: str | None, stream: list, memory_on: bool, seed: int, strategy: str, budget: int | None,
+            console: Console, keep_memory: bool = False) -> dict:
+    """One pass over the stream; returns passed/tokens per task and the channels used."""
     from seasoned.envs import get_env
     from seasoned.graphs import Agent, parse_strategy
     from seasoned.memory import MemoryBank
 
+    env = get_env("addition")
+    bank = None
+    if memory_on:
+        bank = MemoryBank.open(namespace=NAMESPACE)
+        if not keep_memory:
+            for item in bank.list(limit=100_000, kinds=None):
+                bank.delete(item.id, hard=True)
+            bank.channels.reset(NAMESPACE)
+    agent = Agent(model, memory=bank, namespace=NAMESPACE, strategy=parse_strategy(strategy, seed=seed))
+    arm = {"passed": [], "tokens": [], "channels": [], "cache_hits": 0, "runs": []}
+    label = "memory on" if memory_on else "memory off"
+    for index, task in enumerate(stream, 1):
+        console.rule(f"{label}: task {index}/{len(stream)}")
+        console.print(task.prompt.splitlines()[0], markup=False, highlight=False)
+        result = None
+        budget_spec = {"max_tokens": budget} if budget else None
+        for event in agent.stream(task, env=env, budget=budget_spec):
+            if event.kind == "result":
+                result = event.data["result"]
+            elif event.kind == "memory" and bank is not None:
+                _show_memory(event.data, console, bank)
+        memory = result.memory or {}
+        arm["passed"].append(bool(result.verified))
+        arm["tokens"].append(result.spend.tokens)
+        arm["channels"].append(memory.get("channel") or "off")
+        arm["cache_hits"] += bool(memory.get("cache_hit"))
+        arm["runs"].append(result.run_id)
+        how = " (cached answer re-checked)" if memory.get("cache_hit") else ""
+        console.print(f"  => answer {result.answer!r}: {'[green]solved[/green]' if result.verified else '[red]not solved[/red]'}"
+                      f"{how}, {result.spend.tokens} tokens  [dim](seasoned runs show {result.run_id})[/dim]")
+    if bank is not None:
+        arm["memory"] = bank.stats(namespace=NAMESPACE)
+        arm["posterior"] = bank.channels.all(NAMESPACE)
+        bank.close()
+    agent.close()
+    return arm
+
+
+def run(model: str | None = None, tasks: int = 30, seed: int = 0, strategy: str = "adaptive-4",
+        budget: int | None = None, repeat: float = 0.3, keep_memory: bool = False,
+        console: Console | None = None) -> dict:
+    """Run the stream with memory off, then on, and return the summary."""
+    from seasoned.benchmarks.stats import wilson
+
     console = console or Console()
     home = seasoned_home() / "demo"
     home.mkdir(parents=True, exist_ok=True)
-    bank = MemoryBank.open(namespace=NAMESPACE)
-    if not keep_memory:
-        for item in bank.list(limit=100_000):
-            bank.delete(item.id, hard=True)
-    agent = Agent(model, memory=bank, namespace=NAMESPACE, allocation="learned",
-                  strategy=parse_strategy("adaptive-8", max_tokens=48, seed=seed))
-    env = get_env("sums")
-    stream = env.tasks(n=tasks, seed=seed, difficulty=stages)
-    console.print(f"[bold]seasoned demo[/bold]: {tasks} multi-stage tasks on {agent.gateway.model}, "
-                  f"{budget} tokens each, memory namespace {NAMESPACE!r}, learned allocation")
-    passed, spent, rows = [], [], []
+    stream = stream_tasks(tasks, seed, repeat)
+    repeats = len(stream) - len({t.id for t in stream})
+    console.print(f"[bold]seasoned demo[/bold]: {tasks} two-digit additions ({repeats} repeat earlier ones), "
+                  f"strategy {strategy}, run twice on the same tasks and seeds: memory off, then memory on "
+                  f"(namespace {NAMESPACE!r})")
     started = time.perf_counter()
-    for index, task in enumerate(stream, 1):
-        console.rule(f"task {index}/{tasks}: {task.id}")
-        console.print(task.prompt, markup=False, highlight=False)
-        result = None
-        for event in agent.stream(task, env=env, budget={"max_tokens": budget}):
-            if event.kind == "result":
-                result = event.data["result"]
-            else:
-                _describe(event, console)
-        ok = result.verified
-        passed.append(ok)
-        spent.append(result.spend.tokens)
-        rows.append((task.id, ok, result.spend.tokens, result.spend.seconds, result.run_id))
-        console.print(f"  => {'[green]solved[/green]' if ok else '[red]not solved[/red]'}, "
-                      f"{result.spend.tokens} tokens, {result.spend.seconds:.1f}s (trace: seasoned runs show {result.run_id})")
-    table = Table(title="the stream")
-    for column in ("task", "solved", "tokens", "seconds"):
+    off = run_arm(model, stream, False, seed, strategy, budget, console)
+    on = run_arm(model, stream, True, seed, strategy, budget, console, keep_memory)
+
+    def line(arm: dict) -> dict:
+        solved, n = sum(arm["passed"]), len(arm["passed"])
+        low, high = wilson(solved, n)
+        half = n // 2
+        late = arm["passed"][half:]
+        return {"solved": solved, "n": n, "interval": [round(low, 3), round(high, 3)],
+                "second_half": f"{sum(late)}/{len(late)}", "tokens": sum(arm["tokens"]),
+                "tokens_per_solved": round(sum(arm["tokens"]) / solved) if solved else None}
+
+    summary = {"tasks": tasks, "repeats": repeats, "strategy": strategy, "off": line(off), "on": line(on),
+               "cache_hits": on["cache_hits"], "channels": {c: on["channels"].count(c) for c in set(on["channels"])},
+               "posterior": on.get("posterior"), "memory_items": (on.get("memory") or {}).get("active"),
+               "seconds": round(time.perf_counter() - started, 1)}
+    plot = _plot(home / "stream.png", off, on)
+    summary["plot"] = str(plot) if plot else None
+    table = Table(title="the same stream, memory off vs on")
+    for column in ("", "solved", "95% interval", "second half", "tokens", "tokens/solved"):
         table.add_column(column)
-    for task_id, ok, tokens, seconds, _ in rows:
-        table.add_row(task_id, "yes" if ok else "no", str(tokens), f"{seconds:.1f}")
+    for name in ("off", "on"):
+        row = summary[name]
+        table.add_row(f"memory {name}", f"{row['solved']}/{row['n']}",
+                      f"{row['interval'][0]:.0%}-{row['interval'][1]:.0%}", row["second_half"], str(row["tokens"]),
+                      str(row["tokens_per_solved"] or "n/a"))
     console.print(table)
-    half = len(passed) // 2
-
-    def per_solved(ps: list[bool], ts: list[int]) -> str:
-        return f"{sum(ts) / sum(ps):.0f}" if sum(ps) else "n/a (none solved)"
-
-    stats = bank.stats()
-    plot = _plot(home / "stream.png", passed, spent)
-    summary = {"tasks": tasks, "solved": sum(passed), "tokens": sum(spent),
-               "tokens_per_solved_first_half": per_solved(passed[:half], spent[:half]),
-               "tokens_per_solved_second_half": per_solved(passed[half:], spent[half:]),
-               "memory_items": stats.get("active"), "memory_by_kind": stats.get("by_kind"),
-               "seconds": round(time.perf_counter() - started, 1), "plot": str(plot) if plot else None}
-    console.print(f"solved {summary['solved']}/{tasks}; tokens per solved task: first half "
-                  f"{summary['tokens_per_solved_first_half']}, second half {summary['tokens_per_solved_second_half']}; "
-                  f"memory now holds {summary['memory_items']} items {summary['memory_by_kind']}; "
-                  f"{summary['seconds']}s")
+    diff = summary["on"]["solved"] - summary["off"]["solved"]
+    verdict = ("memory helped" if diff > 0 else "memory did not help on this run" if diff == 0
+               else "memory hurt on this run")
+    console.print(f"{verdict}: {summary['on']['solved']}/{tasks} solved with memory vs {summary['off']['solved']}/{tasks} "
+                  f"without ({diff:+d}); {summary['cache_hits']} repeated question(s) answered from a re-checked "
+                  f"verified answer; channels used {summary['channels']}; {summary['seconds']}s")
     if plot:
         console.print(f"plot: {plot}")
     console.print(f"inspect the memory: seasoned-admin --namespace {NAMESPACE} list   "
                   f"(or: seasoned-admin --namespace {NAMESPACE} stats)")
-    bank.close()
     return summary

@@ -1,4 +1,4 @@
-"""The README's main job, end to end on the embedded model (one short task stream)."""
+"""The README's main job, end to end on the embedded model (one short stream, memory off then on)."""
 
 import pytest
 from rich.console import Console
@@ -6,16 +6,27 @@ from rich.console import Console
 pytestmark = pytest.mark.real_model
 
 
-def test_demo_runs_a_stream_learns_and_writes_its_plot(tmp_path, monkeypatch):
+def test_demo_runs_the_stream_twice_and_plots_memory_on_against_off(tmp_path, monkeypatch):
     monkeypatch.setenv("SEASONED_HOME", str(tmp_path))
     monkeypatch.delenv("SEASONED_DB_URL", raising=False)
     from seasoned import demo
 
     console = Console(record=True, width=120)
-    summary = demo.run(tasks=2, stages=2, budget=300, seed=1, console=console)
+    summary = demo.run(tasks=4, strategy="adaptive-2", repeat=0.5, seed=1, console=console)
     output = console.export_text()
-    assert summary["tasks"] == 2
-    assert 0 < summary["tokens"] <= 2 * 300
-    assert summary["memory_items"] >= 4  # at least the allocation records of 2 tasks x 2 stages
-    assert "allocate s1" in output and "plan (env)" in output and "seasoned-admin" in output
+    assert summary["off"]["n"] == summary["on"]["n"] == 4
+    assert summary["repeats"] >= 1
+    assert "memory off: task 1/4" in output and "memory on: task 4/4" in output
+    assert "memory: channel" in output and "seasoned-admin" in output
+    assert summary["on"]["tokens"] > 0 and summary["off"]["tokens"] > 0
     assert (tmp_path / "demo" / "stream.png").stat().st_size > 5000
+
+
+def test_demo_stream_repeats_earlier_questions_deterministically():
+    from seasoned import demo
+
+    stream = demo.stream_tasks(20, seed=3, repeat=0.3)
+    assert stream == demo.stream_tasks(20, seed=3, repeat=0.3)
+    ids = [t.id for t in stream]
+    assert len(set(ids)) < len(ids)
+    assert all(t.env == "addition" and t.difficulty == 2 for t in stream)

@@ -171,3 +171,14 @@ def test_a_solved_episode_becomes_a_demonstration_replayed_to_the_actor(bank, tm
     first_call = model.seen[-2][0]
     assert [m["role"] for m in first_call[:3]] == ["system", "user", "assistant"]
     assert "Solved earlier with these actions" in first_call[2]["content"]
+
+
+def test_a_verified_reply_is_compacted_to_the_reasoning_that_reaches_its_answer():
+    from seasoned.agents.curator import compact_reply
+
+    noisy = "To solve the equation 92 + 81, we can combine the two 9's: 92 + 81 = 173.\nI'll do more next time."
+    assert compact_reply(noisy, "173", "What is 92 + 81?") == "92 + 81 = 173\nAnswer: 173"
+    assert compact_reply("54 + 20 = 74\n\nThe answer is: 74", "74", "What is 54 + 20?") == "54 + 20 = 74\nAnswer: 74"
+    assert compact_reply("Answer: 5", "5", "What is 2 + 3?") == "Answer: 5"
+    code = "Here it is:\n```python\ndef f():\n    return 1\n```\nDone."
+    assert compact_reply(code, "def f(): ...", "Write f.") == "```python\ndef f():\n    return 1\n```"
