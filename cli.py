@@ -109,18 +109,17 @@ def chat(
 @app.command()
 def demo(
     model: str | None = typer.Option(None, "--model", "-m", help="Model string (default: the embedded model)."),
-    tasks: int = typer.Option(30, "--tasks", "-n", help="How many tasks in the stream."),
-    strategy: str = typer.Option("adaptive-4", "--strategy", "-s", help="Test-time strategy for every task."),
-    budget: int | None = typer.Option(None, "--budget", help="Tokens per task (hard cap; default none)."),
-    repeat: float = typer.Option(0.3, "--repeat", help="Share of the stream that repeats earlier questions."),
+    tasks: int = typer.Option(8, "--tasks", "-n", help="How many tasks in the stream."),
+    stages: int = typer.Option(2, "--stages", help="Stages per task (2..5)."),
+    budget: int = typer.Option(800, "--budget", help="Tokens per task (hard cap)."),
     seed: int = typer.Option(0, "--seed"),
     keep_memory: bool = typer.Option(False, "--keep-memory", help="Start from what earlier demos learned."),
 ) -> None:
-    """The main job: the same task stream with memory off, then on; shown live, summarised, plotted."""
+    """The main job: a stream of multi-stage tasks with experience memory, shown live."""
     from seasoned import demo as demo_job
 
-    demo_job.run(model=model, tasks=tasks, strategy=strategy, budget=budget, repeat=repeat, seed=seed,
-                 keep_memory=keep_memory, console=console)
+    demo_job.run(model=model, tasks=tasks, stages=stages, budget=budget, seed=seed, keep_memory=keep_memory,
+                 console=console)
 
 
 @app.command()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -40,15 +41,35 @@ def describe(event: Event) -> str | None:
     return None
 
 
-def summary_table(results: Iterable[tuple[Any, RunResult]]) -> Table:
-    table = Table(title="runs")
-    for column in ("task", "answer", "verified", "reward", "candidates", "tokens", "USD", "seconds", "stop"):
-        table.add_column(column, no_wrap=column != "stop")
+def summary_table(results: Iterable[tuple[Any, RunResult]], width: int = 80) -> Table:
+    """One row per run; fits ``width`` columns (the stop reason only when there is room)."""
+    results = list(results)
+    rewards = any(r.reward is not None for _, r in results)
+    rows = []
     for label, result in results:
-        reward = "-" if result.reward is None else f"{result.reward:.2f}"
-        table.add_row(_clip(str(label), 40), _clip(str(result.answer), 30), "yes" if result.verified else "no", reward,
-                      str(len(result.candidates)), str(result.spend.tokens), f"{result.spend.usd:.4f}",
-                      f"{result.spend.seconds:.1f}", result.stop_reason)
+        row = {"task": " ".join(str(label).split()), "answer": " ".join(str(result.answer).split()),
+               "ok": "yes" if result.verified else "no", "cands": str(len(result.candidates)),
+               "tokens": str(result.spend.tokens), "USD": f"{result.spend.usd:.4f}", "s": f"{result.spend.seconds:.1f}"}
+        if rewards:
+            row["reward"] = "-" if result.reward is None else f"{result.reward:.2f}"
+        row["stop"] = result.stop_reason
+        rows.append(row)
+    names = ["task", "answer", "ok", *(["reward"] if rewards else []), "cands", "tokens", "USD", "s", "stop"]
+    sizes = {n: max([len(n), *(len(r[n]) for r in rows)]) for n in names}
+    sizes["answer"] = min(sizes["answer"], 16)
+    fixed = sum(sizes[n] + 2 for n in names if n not in ("task", "stop"))
+    if width - fixed - sizes["stop"] - 2 < 24:  # no room for the stop reason
+        names.remove("stop")
+    else:
+        sizes["stop"] = min(sizes["stop"], width - fixed - 26)
+        fixed += sizes["stop"] + 2
+    sizes["task"] = max(8, min(sizes["task"], width - fixed - 2))
+    table = Table(title="runs", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+    for name in names:
+        table.add_column(name, width=sizes[name], no_wrap=True, overflow="ellipsis",
+                         justify="right" if name in ("reward", "cands", "tokens", "USD", "s") else "left")
+    for row in rows:
+        table.add_row(*[row[n] for n in names])
     return table
 
 

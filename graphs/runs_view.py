@@ -82,22 +82,36 @@ def _number(value: Any) -> str:
 
 # --- runs list -------------------------------------------------------------------------------------
 def print_runs(runs: Sequence[RunSummary], console: Console | None = None, *, task_width: int = 40) -> None:
-    """The ``runs list`` table: id, when, status, verified, task (shortened), model, strategy, tokens, USD, s."""
+    """The ``runs list`` table: id, when, status, verified, task (shortened), model and strategy (when the
+    console is wide enough), tokens, USD, time. Narrow consoles show 8-character ids (any unique prefix
+    names a run)."""
     console = console or Console()
     if not runs:
         console.print("No runs recorded yet (`seasoned run \"TASK\"` records one).")
         return
-    table = Table(box=None, header_style="bold", pad_edge=False)
-    for name, justify in (("id", "left"), ("when", "left"), ("status", "left"), ("verified", "left"),
-                          ("task", "left"), ("model", "left"), ("strategy", "left"), ("tokens", "right"),
-                          ("USD", "right"), ("time", "right")):
-        table.add_column(name, justify=justify, no_wrap=name != "task")
+    wide = console.width >= 120  # model and strategy only when they fit; ids shortened when narrow
+    rows = []
     for run in runs:
-        table.add_row(
-            run.id, when(run.created_at), _status(run.status), _yes_no(run.verified),
-            escape(shorten(run.task, task_width)), escape(run.model), run.strategy, f"{run.tokens:,}",
-            usd(run.cost_usd), seconds(run.seconds),
-        )
+        row = {"id": run.id if wide else run.id[:8], "when": when(run.created_at), "status": run.status,
+               "ok": "-" if run.verified is None else ("yes" if run.verified else "no"),
+               "task": shorten(run.task, task_width)}
+        if wide:
+            row.update(model=run.model, strategy=run.strategy)
+        row.update(tokens=f"{run.tokens:,}", USD=usd(run.cost_usd), time=seconds(run.seconds))
+        rows.append(row)
+    names = list(rows[0])
+    sizes = {n: max([len(n), *(len(r[n]) for r in rows)]) for n in names}
+    fixed = sum(sizes[n] + 2 for n in names if n != "task")
+    sizes["task"] = max(8, min(sizes["task"], console.width - fixed - 1))
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for name in names:
+        table.add_column(name, width=sizes[name], no_wrap=True, overflow="ellipsis",
+                         justify="right" if name in ("tokens", "USD", "time") else "left")
+    for row in rows:
+        cells = [escape(row[n]) for n in names]
+        cells[names.index("status")] = _status(row["status"])
+        cells[names.index("ok")] = _yes_no(None if row["ok"] == "-" else row["ok"] == "yes")
+        table.add_row(*cells)
     console.print(table)
 
 

@@ -202,3 +202,49 @@ def test_ctrl_c_keeps_the_record_and_resume_by_prefix_counts_earlier_spend(monke
     assert result["run_id"] == run_id and after.run.status == "completed"
     assert result["spend"]["calls"] == after.run.calls == before.run.calls + model.calls
     assert result["spend"]["tokens"] == after.totals.total_tokens
+
+
+def test_tables_fit_80_columns_with_whole_headers():
+    import io
+    from datetime import UTC, datetime
+
+    from rich.console import Console
+    from seasoned.graphs.agent import RunResult, RunSpend
+    from seasoned.graphs.progress import summary_table
+    from seasoned.graphs.runs_view import print_runs
+    from seasoned.graphs.runstore import RunSummary
+
+    result = RunResult(run_id="a" * 16, task="t", answer="a rather long answer of many words", verified=True,
+                       reward=1.0, stop_reason="verified by env:arithmetic after 3 waves of sampling",
+                       spend=RunSpend(tokens=123456, usd=0.1234, seconds=12.5))
+    now = datetime.now(UTC)
+    run = RunSummary(id="b" * 16, namespace="default", task="Solve this long task " * 5, model="openai/gpt-4o-mini",
+                     strategy="self_consistency-8", status="interrupted", verified=False, created_at=now,
+                     started_at=now, tokens=98765, cost_usd=0.5, calls=12, seconds=99.0, resumes=0)
+    for width, wide in ((80, False), (160, True)):
+        out = io.StringIO()
+        console = Console(file=out, width=width, color_system=None)
+        console.print(summary_table([("What is the answer to this long question " * 3, result)], width=width))
+        print_runs([run], console)
+        lines = out.getvalue().splitlines()
+        assert max(len(line) for line in lines) <= width
+        text = out.getvalue()
+        for header in ("task", "answer", "ok", "reward", "tokens", "USD", "status", "interrupted", "123456"):
+            assert header in text, (width, header)
+        assert ("stop" in text) == wide and ("gpt-4o-mini" in text) == wide
+
+
+def test_quiet_by_default_verbose_shows_third_party_output(monkeypatch):
+    import logging
+
+    from seasoned.cli import quiet_third_party
+
+    keys = ("HF_HUB_DISABLE_PROGRESS_BARS", "TRANSFORMERS_VERBOSITY", "TQDM_DISABLE")
+    for key in keys:
+        monkeypatch.delenv(key, raising=False)
+    asyncio_logger = logging.getLogger("asyncio")
+    monkeypatch.setattr(asyncio_logger, "level", logging.NOTSET)
+    quiet_third_party(verbose=True)
+    assert not any(key in __import__("os").environ for key in keys) and asyncio_logger.level == logging.NOTSET
+    quiet_third_party(verbose=False)
+    assert all(__import__("os").environ[key] for key in keys) and asyncio_logger.level == logging.CRITICAL
