@@ -259,10 +259,13 @@ def pooled_prior(counts: dict[str, ChannelCounts]) -> tuple[float, float]:
 
 
 def demonstration_item(*, task: str, reply: str, scope: str, model: str, run_id: str | None,
-                       checker: str | None, answer: str | None = None, steps: list[dict] | None = None) -> dict:
-    """A verified trajectory as a memory item (dict for ``MemoryItem``), stored under ``demo_key``."""
+                       checker: str | None, answer: str | None = None, steps: list[dict] | None = None,
+                       raw_reply: str | None = None) -> dict:
+    """A verified trajectory as a memory item (dict for ``MemoryItem``), stored under ``demo_key``:
+    ``reply`` is what is replayed (compacted), ``raw_reply`` the reply as the model produced it."""
     data: dict[str, Any] = {"task": task, "reply": reply[:MAX_DEMO_REPLY_CHARS * 2], "scope": scope,
-                            "model": model, "answer": answer, "checker": checker, "outcome": "verified"}
+                            "model": model, "answer": answer, "checker": checker, "outcome": "verified",
+                            "raw_reply": (raw_reply or reply)[:MAX_DEMO_REPLY_CHARS * 2]}
     if steps:
         data["steps"] = steps
     return {"kind": "demonstration", "key": demo_key(task), "title": task[:300],
