@@ -120,17 +120,33 @@ def parse_number(text: str, *, max_digits: int = MAX_NUMBER_DIGITS,
 
 
 def number_text(value: Fraction) -> str:
-    """Canonical text of an exact number: ``12``, ``-3.5``, else the float's repr when it is exact, else
-    ``p/q``. Never raises (values too large for a float keep their exact form)."""
+    """Canonical text of an exact number: ``12``, ``-3.5`` (the float's repr when it is exact), else the
+    exact decimal (``1000...0.5``), else ``p/q``. Never raises: values too large for a float stay exact."""
     if value.denominator == 1:
         return str(value.numerator)
     try:
         as_float = value.numerator / value.denominator
     except OverflowError:
-        return f"{value.numerator}/{value.denominator}"
+        return _exact_decimal(value) or f"{value.numerator}/{value.denominator}"
     if math.isfinite(as_float) and parse_number(repr(as_float)) == value:
         return repr(as_float)
-    return f"{value.numerator}/{value.denominator}"
+    return _exact_decimal(value) or f"{value.numerator}/{value.denominator}"
+
+
+def _exact_decimal(value: Fraction) -> str | None:
+    """``1000...0.5`` for a value a finite decimal can hold exactly (denominator 2**a * 5**b), else None."""
+    denominator, twos, fives = value.denominator, 0, 0
+    while denominator % 2 == 0:
+        denominator, twos = denominator // 2, twos + 1
+    while denominator % 5 == 0:
+        denominator, fives = denominator // 5, fives + 1
+    if denominator != 1:
+        return None
+    places = max(twos, fives)
+    scaled = abs(value.numerator) * (10 ** places // value.denominator)
+    digits = str(scaled).rjust(places + 1, "0")
+    sign = "-" if value < 0 else ""
+    return f"{sign}{digits[:-places]}.{digits[-places:]}" if places else f"{sign}{digits}"
 
 
 def check_tree(value: Any, *, path: str = "body", max_depth: int = MAX_JSON_DEPTH,

@@ -220,8 +220,8 @@ class Service:
             status = self.store.get_run(plan.run_id).run.status
         except RunNotFound:
             return  # cancelled before the run was opened: nothing ran, nothing to record
-        if status != "running":
-            return
+        if status not in ("running", "interrupted"):  # the agent marks a cancelled run interrupted at once;
+            return  # for the service it is a client that went away: cancelled, with its final spend
         self.store.finish_run(plan.run_id, status="cancelled", answer=None, verified=False, confidence=None,
                               spend=self.spend(plan), error="the client disconnected; the run was cancelled")
 

@@ -24,8 +24,8 @@ from seasoned.models import Completion, untrusted
 from seasoned.tools.actions import Param, ToolSpec, parse_edit_body, parse_text_action, parse_tool_call
 from seasoned.tools.errors import ToolError
 
-SIZES = (1, 3, 10, 100, 1000)
-LARGE = 5000  # 2% of runs
+SIZES = (1, 3, 10, 100, 300)
+LARGE = (1000, 5000)  # 10% and 1% of runs: the long inputs (and BIG) are what made parsers stall
 BIG = 60_000  # a few outputs are this long: quadratic parsing shows up as seconds, linear as milliseconds
 
 RUNS = [" ", "\n", "\t", "<", "=", ">", "`", "{", "[", "}", "]", "'", '"', ",", "*", "\\", "0", "1,", ". ",
@@ -50,12 +50,14 @@ SNIPPETS = [
 
 
 def _run(r: random.Random, big: float) -> str:
-    size = BIG if r.random() < big else LARGE if r.random() < 0.02 else r.choice(SIZES)
+    roll = r.random()
+    size = BIG if roll < big else LARGE[1] if roll < 0.01 + big else LARGE[0] if roll < 0.11 else r.choice(SIZES)
     return r.choice(RUNS) * max(1, size // 4 if size == BIG else size)
 
 
 def _nested(r: random.Random, big: float) -> str:
-    depth = 100_000 if r.random() < big * 5 else r.choice((50, 100, 1000, 2000, 5000 if r.random() < 0.1 else 500))
+    roll = r.random()
+    depth = 100_000 if roll < big * 5 else 5000 if roll < 0.02 else r.choice((40, 100, 300, 1000))
     opener, closer = r.choice([("{\"a\": ", "}"), ("[", "]"), ("{\"subtasks\": [", "]}"), ("{", "")])
     return opener * depth + r.choice(["1", "null", "\"x\"", ""]) + (closer * depth if r.random() < 0.7 else "")
 

@@ -148,7 +148,10 @@ def test_a_client_that_disconnects_cancels_its_run_with_spend(server):
         time.sleep(0.5)  # from in flight to sent takes microseconds; the model answers after 5 s
         assert service.store.get_run(run_id).run.status == "running"
     # the connection is closed here, with the sample still waiting on the slow model
-    run = wait_for(lambda: (r := service.store.get_run(run_id).run).status != "running" and r, "the run to end")
+    # (the agent marks a cancelled run "interrupted" at once; the service then records it "cancelled" with
+    # its final spend once the cancelled calls have settled)
+    run = wait_for(lambda: (r := service.store.get_run(run_id).run).status not in ("running", "interrupted") and r,
+                   "the run to end")
     assert run.status == "cancelled" and "disconnected" in (run.error or "")
     trace = wait_for(lambda: (t := service.store.get_run(run_id)).calls and t, "the cancelled calls")
     assert all(call.error == "cancelled" for call in trace.calls), [(c.error, c.role, c.total_tokens, c.latency_s) for c in trace.calls]

@@ -119,7 +119,8 @@ async def test_numeric_environments_reject_huge_numbers_without_crashing(name, r
 def test_huge_numbers_keep_their_exact_form():
     value = parse_number(HUGE)
     assert value == Fraction(2 * 10**400 + 1, 2)
-    assert format_number(value) == f"{2 * 10**400 + 1}/2"  # no float in between
+    assert format_number(value) == HUGE  # exact, no float in between
+    assert format_number(Fraction(10**400, 3)) == f"{10**400}/3"
     assert parse_number("1e400.5") is None and parse_number("9" * 5000) is None
     assert last_number(f"Answer: {HUGE}") == value
     assert format_number(Fraction(7, 2)) == "3.5" and format_number(Fraction(1, 10)) == "0.1"
@@ -184,6 +185,6 @@ def test_planner_reply_with_nan_difficulty_gives_a_usable_plan():
 # --- the fuzz: 10,000 generated outputs through every parser and role ---------------------------------
 def test_ten_thousand_adversarial_outputs_raise_only_typed_parse_errors():
     with watchdog(1800):  # the whole run takes well under a minute; this only turns a hang into a failure
-        report = fuzz(10_000, seed=14)
+        report = fuzz(10_000, seed=14, big=0.002)
     assert report.calls >= 10_000 * 30
     assert report.escaped == [], report.escaped[:5]
