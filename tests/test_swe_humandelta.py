@@ -53,18 +53,6 @@ def test_dataset_ids_are_what_pytest_collects(built, tmp_path):
     assert any(" " in t and "[" in t for t in p2p) and any("\\x" in t for t in p2p) and any('"' in t for t in p2p)
 
 
-async def test_gold_resolves_and_empty_does_not(env):
-    task = env.tasks()[0]
-    instance = env.instance(task.id)
-    gold = await env.verify(task, instance.patch)
-    assert gold.passed, gold.details
-    assert gold.details["PASS_TO_PASS"] == {"passed": 659, "total": 659, "failing": []}
-    empty = await env.verify(task, "")
-    assert not empty.passed
-    assert empty.details["FAIL_TO_PASS"]["failing"] == instance.fail_to_pass
-    assert empty.details["PASS_TO_PASS"]["failing"] == []
-
-
 async def test_a_patch_breaking_one_pass_to_pass_test_is_caught(env, built, tmp_path):
     _, repos, record = built
     tree = _checkout(record, repos, tmp_path / "t", record["patch"])
@@ -142,21 +130,21 @@ async def test_the_future_is_not_reachable_in_an_attempt(env, built):
         session.close()
 
 
-def test_gold_check_on_the_fixture(built):
-    jsonl, repos, _ = built
+def test_gold_check_gold_resolves_and_empty_does_not(built):
+    jsonl, repos, record = built
     rows = check_file(jsonl, repos=repos)
     assert [r["valid"] for r in rows] == [True]
-    row = rows[0]
-    assert row["gold"]["resolved"] and not row["empty"]["resolved"]
-    assert len(row["empty"]["failing"]) == 8 and row["gold"]["failing"] == []
-    assert row["gold"]["seconds"] > 0 and "install" in row["gold"]["phases"]
+    gold, empty = rows[0]["gold"], rows[0]["empty"]
+    assert gold["resolved"] and gold["failing"] == [] and gold["PASS_TO_PASS"] == "659/659"
+    assert not empty["resolved"] and empty["failing"] == json.loads(record["FAIL_TO_PASS"])  # no P2P failing
+    assert gold["seconds"] > 0 and "install" in gold["phases"] and "tests" in gold["phases"]
 
 
 def test_gold_check_cli_exit_codes(built, tmp_path):
     _, repos, record = built
     env = {**os.environ, "SEASONED_SWE_REPOS": str(repos)}
     cli = [sys.executable, "-m", "seasoned.cli", "envs", "check", "swe"]
-    shipped = subprocess.run(cli + [os.path.join(os.path.dirname(SWEEnv().path), "instances.jsonl"), "--json"],
+    shipped = subprocess.run(cli + [str(SWEEnv().path), "--instance", "seasoned-fixtures__tinysemver-1", "--json"],
                              capture_output=True, text=True, env=env, check=False)
     assert shipped.returncode == 0, shipped.stdout + shipped.stderr
     assert json.loads(shipped.stdout)["valid"] is True
