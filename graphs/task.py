@@ -28,7 +28,7 @@ from seasoned.agents import planner
 from seasoned.models import Budget, BudgetExceeded, call_tags
 
 from .allocation import AllocationPolicy, SubtaskNeed
-from .solve import Checker, SolveContext, build_solve_graph, env_verdicts, spend_of
+from .solve import MIN_SAMPLE_TOKENS, Checker, SolveContext, build_solve_graph, env_verdicts, spend_of
 
 PLANNER_TOKENS = 400
 MIN_SUBTASK_TOKENS = 32
@@ -195,7 +195,14 @@ async def solve_subtask_node(payload: dict, runtime: Runtime[TaskContext]) -> di
     sid = subtask["id"]
     if allocation.get("samples") == 0:  # learned give-up: not worth its tokens
         return _given_up(subtask, allocation, runtime)
-    tokens = max(int(allocation["tokens"]), MIN_SUBTASK_TOKENS)
+    prompt = subtask_prompt(payload["task"], subtask, payload["predecessors"], bool(ctx.stages),
+                            ctx.stages_self_contained)
+    need = await one_call_tokens(ctx, prompt, allocation)  # never less than one call can use
+    left = ctx.budget.remaining_tokens()
+    if left < need:
+        return _given_up(subtask, {**allocation, "reason": f"skipped: the run has {int(left)} tokens left and "
+                                                           f"one call needs ~{need}"}, runtime)
+    tokens = max(int(allocation["tokens"]), MIN_SUBTASK_TOKENS, need)
     budget = ctx.budget.child(max_tokens=tokens, name=f"subtask {sid}")
     checker = None
     if ctx.stage_checker is not None:
@@ -219,8 +226,6 @@ async def solve_subtask_node(payload: dict, runtime: Runtime[TaskContext]) -> di
         solve_ctx.gateway = _with_model(gateway, allocation["model"])
     if ctx.on_subtask:
         ctx.on_subtask("start", {"subtask": subtask, "allocation": allocation})
-    prompt = subtask_prompt(payload["task"], subtask, payload["predecessors"], bool(ctx.stages),
-                            ctx.stages_self_contained)
     with call_tags(subtask=sid):
         state = await ctx.solve_graph.ainvoke(
             {"task": prompt, "subtask": sid, "memory_context": payload["memory_context"],
@@ -244,6 +249,19 @@ async def solve_subtask_node(payload: dict, runtime: Runtime[TaskContext]) -> di
         ctx.on_subtask("finish", {"subtask": subtask, "result": result})
     _emit(runtime, "subtask", subtask=sid, result={k: result[k] for k in ("answer", "verified", "tokens")})
     return {"results": {sid: result}, "spend": [{"node": f"subtask {sid}", "role": "solver", **spend_of(budget)}]}
+
+
+async def one_call_tokens(ctx: TaskContext, prompt: str, allocation: dict) -> int:
+    """What one solver call on a subtask's prompt needs: the prompt (as the model counts it), a minimal reply."""
+    from seasoned.agents import solver
+    from seasoned.models.providers import estimate_prompt_tokens
+
+    messages = solver.build_messages(prompt, system=ctx.solve.system,
+                                     answer_format=None if ctx.stages else ctx.solve.answer_format)
+    model = allocation.get("model") or ctx.solve.gateway.model
+    counted = await estimate_prompt_tokens(model.split("|")[0].strip(), messages)
+    rough = sum(len(str(m.get("content", ""))) for m in messages) / 3  # what the solve graph's sampler assumes
+    return int(max(counted, rough)) + MIN_SAMPLE_TOKENS + 1
 
 
 def _given_up(subtask: dict, allocation: dict, runtime: Runtime[TaskContext]) -> dict:
