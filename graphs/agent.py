@@ -455,7 +455,12 @@ class Agent:
         if self.store is None:
             return
         try:
-            spend = self._spend(run_id, time.perf_counter() if started is None else started)
+            if started is None:  # from outside the run: only if it did not record itself already
+                record = self.store.get_run(run_id).run
+                if record.status != "running":
+                    return
+                started = time.perf_counter() - record.seconds
+            spend = self._spend(run_id, started)
             self.store.finish_run(run_id, status="interrupted", answer=None, verified=False, confidence=None,
                                   spend=spend.model_dump(), error="interrupted")
         except SeasonedError:
