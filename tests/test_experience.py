@@ -182,3 +182,14 @@ def test_a_verified_reply_is_compacted_to_the_reasoning_that_reaches_its_answer(
     assert compact_reply("Answer: 5", "5", "What is 2 + 3?") == "Answer: 5"
     code = "Here it is:\n```python\ndef f():\n    return 1\n```\nDone."
     assert compact_reply(code, "def f(): ...", "Write f.") == "```python\ndef f():\n    return 1\n```"
+
+
+def test_without_a_checker_feedback_credits_the_channel_the_run_used(bank, tmp_path):
+    agent, _ = agent_for(bank, tmp_path, "exp-feedback", lambda m, p: "Answer: 4", strategy="single", channel="none")
+    result = agent.run("What is 2 + 2?")
+    assert result.memory["channel"] == "none"
+    before = bank.channels.counts("exp", "scripted/exp-feedback", "general")["none"]
+    assert before.trials == 0  # nothing checked the answer during the run
+    agent.feedback(result.run_id, success=True)
+    after = bank.channels.counts("exp", "scripted/exp-feedback", "general")["none"]
+    assert (after.successes, after.failures) == (1, 0)
