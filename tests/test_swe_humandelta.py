@@ -79,14 +79,17 @@ async def test_output_cap_does_not_change_the_verdict(built):
     assert verdict.passed, verdict.details
 
 
-async def test_batched_runs_give_the_same_verdict(built, monkeypatch):
+async def test_ids_too_long_for_one_command_run_by_file_with_the_same_verdict(built, monkeypatch):
     jsonl, repos, record = built
-    monkeypatch.setattr(testing, "MAX_COMMAND_BYTES", 10_000)  # ~45,000 bytes of ids: several runs
+    monkeypatch.setattr(testing, "MAX_COMMAND_BYTES", 10_000)  # ~45,000 bytes of ids
     env = SWEEnv(jsonl, repos=repos)
     instance = env.instances[0]
-    assert len(testing.batches(None, instance.fail_to_pass + instance.pass_to_pass)) >= 4
+    assert testing.plan(None, instance.fail_to_pass + instance.pass_to_pass) == [
+        ["tests/test_precision.py", "tests/test_format.py", "tests/test_parse.py"]]
     verdict = await env.verify(env.tasks()[0], record["patch"])
     assert verdict.passed, verdict.details
+    verdict = await env.verify(env.tasks()[0], "")
+    assert verdict.details["FAIL_TO_PASS"]["failing"] == instance.fail_to_pass
 
 
 async def test_pip_install_lands_in_the_workspace_venv(env):

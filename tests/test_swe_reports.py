@@ -126,6 +126,8 @@ def test_batches_split_only_past_the_command_line_limit():
     assert [t for g in groups for t in g] == ids and len(groups) > 1
     assert all(len(testing.command_for(None, g).encode()) < testing.MAX_COMMAND_BYTES for g in groups)
     assert testing.batches(None, ids[:600]) == [ids[:600]]
+    files = testing.plan(None, ids + ["tests/other.py::test_b"])
+    assert files == [["tests/test_x.py", "tests/other.py"]]
     command = testing.command_for("python -m pytest -q {tests} -x", ["a b", "c'd"])
     assert command == "python -m pytest -q 'a b' 'c'\"'\"'d' -x"
 

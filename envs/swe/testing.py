@@ -2,8 +2,9 @@
 
 The command is the instance's ``test_cmd`` (default: pytest) with the test ids where ``{tests}`` is
 (else appended; unittest/Django display ids are never added: such a command names its tests itself) and ``{python}`` replaced by the workspace interpreter. Every FAIL_TO_PASS and
-PASS_TO_PASS id goes into one run, split into batches only when the command line would exceed what
-the kernel accepts for one argument. pytest writes a JUnit XML report into the workspace
+PASS_TO_PASS id goes into one run; when they would not fit in one command line (what the kernel
+accepts for one argument), the run names the test files instead, split into batches only if even
+those do not fit. pytest writes a JUnit XML report into the workspace
 (``PYTEST_ADDOPTS``, so it works however the command starts pytest); the whole output goes to a log
 file there too. The judge reads both files, never the capped output an agent sees."""
 
@@ -58,6 +59,18 @@ def batches(test_cmd: str | None, tests: list[str], python: str | None = None,
     return [g for g in groups if g]
 
 
+def plan(test_cmd: str | None, tests: list[str], python: str | None = None) -> list[list[str]]:
+    """The command-line arguments of each run: the ids when they fit in one command; else the test
+    files holding them (pytest matches thousands of node ids slowly, and a file list is short), in as
+    few runs as fit. Outcomes are read per id from the reports either way."""
+    groups = batches(test_cmd, tests, python)
+    if len(groups) <= 1:
+        return groups
+    files = list(dict.fromkeys(t.split("::", 1)[0] for t in tests if "::" in t))
+    others = [t for t in tests if "::" not in t]
+    return batches(test_cmd, files + others, python)
+
+
 def _script(command: str, junit: Path, log: Path) -> str:
     addopts = f"--junitxml={shlex.quote(str(junit))} -o junit_family=xunit1"
     return f"export PYTEST_ADDOPTS={shlex.quote(addopts)}\n( {command}\n) > {shlex.quote(str(log))} 2>&1"
@@ -77,7 +90,7 @@ async def run_tests(sandbox: Sandbox, tests: list[str], test_cmd: str | None, ti
     reports.mkdir()
     found: dict[str, str] = {}
     try:
-        for number, batch in enumerate(batches(test_cmd, tests, python)):
+        for number, batch in enumerate(plan(test_cmd, tests, python)):
             junit, log = reports / f"junit-{number}.xml", reports / f"output-{number}.txt"
             result = await sandbox.arun(_script(command_for(test_cmd, batch, python), junit, log), timeout=timeout)
             output = (read_limited(log) or b"").decode("utf-8", "replace")
@@ -90,13 +103,13 @@ async def run_tests(sandbox: Sandbox, tests: list[str], test_cmd: str | None, ti
             if data:
                 try:
                     cases = parse_junit(data)
-                    found.update(match_junit(batch, cases))
+                    found.update(match_junit([t for t in tests if t not in found], cases))
                     if not cases:
                         report.notes.append("the JUnit report lists no test: collection failed or an id was not "
                                             "found (see the output)")
                 except (ValueError, SyntaxError) as exc:  # ParseError is a SyntaxError
                     report.notes.append(f"unreadable JUnit report: {exc}")
-            missing = [t for t in batch if t not in found]
+            missing = [t for t in tests if t not in found]
             if missing:
                 found.update(match_text(missing, parse_statuses(output)))
             if len(tests) == 1 and tests[0] not in found:  # a lone test of an unknown runner: its exit code
