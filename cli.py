@@ -286,7 +286,8 @@ def envs_list() -> None:
 def envs_check(
     env: str = typer.Argument(..., help="The environment (only `swe` has a gold check)."),
     file: str = typer.Argument(..., help="A SWE-bench JSONL file."),
-    instance: list[str] | None = typer.Option(None, "--instance", help="Check only this instance id (repeatable)."),  # noqa: B008
+    instance: list[str] | None = typer.Option(  # noqa: B008 (typer's way of declaring options)
+        None, "--instance", help="Check only this instance id (repeatable)."),
     repos: str | None = typer.Option(None, "--repos", help="Directory of owner__name.bundle / owner__name/ "
                                      "repositories (default: SEASONED_SWE_REPOS)."),
     install: str | None = typer.Option(None, "--install", help="Install command for instances without one."),
