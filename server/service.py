@@ -301,15 +301,11 @@ class Service:
         """Close what the agents opened on this loop (checkpoint connections), the store and the bank."""
         if self._background:  # cancellations still being recorded
             await asyncio.gather(*self._background, return_exceptions=True)
-        for agent in self._agents.values():
-            for graph in list(agent._compiled.values()):  # Agent has no close(): see the server README
-                connection = getattr(getattr(graph, "checkpointer", None), "conn", None)
-                if connection is not None and hasattr(connection, "close"):
-                    try:
-                        await connection.close()
-                    except Exception as exc:  # noqa: BLE001 - shutting down: log and go on
-                        log.warning("closing a checkpoint connection: %s", exc)
-            agent._compiled.clear()
+        for agent in self._agents.values():  # each Agent's checkpoint connection on this loop, its MCP servers
+            try:
+                await agent.aclose()
+            except Exception as exc:  # noqa: BLE001 - shutting down: log and go on
+                log.warning("closing an agent: %s", exc)
         if self.store is not None:
             await asyncio.to_thread(self.store.close)
         if self.bank is not None:

@@ -248,3 +248,46 @@ def test_quiet_by_default_verbose_shows_third_party_output(monkeypatch):
     assert not any(key in __import__("os").environ for key in keys) and asyncio_logger.level == logging.NOTSET
     quiet_third_party(verbose=False)
     assert all(__import__("os").environ[key] for key in keys) and asyncio_logger.level == logging.CRITICAL
+
+
+SERVE = """
+import sys
+from seasoned.models import scripted
+from seasoned import cli
+scripted.register("cli-serve", fn=lambda messages, params: "Answer: 42")
+sys.argv = ["seasoned", "serve", "--port", sys.argv[1], "-m", "scripted/cli-serve"]
+cli.main()
+"""
+
+
+def test_serve_stops_on_the_first_ctrl_c_after_serving_a_request(db):
+    import os
+    import signal
+    import socket
+    import subprocess
+    import time
+
+    import httpx
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    child = subprocess.Popen([sys.executable, "-c", SERVE, str(port)], env=env, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    try:
+        for _ in range(600):  # wait for the server (start-up only; not a timed assertion)
+            try:
+                reply = httpx.post(f"http://127.0.0.1:{port}/v1/chat/completions", timeout=60, json={
+                    "model": "scripted/cli-serve", "messages": [{"role": "user", "content": "40 + 2?"}]})
+                break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        assert reply.status_code == 200, reply.text
+        child.send_signal(signal.SIGINT)
+        out, err = child.communicate(timeout=120)  # a second Ctrl-C was needed before the fix: it hung
+    finally:
+        if child.poll() is None:
+            child.kill()
+    assert child.returncode == 0, err[-2000:]
+    assert "Task was destroyed" not in err and "Traceback" not in err
