@@ -285,7 +285,7 @@ def test_serve_stops_on_the_first_ctrl_c_after_serving_a_request(db):
                 time.sleep(0.2)
         assert reply.status_code == 200, reply.text
         child.send_signal(signal.SIGINT)
-        out, err = child.communicate(timeout=120)  # a second Ctrl-C was needed before the fix: it hung
+        _, err = child.communicate(timeout=120)  # a second Ctrl-C was needed before the fix: it hung
     finally:
         if child.poll() is None:
             child.kill()
