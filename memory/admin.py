@@ -22,6 +22,8 @@ import tempfile
 from collections.abc import Sequence
 from typing import Any
 
+from seasoned.models import untrusted
+
 from .errors import InvalidItemError
 from .items import EDITABLE_FIELDS, KINDS, MemoryItem
 
@@ -142,7 +144,7 @@ def _parse_set(pairs: Sequence[str]) -> dict[str, Any]:
             changes[field] = [t.strip() for t in value.split(",") if t.strip()]
         elif field == "data":
             try:
-                changes[field] = json.loads(value) if value.strip() else None
+                changes[field] = untrusted.loads(value, allow_nan=False) if value.strip() else None
             except ValueError:
                 raise InvalidItemError(f"--set data=...: not valid JSON: {value!r}") from None
         elif field == "verified":
@@ -168,7 +170,7 @@ def _edit_in_editor(item: MemoryItem) -> dict[str, Any]:
             raise InvalidItemError(f"edit: editor {editor!r} exited with status {result.returncode}; nothing changed")
         try:
             with open(path, encoding="utf-8") as handle:
-                edited = json.load(handle)
+                edited = untrusted.loads(handle.read(), allow_nan=False)
         except ValueError as err:
             raise InvalidItemError(f"edit: the edited file is not valid JSON ({err}); nothing changed") from None
     finally:

@@ -163,3 +163,13 @@ def test_a_read_only_home_still_serves_the_read_commands(tmp_path):
     assert refused.returncode == 1 and refused.stderr.startswith("seasoned-admin: error:")
     assert "Traceback" not in refused.stderr
     assert sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in home.rglob("*")) == before
+
+
+def test_edit_data_is_parsed_with_a_depth_limit():
+    from seasoned.memory.admin import _parse_set
+    from seasoned.memory.errors import InvalidItemError
+
+    for value in ("[" * 100_000, '{"a": NaN}', '{"a": ' * 5000):
+        with pytest.raises(InvalidItemError, match="not valid JSON"):
+            _parse_set([f"data={value}"])
+    assert _parse_set(['data={"a": [1]}']) == {"data": {"a": [1]}}
