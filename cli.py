@@ -151,6 +151,10 @@ def run(
                                  "task, answer, verified, confidence, stop_reason, candidates, verdicts, "
                                  "subtasks, spend {tokens, usd, calls, seconds, by_role}."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No live progress."),
+    api_base: str | None = typer.Option(None, "--api-base", help="An OpenAI-compatible server for --model "
+                                        "(e.g. http://127.0.0.1:8080/v1 with -m openai/NAME)."),
+    api_key: str | None = typer.Option(None, "--api-key", help="The key for --api-base (else the provider's "
+                                       "usual variable, e.g. OPENAI_API_KEY)."),
 ) -> None:
     """Solve a task (or an environment's tasks) with test-time scaling, within a hard budget.
 
@@ -171,7 +175,8 @@ def run(
 
         bank = MemoryBank.open(namespace=namespace)
     agent = Agent(model, strategy=parse_strategy(strategy, seed=seed), budget=budget or None,
-                  namespace=namespace, memory=bank, allocation=allocation, plan=True if plan else None)
+                  namespace=namespace, memory=bank, allocation=allocation, plan=True if plan else None,
+                  api_base=api_base, api_key=api_key)
     out = errors if as_json else console
     results: list = []
     current = {"run_id": None}
@@ -286,8 +291,7 @@ def envs_list() -> None:
 def envs_check(
     env: str = typer.Argument(..., help="The environment (only `swe` has a gold check)."),
     file: str = typer.Argument(..., help="A SWE-bench JSONL file."),
-    instance: list[str] | None = typer.Option(  # noqa: B008 (typer's way of declaring options)
-        None, "--instance", help="Check only this instance id (repeatable)."),
+    instance: list[str] | None = typer.Option(None, "--instance", help="Check only this instance id (repeatable)."),  # noqa: B008
     repos: str | None = typer.Option(None, "--repos", help="Directory of owner__name.bundle / owner__name/ "
                                      "repositories (default: SEASONED_SWE_REPOS)."),
     install: str | None = typer.Option(None, "--install", help="Install command for instances without one."),

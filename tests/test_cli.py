@@ -291,3 +291,21 @@ def test_serve_stops_on_the_first_ctrl_c_after_serving_a_request(db):
             child.kill()
     assert child.returncode == 0, err[-2000:]
     assert "Task was destroyed" not in err and "Traceback" not in err
+
+
+def test_run_reaches_an_openai_compatible_server_from_the_command_line(monkeypatch, capsys, db):
+    from seasoned.graphs import agent as agent_module
+
+    seen = {}
+    real = agent_module.Gateway
+
+    def spy(model, **kwargs):
+        seen.update(kwargs)
+        return real("scripted/cli-base", **{k: v for k, v in kwargs.items() if k not in ("api_base", "api_key")})
+
+    scripted.register("cli-base", fn=lambda messages, params: "Answer: 42")
+    monkeypatch.setattr(agent_module, "Gateway", spy)
+    code, _, err = seasoned(monkeypatch, capsys, "run", "What is 40 + 2?", "-m", "openai/my-model", "--api-base",
+                            "http://127.0.0.1:9/v1", "--api-key", "sk-local", "--strategy", "single", "--quiet")
+    assert code == 0, err
+    assert seen["api_base"] == "http://127.0.0.1:9/v1" and seen["api_key"] == "sk-local"
