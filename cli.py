@@ -109,17 +109,18 @@ def chat(
 @app.command()
 def demo(
     model: str | None = typer.Option(None, "--model", "-m", help="Model string (default: the embedded model)."),
-    tasks: int = typer.Option(8, "--tasks", "-n", help="How many tasks in the stream."),
-    stages: int = typer.Option(2, "--stages", help="Stages per task (2..5)."),
-    budget: int = typer.Option(800, "--budget", help="Tokens per task (hard cap)."),
+    tasks: int = typer.Option(30, "--tasks", "-n", help="How many tasks in the stream."),
+    strategy: str = typer.Option("adaptive-4", "--strategy", "-s", help="Test-time strategy for every task."),
+    budget: int | None = typer.Option(None, "--budget", help="Tokens per task (hard cap; default none)."),
+    repeat: float = typer.Option(0.3, "--repeat", help="Share of the stream that repeats earlier questions."),
     seed: int = typer.Option(0, "--seed"),
     keep_memory: bool = typer.Option(False, "--keep-memory", help="Start from what earlier demos learned."),
 ) -> None:
-    """The main job: a stream of multi-stage tasks with experience memory, shown live."""
+    """The main job: the same task stream with memory off, then on; shown live, summarised, plotted."""
     from seasoned import demo as demo_job
 
-    demo_job.run(model=model, tasks=tasks, stages=stages, budget=budget, seed=seed, keep_memory=keep_memory,
-                 console=console)
+    demo_job.run(model=model, tasks=tasks, strategy=strategy, budget=budget, repeat=repeat, seed=seed,
+                 keep_memory=keep_memory, console=console)
 
 
 @app.command()
@@ -291,7 +292,8 @@ def envs_list() -> None:
 def envs_check(
     env: str = typer.Argument(..., help="The environment (only `swe` has a gold check)."),
     file: str = typer.Argument(..., help="A SWE-bench JSONL file."),
-    instance: list[str] | None = typer.Option(None, "--instance", help="Check only this instance id (repeatable)."),  # noqa: B008
+    instance: list[str] | None = typer.Option(  # noqa: B008 (typer's way of declaring options)
+        None, "--instance", help="Check only this instance id (repeatable)."),
     repos: str | None = typer.Option(None, "--repos", help="Directory of owner__name.bundle / owner__name/ "
                                      "repositories (default: SEASONED_SWE_REPOS)."),
     install: str | None = typer.Option(None, "--install", help="Install command for instances without one."),
