@@ -22,10 +22,12 @@ ROW_FIELDS = {"arm", "env", "task_id", "index", "strategy", "allocation", "budge
 
 
 def adder(messages, params):
-    """Right on samples whose seed is 2 mod 3, or when memory notes are in the prompt; else off by one."""
+    """Right on samples whose seed is 2 mod 3, or when memory (notes or demonstrations) is in the prompt;
+    else off by one."""
     text = messages[-1]["content"]
     a, b = map(int, re.findall(r"What is (\d+) \+ (\d+)", text)[-1])
-    good = (params.get("seed") or 0) % 3 == 2 or "Notes from earlier tasks" in text
+    remembered = "Notes from earlier tasks" in messages[0]["content"] or len(messages) > 2
+    good = (params.get("seed") or 0) % 3 == 2 or remembered
     return f"Answer: {a + b if good else a + b + 1}"
 
 
@@ -125,11 +127,11 @@ def test_memory_on_vs_off_over_a_stream(tmp_path, model):
     summary = run_bench(tmp_path, env="addition", strategy="single", memory="on,off", n=5, window=2, model=model,
                         workers=3, record=False, progress=False, console=quiet())
     arms = {a["memory"]: a for a in summary["arms"]}
-    # Off: every single sample (seed 0) is wrong. On: task 0 fails, its lesson is retrieved from then on.
-    assert arms[False]["correct"] == 0 and arms[True]["correct"] == 4
-    assert [w["correct"] for w in arms[True]["windows"]] == [1, 2, 1]
+    # Off: every single sample (seed 0) is wrong. On: task 0 fails and leaves a lesson; from then on the
+    # channel bandit draws between no memory and that note, and learns that the note pays.
+    assert arms[False]["correct"] == 0 and arms[True]["correct"] >= 2
     assert [w["n"] for w in arms[True]["windows"]] == [2, 2, 1]
-    assert arms[True]["windows"][1]["tokens_per_solved"] is not None
+    assert sum(w["correct"] for w in arms[True]["windows"][1:]) >= 2
     assert [w["success"] for w in arms[False]["windows"]] == [0.0, 0.0, 0.0]
     memory_rows = [r for r in read_rows(tmp_path) if r["memory"]]
     assert [r["index"] for r in memory_rows] == [0, 1, 2, 3, 4]  # the stream ran in order
