@@ -78,7 +78,8 @@ class Service:
             first = not self._agents
             agent = Agent(gateway=self.gateway_for(model), memory=self.bank if key[1] else None,
                           strategy=self.settings.strategy, namespace=self.settings.default_namespace,
-                          record=first, db_url=self.settings.db_url, checkpoint=self.settings.checkpoint)
+                          record=first, db_url=self.settings.db_url, checkpoint=self.settings.checkpoint,
+                          memory_channel=self.settings.memory_channel)
             if not first:
                 agent.store, agent.stats = self.primary.store, self.primary.stats
             self._agents[key] = agent

@@ -40,6 +40,7 @@ class ServerSettings(BaseModel):
     db_url: str | None = None
     chroma_path: str | None = None
     memory: bool = True
+    memory_channel: str = "auto"  # how memory reaches the model: auto (learned), none, demos, notes, demos+notes
     keys: dict[str, str] = Field(default_factory=dict)
     default_namespace: str = "default"
     budget: dict[str, float] = Field(default_factory=lambda: {"max_tokens": 8000, "max_seconds": 300})
@@ -56,6 +57,15 @@ class ServerSettings(BaseModel):
             check_key(key, "keys")
             check_namespace(namespace)
         return keys
+
+    @field_validator("memory_channel")
+    @classmethod
+    def _memory_channel(cls, value: str) -> str:
+        from seasoned.memory.channels import CHANNELS
+
+        if value != "auto" and value not in CHANNELS:
+            raise ValueError(f"memory_channel must be 'auto' or one of {', '.join(CHANNELS)}, not {value!r}")
+        return value
 
     @field_validator("budget", "max_budget")
     @classmethod

@@ -33,7 +33,8 @@ def server(tmp_path_factory):
     scripted.register("srv-slow", fn=reply, delay=1.0)
     settings = ServerSettings(model=SOLVER, models=[SLOW], db_url=f"sqlite:///{tmp}/seasoned.db",
                               chroma_path=str(tmp / "chroma"), keys={ALPHA: "alpha", BETA: "beta"},
-                              max_concurrent_per_key=3, max_body_bytes=64_000)
+                              max_concurrent_per_key=3, max_body_bytes=64_000,
+                              memory_channel="notes")  # the items below always reach the prompt
     app = create_app(settings)
     service = app.state.service
     item = service.bank.add(MemoryItem(kind="strategy", title="Adding numbers",
