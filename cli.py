@@ -7,6 +7,8 @@ import logging
 import os
 import sys
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib.metadata import PackageNotFoundError, version
 
 import typer
@@ -352,26 +354,31 @@ def bench(
     from seasoned.benchmarks.grid import run_bench
 
     options = env_options(env_opt, env_file)
-    if options:
-        if ray:
-            raise CliUsageError("--env-opt/--env-file apply to in-process workers, not with --ray")
-        _with_env_options((env or "addition").split(","), options)
-
-    run_bench(out, env=env, strategy=strategy, budget=budget, allocation=allocation, memory=memory,
-              model=model, n=n, seed=seed, difficulty=difficulty, max_tokens=max_tokens, workers=workers,
-              ray=ray, config=config, window=window, console=console)
+    if options and ray:
+        raise CliUsageError("--env-opt/--env-file apply to in-process workers, not with --ray")
+    with _env_options_for((env or "addition").split(","), options):
+        run_bench(out, env=env, strategy=strategy, budget=budget, allocation=allocation, memory=memory,
+                  model=model, n=n, seed=seed, difficulty=difficulty, max_tokens=max_tokens, workers=workers,
+                  ray=ray, config=config, window=window, console=console)
 
 
-def _with_env_options(names: list[str], options: dict) -> None:
-    """Every ``get_env(name)`` of this process builds ``name`` with ``options`` (bench reads its
-    environments by name)."""
+@contextmanager
+def _env_options_for(names: list[str], options: dict) -> Iterator[None]:
+    """While the block runs, every ``get_env(name)`` builds ``name`` with ``options`` (bench reads its
+    environments by name); the registry is as it was afterwards."""
     from functools import partial
 
-    from seasoned.envs.registry import _factory, get_env, register_env
+    from seasoned.envs import registry
 
-    for name in (n.strip() for n in names if n.strip()):
-        register_env(name, partial(_factory(name), **options))
-        get_env(name).close()  # a bad option fails here, naming the environment, before the grid starts
+    saved = dict(registry._CUSTOM)
+    try:
+        for name in (n.strip() for n in names if n.strip() and options):
+            registry.get_env(name, **options).close()  # a bad option fails here, named, before the grid starts
+            registry.register_env(name, partial(registry._factory(name), **options))
+        yield
+    finally:
+        registry._CUSTOM.clear()
+        registry._CUSTOM.update(saved)
 
 
 @app.command()

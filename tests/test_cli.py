@@ -112,6 +112,14 @@ def test_serve_refuses_a_public_host_without_keys(monkeypatch, capsys):
     assert "key" in (err + out).lower()
 
 
+def test_a_refused_bench_env_option_leaves_the_registry_as_it_was(monkeypatch, capsys, db):
+    from seasoned.envs import get_env
+
+    code, _, err = seasoned(monkeypatch, capsys, "bench", "--env", "addition", "--env-opt", "colour=3")
+    assert code == 2 and "colour" in err
+    get_env("addition").close()  # still the plain environment for everyone else in this process
+
+
 def test_env_opt_and_env_file_reach_the_environment(monkeypatch, capsys, db):
     from seasoned.envs.arithmetic import ArithmeticEnv
     from seasoned.envs.registry import _CUSTOM, register_env
