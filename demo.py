@@ -80,10 +80,12 @@ def _plot(path: Path, off: dict, on: dict) -> Path | None:
 def _show_memory(data: dict, console: Console, bank) -> None:
     line = f"  memory: channel [bold]{data.get('channel')}[/bold] [dim]({data.get('reason')})[/dim]"
     console.print(line)
+    from seasoned.memory import ItemNotFound
+
     for item_id in data.get("demos") or []:
         try:
             item = bank.get(item_id, namespace=NAMESPACE)
-        except Exception:
+        except ItemNotFound:  # deleted meanwhile (e.g. by the admin tool)
             continue
         first = (item.data or {}).get("task", item.title).splitlines()[0]
         reply = " ".join(((item.data or {}).get("reply") or "").split())[:60]

@@ -117,20 +117,20 @@ def verdicts(stream: Stream, off: dict, on: dict) -> list[str]:
     if stream.name == "addition":
         ratio = on["last_solved"] / off["last_solved"] if off["last_solved"] else float("inf")
         apart = on["last_interval"][0] > off["last_interval"][1]
-        return [f"last {stream.tail}: on {on['last_solved']}/{on['last']} vs off {off['last_solved']}/{off['last']} "
-                f"({ratio:.1f}x; target >= 2x) intervals {'apart' if apart else 'overlap'} -> "
-                f"{'MET' if ratio >= 2 and apart else 'NOT MET'}"]
+        return [(f"last {stream.tail}: on {on['last_solved']}/{on['last']} vs off {off['last_solved']}/{off['last']} "
+                 f"({ratio:.1f}x; target >= 2x) intervals {'apart' if apart else 'overlap'} -> "
+                 f"{'MET' if ratio >= 2 and apart else 'NOT MET'}")]
     if stream.name == "addition-adaptive":
         a, b = on["tokens_per_solved"], off["tokens_per_solved"]
         ratio = (a / b) if a and b else None
         met = ratio is not None and ratio <= 0.5 and on["solved"] >= off["solved"]
-        return [f"tokens per solved: on {a and round(a)} vs off {b and round(b)} "
-                f"({'n/a' if ratio is None else f'{ratio:.2f}x'}; target <= 0.5x at no lower success: "
-                f"{on['solved']} vs {off['solved']}) -> {'MET' if met else 'NOT MET'}"]
+        return [(f"tokens per solved: on {a and round(a)} vs off {b and round(b)} "
+                 f"({'n/a' if ratio is None else f'{ratio:.2f}x'}; target <= 0.5x at no lower success: "
+                 f"{on['solved']} vs {off['solved']}) -> {'MET' if met else 'NOT MET'}")]
     if stream.name == "sums":
         gain = 100 * (on["success"] - off["success"])
-        return [f"success on {on['solved']}/{on['n']} vs off {off['solved']}/{off['n']} ({gain:+.0f} points; "
-                f"target >= +10) -> {'MET' if gain >= 10 else 'NOT MET'}"]
+        return [(f"success on {on['solved']}/{on['n']} vs off {off['solved']}/{off['n']} ({gain:+.0f} points; "
+                 f"target >= +10) -> {'MET' if gain >= 10 else 'NOT MET'}")]
     return [f"success on {on['solved']}/{on['n']} vs off {off['solved']}/{off['n']} (no target)"]
 
 

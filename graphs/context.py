@@ -58,7 +58,7 @@ def demo_key(task_text: str) -> str:
 
 
 def estimate_tokens(text: str) -> int:
-    return int(math.ceil(len(text or "") / CHARS_PER_TOKEN))
+    return math.ceil(len(text or "") / CHARS_PER_TOKEN)
 
 
 @dataclass

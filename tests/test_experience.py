@@ -4,7 +4,6 @@ of memory helps, verified answers reused after a re-check, and memory context ch
 import re
 
 import pytest
-
 from seasoned.agents.solver import build_messages
 from seasoned.envs import get_env
 from seasoned.graphs import Agent, parse_strategy
