@@ -178,14 +178,17 @@ async def propose(gateway: Gateway, trajectory: dict, *, budget: Budget | None =
 
 
 def allocation_records(trajectory: dict) -> list[dict[str, Any]]:
-    """One record per subtask: the budget it was given, what it spent, whether it succeeded."""
+    """One record per subtask: the budget it was given, what it spent, whether it succeeded, and how many
+    samples it drew. A subtask with neither an allocation nor a sample count (nothing to learn from) has none;
+    one without a token cap (a single-stage run given no ``max_tokens``) records an empty budget."""
     final_ok = bool((trajectory.get("final") or {}).get("verified"))
     records = []
     for sub in trajectory.get("subtasks", []):
-        if sub.get("allocated") is None:
+        if sub.get("allocated") is None and sub.get("samples") is None:
             continue
         success = bool(sub.get("verified")) if sub.get("checked") else final_ok
-        records.append({"subtask_kind": sub.get("kind") or "general", "budget": {"tokens": sub["allocated"]},
+        budget = {"tokens": sub["allocated"]} if sub.get("allocated") is not None else {}
+        records.append({"subtask_kind": sub.get("kind") or "general", "budget": budget,
                         "spent": {"tokens": sub.get("tokens", 0)}, "success": success,
                         "difficulty": sub.get("difficulty"), "model": sub.get("model"),
                         "extra": {"samples": sub.get("samples")} if sub.get("samples") is not None else None})

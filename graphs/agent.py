@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import time
 import uuid
 import weakref
@@ -38,12 +39,14 @@ from .allocation import AllocationPolicy, make_policy
 from .checking import as_checker
 from .context import ContextBuilder, demonstration_item
 from .solve import ActorOutput, SolveContext, build_solve_graph
+from .stopping import stopping_for
 from .strategy import StrategyConfig, parse_strategy
 from .task import TaskContext, build_task_graph
 from .toolbox import Toolbox
 from .verifier_stats import VerifierStats
 
 RECURSION_LIMIT = 200
+GIVE_UP_RATE = 0.5  # single questions: the give-up rule's price makes a stream spend half of n samples' worth
 STOP_WAIT_S = 1.5  # how long a cancelled ``stream`` waits for the run to record itself as interrupted
 
 
@@ -285,7 +288,23 @@ class Agent:
             scope = getattr(env, "name", None) or "general"
             context.memory = ContextBuilder(self.memory, namespace, self.gateway.model, scope,
                                             channel=self.memory_channel, seed=context.strategy.seed)
+            if not self.is_multi_stage(task):  # multi-stage subtasks get theirs from the allocation
+                context.stopping = self._learned_stopping(task, context)
         return context
+
+    def _learned_stopping(self, task: Any, context: SolveContext) -> dict | None:
+        """The learned give-up rule for a single question (``adaptive`` with a check): the Beta prior of the
+        question's kind and model from this namespace's allocation records, priced so that a stream of such
+        questions spends on average ``GIVE_UP_RATE`` of what drawing all n samples (or the run's token cap)
+        would. None while the kind has too few records, or when the rule does not apply."""
+        cfg = context.strategy
+        if cfg.name != "adaptive" or not context.can_check:
+            return None
+        records = self.memory.allocations(namespace=context.namespace)
+        cap = context.budget.max_tokens
+        return stopping_for(records, single_stage_kind(task), math.inf if cap is None else cap * GIVE_UP_RATE,
+                            model=self.gateway.model, wave=max(1, cfg.wave_size), max_samples=cfg.n,
+                            rate_samples=cfg.n * GIVE_UP_RATE)
 
     def _actor_for(self, env: Any, task: Any):
         from seasoned.agents.actor import run_actor
@@ -754,18 +773,31 @@ def verdict_summary(details: Any, limit: int = 20) -> dict:
     return out
 
 
+def single_stage_kind(task: Any) -> str:
+    """The allocation-record kind of a single-stage run: its environment's name, else ``general``."""
+    return getattr(task, "env", None) or "general"
+
+
 def solve_trajectory(result: RunResult, context: SolveContext, task: Any) -> dict:
-    """A single-stage run as the curator's trajectory: one subtask with every candidate tried."""
+    """A single-stage run as the curator's trajectory: one subtask with every candidate tried.
+
+    A checked run that sampled also carries its allocation (the run's token cap, what it spent, the samples
+    drawn, the model): the curator records it, and the learned give-up rule reads those records. Runs
+    without a check (success unknown) or answered from the cache (nothing sampled) leave no record."""
     checks = {v["candidate_id"]: v for v in result.verdicts if v["verifier"].startswith("env")}
     tried = [{"answer": c["answer"], "passed": checks.get(c["id"], {}).get("passed"),
               "details": checks.get(c["id"], {}).get("details")} for c in result.candidates if c["status"] == "ok"]
-    kind = getattr(task, "env", None) or "general"
+    kind = single_stage_kind(task)
+    drawn = sum(c["status"] == "ok" and c["kind"] != "cached" for c in result.candidates)
+    sampled = context.can_check and drawn > 0 and not (result.memory or {}).get("cache_hit")
     return {"run_id": result.run_id, "task": result.task, "scope": kind, "checker": context.checker_name,
             "subtasks": [{"id": "main", "description": result.task, "kind": kind,
                           "difficulty": getattr(task, "difficulty", None), "verified": result.verified,
                           "checked": context.can_check, "answer": result.answer, "text": result.text,
                           "prompt": result.task, "steps": _steps_of(result),
-                          "tried": tried, "allocated": None, "tokens": result.spend.tokens}],
+                          "tried": tried, "tokens": result.spend.tokens, "model": result.model,
+                          "allocated": context.budget.max_tokens if sampled else None,
+                          "samples": drawn if sampled else None}],
             "final": {"answer": result.answer, "verified": result.verified}}
 
 

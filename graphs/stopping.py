@@ -322,14 +322,19 @@ def stage_tokens(stages: Sequence[KnownStage], max_samples: int) -> list[float]:
 
 
 def stopping_for(records: Sequence[dict], kind: str, rate: float, *, model: str | None = None, wave: int = 1,
-                 max_samples: int = MAX_SAMPLES, min_records: int = MIN_RECORDS) -> dict | None:
+                 max_samples: int = MAX_SAMPLES, min_records: int = MIN_RECORDS,
+                 rate_samples: float | None = None) -> dict | None:
     """The give-up rule (``spec``) for a single question of ``kind`` at ``rate`` tokens per question, from
     allocation records (for ``SolveContext.stopping``); None while the kind has too few sampled records.
-    The price of a token comes from the recorded mix of kinds (weighted by their record counts)."""
+    The price of a token comes from the recorded mix of kinds (weighted by their record counts).
+    ``rate_samples`` caps the rate at that many samples' worth of the kind's recorded tokens per sample
+    (when the run has no token cap, or a looser one, the rate is still stated in samples)."""
     priors = priors_from_records(records, min_records=min_records)
     prior = priors.get((kind, model)) or priors.get((kind, None))
     if prior is None:
         return None
+    if rate_samples is not None:
+        rate = min(rate, rate_samples * prior.tokens)
     mix = [([[(None, p)]], float(max(p.records, 1))) for (_, m), p in priors.items() if m is None]
     price = price_for_rate(mix, rate, wave=wave, max_samples=max_samples)
     return spec(prior, price, wave=wave, max_samples=max_samples)
