@@ -388,11 +388,14 @@ def serve(
     model: str | None = typer.Option(None, "--model", "-m", help="Default base model."),
     keys_file: str | None = typer.Option(None, "--keys-file", help="API keys -> namespaces (or SEASONED_API_KEYS)."),
     db_url: str | None = typer.Option(None, "--db", help="Database URL (default SEASONED_DB_URL / SQLite)."),
+    strategy: str = typer.Option("adaptive", "--strategy", help="Strategy of a bare model name (single: one "
+                                 "call per request; adaptive: several samples and a judge). "
+                                 "STRATEGY:MODEL picks one per request."),
 ) -> None:
     """The OpenAI-compatible HTTP service (POST /v1/chat/completions) with experience memory."""
     from seasoned.server.runner import serve as run_server
 
-    run_server(host, port, model=model, keys_file=keys_file, db_url=db_url)
+    run_server(host, port, model=model, keys_file=keys_file, db_url=db_url, strategy=strategy)
 
 
 def main() -> None:

@@ -21,7 +21,7 @@ import time
 import weakref
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Self
 
 from . import providers
 from .budget import Budget, Reservation
@@ -191,6 +191,7 @@ class Gateway:
         self._running_lock = threading.Lock()
         self._tasks: dict[str | None, set[asyncio.Task]] = {}  # the tasks waiting on those calls
         self._cancelled_runs: dict[str, None] = {}  # insertion-ordered, bounded (cancel_run)
+        self._cut: dict[str, set[str]] = {}  # run id -> reply texts cut at max_tokens (bounded; forget_cut)
 
     # --- public API ---------------------------------------------------------------------------------
     async def acomplete(
@@ -253,6 +254,24 @@ class Gateway:
             if run_id is None:
                 return sum(self._running.values())
             return self._running.get(run_id, 0)
+
+    def cut_replies(self, run_id: str) -> set[str]:
+        """The texts of ``run_id``'s replies that the provider cut at ``max_tokens`` (finish reason
+        ``length``): a server reports ``finish_reason: "length"`` when the reply it sends is one of them."""
+        with self._running_lock:
+            return set(self._cut.get(run_id, ()))
+
+    def forget_cut(self, run_id: str) -> None:
+        with self._running_lock:
+            self._cut.pop(run_id, None)
+
+    def _note_cut(self, run_id: str | None, text: str) -> None:
+        if run_id is None:
+            return
+        with self._running_lock:
+            self._cut.setdefault(run_id, set()).add(text)
+            while len(self._cut) > CANCELLED_RUNS_KEPT:  # runs nobody asked about: drop the oldest
+                self._cut.pop(next(iter(self._cut)))
 
     def cancel_run(self, run_id: str) -> int:
         """Cancel the calls of ``run_id`` in flight (they are charged what was sent) and refuse its later
@@ -367,6 +386,8 @@ class Gateway:
         self._finish(record, budget, reservation)
         choice = response.choices[0]
         message = choice.message
+        if choice.finish_reason == "length":
+            self._note_cut(record.run_id, message.content or "")
         tool_calls = [tc.model_dump() if hasattr(tc, "model_dump") else dict(tc)
                       for tc in (getattr(message, "tool_calls", None) or [])] or None
         return Completion(
@@ -418,7 +439,7 @@ class SampleStream:
         self._calls = calls
         self._tasks: list[asyncio.Task] = []
 
-    async def __aenter__(self) -> SampleStream:
+    async def __aenter__(self) -> Self:
         self._tasks = [asyncio.ensure_future(call) for call in self._calls]
         return self
 

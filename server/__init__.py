@@ -14,7 +14,8 @@ Python: ``create_app(ServerSettings(model=..., keys={...}))`` builds the FastAPI
 
 Model field grammar: ``[STRATEGY:]MODEL``
     ``adaptive:local/smollm2-135m``, ``best_of_n-8:openai/gpt-4o-mini``, ``self_consistency-5:MODEL``,
-    ``revise-2:MODEL``, ``single:MODEL``, a bare ``MODEL`` (strategy: the server's default, ``adaptive``) or a
+    ``revise-2:MODEL``, ``single:MODEL``, a bare ``MODEL`` (strategy: the server's default, ``ServerSettings.strategy`` / ``seasoned serve
+    --strategy``, ``adaptive`` unless set) or a
     bare ``STRATEGY`` (the server's default model). ``MODEL`` may name fallbacks with ``|``. Only models the
     server serves are accepted (``ServerSettings.model`` plus ``models``; ``"*"`` in ``models`` serves
     any model string). ``GET /v1/models`` lists them and repeats this grammar in its ``seasoned`` field.
@@ -57,7 +58,12 @@ Endpoints (all under ``/v1``):
     GET  /runs/{id}                       the run's trace (candidates, verdicts, events, calls, feedback)
     GET  /memory/search?q=&k=5&kinds=     read-only retrieval (does not count as a use of the items)
     GET  /memory/items/{id}               one memory item
-Read endpoints take ``?namespace=`` when no keys are configured.
+    GET  /health (no /v1, no key)         status, default model and strategy, memory enabled and reachable
+Runs are found by their id or a unique prefix of it within the key's namespace; without keys, within the
+``?namespace=`` given, or in any namespace when none is given. Memory endpoints take ``?namespace=`` when no
+keys are configured. A misspelled strategy (``adaptiv``, ``bestofn-4:MODEL``) is 400 ``unknown_strategy``
+naming the valid ones. Every chunk of a stream has the id ``chatcmpl-RUN_ID``; ``finish_reason`` is
+``length`` when the reply sent was cut at ``max_tokens`` (which caps each sample's reply).
 
 Security: binds 127.0.0.1 by default; any other host needs API keys (``SEASONED_API_KEYS="key1=ns1,key2=ns2"``
 or a keys file), else ``serve`` prints one error and exits with code 2. With keys every endpoint needs

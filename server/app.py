@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from seasoned.models import SeasonedError, untrusted
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .auth import InFlight, KeyRing
+from .auth import Caller, InFlight, KeyRing
 from .errors import ApiError, api_error_handler, request_validation_handler, validation_error
 from .responses import SlotStreamingResponse, check_result, completion_body, json_safe, sse_events
 from .schemas import EXAMPLE_STRATEGIES, GRAMMAR, ChatCompletionRequest, FeedbackRequest
@@ -100,6 +100,12 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     app.add_exception_handler(RequestValidationError, request_validation_handler)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
 
+    @app.get("/health")
+    async def health() -> dict:
+        """Liveness plus what a client needs to know: the default model and strategy, memory on or off
+        and whether its database answers. Needs no key (it shows no namespace's data)."""
+        return await service.health()
+
     @app.get("/v1/models")
     async def list_models(request: Request) -> dict:
         keys.caller(request)
@@ -132,7 +138,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
         try:
             result = await service.run(plan)
             check_result(result)
-            return completion_body(result, plan, service.usage(result.run_id))
+            return completion_body(result, plan, service.usage(result.run_id), service.finish_reason(result))
         except SeasonedError as exc:
             raise ApiError(502, str(exc), code="model_error") from None
         finally:
@@ -141,15 +147,12 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
 
     @app.get("/v1/runs/{run_id}")
     async def get_run(run_id: str, request: Request, namespace: str | None = Query(None)) -> dict:
-        caller = keys.caller(request)
-        ns = caller.namespace_for(namespace, settings.default_namespace)
-        trace = await service.get_run(run_id, ns)
+        trace = await service.get_run(run_id, _run_namespace(keys.caller(request), namespace))
         return json_safe(trace.model_dump(mode="json"))
 
     @app.post("/v1/runs/{run_id}/feedback")
     async def feedback(run_id: str, request: Request, namespace: str | None = Query(None)) -> dict:
-        caller = keys.caller(request)
-        ns = caller.namespace_for(namespace, settings.default_namespace)
+        ns = _run_namespace(keys.caller(request), namespace)
         body = await _parse(request, FeedbackRequest)
         return await service.feedback(run_id, ns, body.success, body.comment)
 
@@ -172,6 +175,14 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
         return item.model_dump(mode="json")
 
     return app
+
+
+def _run_namespace(caller: Caller, requested: str | None) -> str | None:
+    """Where to look a run up: the key's namespace; without keys the one named, or every namespace (a run
+    id is unique, so a loopback caller needs no ``?namespace=``)."""
+    if caller.namespace is None and requested is None:
+        return None
+    return caller.namespace_for(requested, "")
 
 
 async def _parse(request: Request, model: Any) -> Any:

@@ -59,12 +59,12 @@ def dumps(value: Any) -> str:
     return json.dumps(json_safe(value), allow_nan=False)
 
 
-def completion_body(result: RunResult, plan: Plan, usage: dict) -> dict:
+def completion_body(result: RunResult, plan: Plan, usage: dict, finish_reason: str = "stop") -> dict:
     return json_safe({
         "id": f"chatcmpl-{result.run_id}", "object": "chat.completion", "created": int(time.time()),
         "model": plan.label,
         "choices": [{"index": 0, "message": {"role": "assistant", "content": result.text},
-                     "finish_reason": "stop", "logprobs": None}],
+                     "finish_reason": finish_reason, "logprobs": None}],
         "usage": usage,
         "seasoned": run_summary(result, plan),
     })
@@ -109,8 +109,9 @@ async def sse_events(service: Service, plan: Plan) -> AsyncIterator[str]:
         return
     yield _chunk(chunk_id, plan, created, {"content": result.text})
     usage = service.usage(result.run_id) if plan.include_usage else None
+    finish = service.finish_reason(result)
     service.finished(plan.run_id)
-    yield _chunk(chunk_id, plan, created, {}, "stop", usage=usage, seasoned=run_summary(result, plan))
+    yield _chunk(chunk_id, plan, created, {}, finish, usage=usage, seasoned=run_summary(result, plan))
     yield "data: [DONE]\n\n"
 
 

@@ -18,6 +18,7 @@ from typing import Any
 from seasoned.agents import solver
 from seasoned.graphs import Agent, Event, RunResult, StrategyConfig
 from seasoned.graphs.solve import MIN_SAMPLE_TOKENS
+from seasoned.graphs.strategy import STRATEGIES
 from seasoned.models import Gateway, Ledger, ModelConfigError, SeasonedError, providers
 from seasoned.models.gateway import parse_model_spec
 
@@ -107,12 +108,29 @@ class Service:
             raise ApiError(400, f"{param}: {exc}", param=param) from None
         return model
 
+    def _check_model_or_strategy(self, choice) -> str:
+        """The model to run. A name that is not served and has no provider part (``adaptiv``,
+        ``bestofn-4:MODEL``) is most likely a misspelled strategy: it is reported as an unknown strategy,
+        naming the valid ones, rather than as a model this server does not serve."""
+        try:
+            return self.check_model(choice.model or self.settings.model)
+        except ApiError:
+            if choice.strategy is not None or not choice.model:
+                raise
+            word = choice.model.partition(":")[0].strip()
+            if "/" in word or "|" in word:
+                raise
+            raise ApiError(400, f"model: unknown strategy {word!r}: strategies are {', '.join(STRATEGIES)} "
+                           f"(optionally -N, e.g. best_of_n-8), written STRATEGY:MODEL; served models: "
+                           f"{', '.join(self.settings.served_models)}", param="model",
+                           code="unknown_strategy") from None
+
     async def plan(self, body: ChatCompletionRequest, caller: Caller) -> Plan:
         """Everything about a request that can be wrong is found here, before anything is written."""
         body.refuse_unsupported()
         options = body.seasoned
         choice = parse_model_field(body.model)
-        model = self.check_model(choice.model or self.settings.model)
+        model = self._check_model_or_strategy(choice)
         strategy = strategy_config(choice.strategy or self.settings.strategy,
                                    options.strategy if options else None,
                                    max_tokens=body.max_completion_tokens or body.max_tokens,
@@ -240,6 +258,29 @@ class Service:
     def finished(self, run_id: str) -> None:
         """The run is over and stored: drop its ledger records from memory (the run store has them)."""
         self.ledger.forget(run_id)
+        for gateway in list(self._gateways.values()):
+            gateway.forget_cut(run_id)
+
+    def finish_reason(self, result: RunResult) -> str:
+        """``length`` when the reply sent is a completion the provider cut at ``max_tokens``, else ``stop``."""
+        cut = any(result.text in gateway.cut_replies(result.run_id) for gateway in self._gateways.values())
+        return "length" if cut else "stop"
+
+    async def health(self) -> dict[str, Any]:
+        """The default model and strategy, and the memory bank's state (off, ok, or the error)."""
+        memory: dict[str, Any] = {"enabled": self.bank is not None}
+        if self.bank is not None:
+            try:
+                await asyncio.to_thread(self.bank.stats, namespace=self.settings.default_namespace)
+                memory["status"] = "ok"
+            except Exception as exc:  # noqa: BLE001 - health reports the failure instead of failing
+                memory["status"] = f"error: {type(exc).__name__}: {str(exc)[:200]}"
+        else:
+            memory["status"] = "disabled"
+        ok = memory["status"] in ("ok", "disabled")
+        return {"status": "ok" if ok else "degraded", "model": self.settings.model,
+                "models": self.settings.served_models, "default_strategy": self.settings.strategy,
+                "memory": memory}
 
     async def run(self, plan: Plan) -> RunResult:
         result = None
@@ -257,21 +298,48 @@ class Service:
                 "total_tokens": totals.total_tokens}
 
     # --- runs and memory -----------------------------------------------------------------------------
-    async def get_run(self, run_id: str, namespace: str):
+    def _resolve(self, run_id: str, namespace: str | None) -> str | None:
+        """The full id of the run ``run_id`` names (its id or a prefix unique among the runs the caller may
+        see: ``namespace``, or every namespace when None), or None. Never names runs the caller cannot see."""
+        from seasoned.graphs.runstore import RUN_ID_MAX, RunRow
+        from sqlalchemy import select
+
+        run_id = (run_id or "").strip()
+        if not run_id or len(run_id) > RUN_ID_MAX:
+            return None
+        escaped = run_id.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        query = select(RunRow.id).where(RunRow.id.like(f"{escaped}%", escape="\\"))
+        if namespace is not None:
+            query = query.where(RunRow.namespace == namespace)
+        with self.store.db.read() as session:
+            found = list(session.scalars(query.order_by(RunRow.id).limit(2)))
+        if run_id in found:
+            return run_id
+        if len(found) > 1:
+            raise ApiError(400, f"run id prefix {run_id!r} matches more than one of your runs; give more "
+                           "characters", param="run_id", code="ambiguous_run_id")
+        return found[0] if found else None
+
+    async def get_run(self, run_id: str, namespace: str | None):
+        """The run by its id or a unique prefix, among ``namespace``'s runs (None: any namespace, for a
+        loopback caller without keys who named none)."""
         from seasoned.graphs.runstore import RunNotFound
 
-        try:
-            trace = await asyncio.to_thread(self.store.get_run, run_id)
-        except RunNotFound:
-            trace = None
-        if trace is None or trace.run.namespace != namespace:
-            raise ApiError(404, f"no run {run_id!r} in namespace {namespace!r}", param="run_id",
-                           code="run_not_found")
+        full = await asyncio.to_thread(self._resolve, run_id, namespace)
+        trace = None
+        if full is not None:
+            try:
+                trace = await asyncio.to_thread(self.store.get_run, full)
+            except RunNotFound:
+                trace = None
+        if trace is None or (namespace is not None and trace.run.namespace != namespace):
+            where = f" in namespace {namespace!r}" if namespace is not None else ""
+            raise ApiError(404, f"no run {run_id!r}{where}", param="run_id", code="run_not_found")
         return trace
 
-    async def feedback(self, run_id: str, namespace: str, success: bool, comment: str | None) -> dict:
-        await self.get_run(run_id, namespace)
-        return await asyncio.to_thread(self.primary.feedback, run_id, success, comment)
+    async def feedback(self, run_id: str, namespace: str | None, success: bool, comment: str | None) -> dict:
+        trace = await self.get_run(run_id, namespace)
+        return await asyncio.to_thread(self.primary.feedback, trace.run.id, success, comment)
 
     def _bank(self):
         if self.bank is None:

@@ -36,6 +36,8 @@ class ServerSettings(BaseModel):
 
     model: str = Field(default_factory=default_model)
     models: list[str] = Field(default_factory=list)
+    # The strategy of a bare model name (``seasoned serve --strategy``). ``adaptive`` samples until the
+    # answers agree (up to 8 samples plus a judge call); ``single`` makes one call, as a plain API would.
     strategy: str = "adaptive"
     db_url: str | None = None
     chroma_path: str | None = None
@@ -57,6 +59,17 @@ class ServerSettings(BaseModel):
             check_key(key, "keys")
             check_namespace(namespace)
         return keys
+
+    @field_validator("strategy")
+    @classmethod
+    def _strategy(cls, value: str) -> str:
+        from seasoned.graphs.strategy import StrategyError, parse_strategy
+
+        try:
+            parse_strategy(value)
+        except (StrategyError, ValueError) as exc:
+            raise ValueError(f"strategy: {exc}") from None
+        return value.strip()
 
     @field_validator("memory_channel")
     @classmethod

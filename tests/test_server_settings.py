@@ -112,7 +112,8 @@ async def test_on_loopback_without_keys_the_namespace_is_the_requests(tmp_path):
             run_id = reply.json()["seasoned"]["run_id"]
             assert reply.json()["seasoned"]["namespace"] == "team-a"
             assert (await web.get(f"/v1/runs/{run_id}", params={"namespace": "team-a"})).status_code == 200
-            assert (await web.get(f"/v1/runs/{run_id}")).status_code == 404  # the default namespace
+            assert (await web.get(f"/v1/runs/{run_id}")).status_code == 200  # no namespace named: found by id
+            assert (await web.get(f"/v1/runs/{run_id}", params={"namespace": "default"})).status_code == 404
             assert (await web.get("/v1/memory/search", params={"q": "x"})).status_code == 404  # memory off
             too_much = {**body, "seasoned": {"budget": {"max_tokens": 9000}}}
             refused = await web.post("/v1/chat/completions", json=too_much)
