@@ -1,8 +1,11 @@
 """``seasoned-admin``: inspect and curate the memory bank by hand.
 
     seasoned-admin stats | list | search QUERY | show ID | history ID | edit ID [--set field=value ...]
-                   pin ID | delete ID [--hard] | export FILE | import FILE | reindex | prune
+                   add (--content TEXT [--kind K --title T --tag X ...] | --json-line LINE | --json-line -)
+                   pin ID [--unpin] | delete ID [--hard] | export FILE | import FILE [--into NS] | reindex | prune
     common options: --namespace NS  --db URL  --json
+
+An ID may be any prefix of an item's id that is unique in the namespace (what tables show is enough).
 
 Errors (bad id, file, URL) print one line on stderr and exit with status 1; nothing is changed.
 ``import`` checks the whole file first (ids, namespaces, numbers, versions: see ``memory/transfer.py``) and
@@ -41,45 +44,72 @@ def _common(defaults: bool) -> argparse.ArgumentParser:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="seasoned-admin", description="Inspect and curate seasoned's memory bank.",
+                                     epilog="An ID may be any unique prefix of an item's id.",
                                      parents=[_common(True)])
     common = _common(False)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    kind_help = f"only this kind (repeatable; one of {', '.join(KINDS)}; default: every kind)"
+    id_help = "the item's id, or a prefix of it unique in the namespace"
     sub.add_parser("stats", parents=[common], help="counts, utility, index state")
     p = sub.add_parser("list", parents=[common], help="list items")
-    p.add_argument("--kind", action="append", choices=KINDS)
-    p.add_argument("--status", default="active", choices=["active", "archived", "superseded", "all"])
-    p.add_argument("--limit", type=int, default=50)
-    p.add_argument("--offset", type=int, default=0)
+    p.add_argument("--kind", action="append", choices=KINDS, metavar="KIND", help=kind_help)
+    p.add_argument("--status", default="active", choices=["active", "archived", "superseded", "all"],
+                   help="which items (default: %(default)s)")
+    p.add_argument("--limit", type=int, default=50, help="at most this many items (default: %(default)s)")
+    p.add_argument("--offset", type=int, default=0, help="skip this many items first (default: %(default)s)")
     p = sub.add_parser("search", parents=[common], help="hybrid search")
-    p.add_argument("query")
-    p.add_argument("-k", type=int, default=10)
-    p.add_argument("--kind", action="append", choices=KINDS)
+    p.add_argument("query", help="free text")
+    p.add_argument("-k", type=int, default=10, help="how many results (default: %(default)s)")
+    p.add_argument("--kind", action="append", choices=KINDS, metavar="KIND", help=kind_help)
     for name, text in (("show", "one item in full"), ("history", "every version of an item")):
-        sub.add_parser(name, parents=[common], help=text).add_argument("id")
+        sub.add_parser(name, parents=[common], help=text).add_argument("id", help=id_help)
+    p = sub.add_parser("add", parents=[common], help="add an item (from flags or one JSON line)",
+                       description="Add an item written by hand (source: human). Either --content (with the "
+                       "other flags), or --json-line with a JSON object of item fields ('-' reads it from stdin). "
+                       "A near-duplicate is merged into the existing item unless --no-dedup.")
+    p.add_argument("--content", help="the text the agent will be shown (required without --json-line)")
+    p.add_argument("--kind", choices=KINDS, metavar="KIND", help=f"one of {', '.join(KINDS)} (default: note)")
+    p.add_argument("--title", help="a short title (default: none)")
+    p.add_argument("--tag", action="append", metavar="TAG", help="a tag (repeatable; default: none)")
+    p.add_argument("--verified", action="store_true", help="mark it verified (default: unverified)")
+    p.add_argument("--pin", action="store_true", help="pin it: the curator never changes it (default: unpinned)")
+    p.add_argument("--json-line", metavar="LINE", help="a JSON object of item fields, or '-' for stdin")
+    p.add_argument("--no-dedup", action="store_true", help="always a new item, even if a near-duplicate exists")
     p = sub.add_parser("edit", parents=[common], help="edit an item ($EDITOR, or --set field=value)")
-    p.add_argument("id")
+    p.add_argument("id", help=id_help)
     p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
-                   help=f"fields: {', '.join(EDITABLE_FIELDS)} (tags comma-separated, data as JSON)")
-    p.add_argument("--reason", default="human edit")
+                   help=f"fields: {', '.join(EDITABLE_FIELDS)} (tags comma-separated, data as JSON); "
+                   "repeatable; without it $EDITOR opens the item")
+    p.add_argument("--reason", default="human edit", help="recorded in the history (default: %(default)r)")
     p = sub.add_parser("pin", parents=[common], help="pin an item (the curator never changes it)")
-    p.add_argument("id")
-    p.add_argument("--unpin", action="store_true")
+    p.add_argument("id", help=id_help)
+    p.add_argument("--unpin", action="store_true", help="remove the pin instead (default: pin)")
     p = sub.add_parser("delete", parents=[common], help="archive an item (--hard removes it)")
-    p.add_argument("id")
-    p.add_argument("--hard", action="store_true")
+    p.add_argument("id", help=id_help)
+    p.add_argument("--hard", action="store_true",
+                   help="remove the item and its history for good (default: archive, which can be undone)")
     p = sub.add_parser("export", parents=[common], help="write JSONL")
-    p.add_argument("file")
-    p.add_argument("--all", action="store_true", help="every namespace")
+    p.add_argument("file", help="the JSONL file to write (replaced if it exists)")
+    p.add_argument("--all", action="store_true", help="every namespace (default: --namespace only)")
     p = sub.add_parser("import", parents=[common], help="read JSONL")
-    p.add_argument("file")
-    p.add_argument("--replace", action="store_true", help="replace items whose id exists")
+    p.add_argument("file", help="a JSONL file (an export, or hand-written item lines)")
+    p.add_argument("--replace", action="store_true", help="replace items whose id exists (default: skip them)")
+    p.add_argument("--into", metavar="NS", help="copy every item into namespace NS under new ids "
+                   "(default: each line's own namespace, or --namespace when given)")
     p = sub.add_parser("reindex", parents=[common], help="rebuild the vector index from SQL")
-    p.add_argument("--all", action="store_true", help="every namespace")
-    p = sub.add_parser("prune", parents=[common], help="archive failing or stale items")
-    p.add_argument("--min-failures", type=int, default=3)
-    p.add_argument("--max-utility", type=float, default=0.34)
-    p.add_argument("--stale-days", type=float, default=90.0)
-    p.add_argument("--dry-run", action="store_true")
+    p.add_argument("--all", action="store_true", help="every namespace (default: --namespace only)")
+    p = sub.add_parser("prune", parents=[common], help="archive failing or stale items",
+                       description="Archive active items that keep failing (--min-failures and --max-utility) "
+                       "or are stale (never succeeded, unused for --stale-days). Pinned, human-written and "
+                       "allocation items are always kept.")
+    p.add_argument("--min-failures", type=int, default=3,
+                   help="archive items that failed at least this often... (default: %(default)s)")
+    p.add_argument("--max-utility", type=float, default=0.34,
+                   help="...and whose utility is at most this (0..1; default: %(default)s)")
+    p.add_argument("--stale-days", type=float, default=90.0,
+                   help="also archive items that never succeeded and were unused this many days "
+                   "(default: %(default)s)")
+    p.add_argument("--dry-run", action="store_true", help="list what would be archived, change nothing")
     return parser
 
 
@@ -165,7 +195,7 @@ def _edit_in_editor(item: MemoryItem) -> dict[str, Any]:
         json.dump(current, handle, indent=2, default=str)
         path = handle.name
     try:
-        result = subprocess.run([*shlex.split(editor), path])
+        result = subprocess.run([*shlex.split(editor), path], check=False)
         if result.returncode != 0:
             raise InvalidItemError(f"edit: editor {editor!r} exited with status {result.returncode}; nothing changed")
         try:
@@ -235,13 +265,77 @@ def _first_line(err: BaseException) -> str:
     return (text.splitlines()[0] if text else type(err).__name__)[:300]
 
 
+def resolve_id(bank, text: str, namespace: str) -> str:
+    """The full id of the item ``text`` names in ``namespace``: its id, or a prefix unique there."""
+    from sqlalchemy import select
+
+    from .db import ItemRow
+    from .errors import ItemNotFound
+
+    text = (text or "").strip()
+    if not text or len(text) > 64:
+        raise ItemNotFound(f"no memory item {text!r} in namespace {namespace!r}")
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    with bank.db.read() as s:
+        found = list(s.scalars(select(ItemRow.id).where(ItemRow.namespace == namespace,
+                                                        ItemRow.id.like(f"{escaped}%", escape="\\"))
+                               .order_by(ItemRow.id).limit(6)))
+    if text in found:
+        return text
+    if not found:
+        raise ItemNotFound(f"no memory item {text!r} in namespace {namespace!r}")
+    if len(found) > 1:
+        shown = ", ".join(found[:5]) + (", ..." if len(found) > 5 else "")
+        raise InvalidItemError(f"id prefix {text!r} matches several items ({shown}); give more characters")
+    return found[0]
+
+
+def _new_item(args: argparse.Namespace, namespace: str) -> MemoryItem:
+    """The item ``add`` writes: from --json-line (an object of item fields) or from the flags."""
+    from pydantic import ValidationError
+
+    from .items import describe_error
+
+    if args.json_line is not None:
+        if args.content is not None:
+            raise InvalidItemError("add: give --content (with flags) or --json-line, not both")
+        line = sys.stdin.readline() if args.json_line == "-" else args.json_line
+        try:
+            data = untrusted.loads(line, max_depth=64, allow_nan=False)
+        except ValueError as err:
+            raise InvalidItemError(f"add: --json-line is not valid JSON ({err})") from None
+        if not isinstance(data, dict):
+            raise InvalidItemError("add: --json-line must be a JSON object of item fields")
+        data = data.get("item", data) if isinstance(data.get("item"), dict) else data  # an export line works too
+        fields = {"source": "human", "kind": "note", **data, "namespace": namespace}
+        for flag, name in ((args.kind, "kind"), (args.title, "title"), (args.tag, "tags")):
+            if flag:
+                fields[name] = flag
+        fields["verified"] = bool(fields.get("verified")) or args.verified
+        fields["pinned"] = bool(fields.get("pinned")) or args.pin
+    else:
+        if args.content is None:
+            raise InvalidItemError("add: --content TEXT (or --json-line LINE) is required")
+        fields = {"content": args.content, "kind": args.kind or "note", "title": args.title or "",
+                  "tags": args.tag or [], "source": "human", "verified": args.verified, "pinned": args.pin,
+                  "namespace": namespace}
+    try:
+        return MemoryItem.model_validate(fields)
+    except ValidationError as err:
+        raise InvalidItemError(f"add: {describe_error(err)}") from None
+
+
 def run(args: argparse.Namespace) -> int:
     namespace = args.namespace or "default"
     if args.command == "edit" and args.set:
         changes = _parse_set(args.set)  # validate before opening anything
+    if args.command == "add":
+        new = _new_item(args, namespace)
     bank = _open(args, namespace)
     try:
         cmd = args.command
+        if getattr(args, "id", None) is not None:
+            args.id = resolve_id(bank, args.id, namespace)
         if cmd == "stats":
             stats = bank.stats()
             if args.json:
@@ -299,8 +393,18 @@ def run(args: argparse.Namespace) -> int:
         elif cmd == "export":
             count = bank.export_jsonl(args.file, all_namespaces=args.all)
             _report(args, f"exported {count} item(s) to {args.file}", {"exported": count, "file": args.file})
+        elif cmd == "add":
+            result = bank.add(new, dedup=not args.no_dedup, actor="human")
+            item = result.item
+            if new.pinned and not item.pinned:  # merged into an existing item: the pin asked for still holds
+                item = bank.pin(item.id)
+            action = getattr(result.action, "value", result.action)
+            _report(args, f"{item.id}: {action} ({result.reason})" if result.reason else f"{item.id}: {action}",
+                    {"action": action, "reason": result.reason, "item": item.model_dump(mode="json")})
         elif cmd == "import":
-            counts = bank.import_jsonl(args.file, namespace=args.namespace, replace=args.replace)
+            from .transfer import import_jsonl
+
+            counts = import_jsonl(bank, args.file, namespace=args.namespace, replace=args.replace, into=args.into)
             _report(args, ", ".join(f"{k} {v}" for k, v in counts.items()), counts)
         elif cmd == "reindex":
             count = bank.reindex(all_namespaces=args.all)

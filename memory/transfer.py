@@ -9,6 +9,11 @@ written in one transaction (namespace rows included), so a refused file changes 
 - ``key`` and ``task_signature``: at most 512 printable characters; other text: valid Unicode;
 - numbers: finite (no NaN/Infinity), ``utility`` in 0..1, counters >= 0, versions >= 1, all within int64;
 - versions: unique per item, each naming the item it belongs to; ``key`` unique per namespace.
+
+Hand-written lines may leave out ``format``, ``versions`` (one version is made from the item: "imported",
+by a human) and every item field but ``content``; a bare item object (no ``"item"`` wrapper) is accepted too.
+``into=NS`` copies every item into namespace ``NS`` under new ids (``superseded_by`` and the versions follow),
+so an export can be imported beside the namespace it came from.
 """
 
 from __future__ import annotations
@@ -18,13 +23,13 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 from seasoned.models import untrusted
 from sqlalchemy import select
 
 from .db import ItemRow, NamespaceRow, VersionRow, retry_locked
 from .errors import InvalidItemError
-from .items import ItemVersion, MemoryItem, describe_error, utcnow
+from .items import ItemVersion, MemoryItem, describe_error, new_id, utcnow
 
 if TYPE_CHECKING:
     from .bank import MemoryBank
@@ -39,7 +44,33 @@ MAX_JSON_DEPTH = 64
 class Record(BaseModel):
     format: str = FORMAT
     item: MemoryItem
-    versions: list[ItemVersion]
+    versions: list[ItemVersion] = Field(default_factory=list)  # hand-written lines: made by _default_versions
+
+SNAPSHOT_FIELDS = ("kind", "title", "content", "tags", "task_signature", "data", "key", "source", "run_ids",
+                   "verified", "pinned", "status", "superseded_by")  # what a version's snapshot holds
+
+
+def _default_versions(record: Record) -> None:
+    """A line without versions gets the one version the item's fields describe."""
+    if not record.versions:
+        item = record.item
+        record.versions = [ItemVersion(item_id=item.id, version=item.version, reason="imported", actor="human",
+                                       created_at=item.updated_at,
+                                       snapshot=item.model_dump(mode="json", include=set(SNAPSHOT_FIELDS)))]
+
+
+def _renumber(records: list[Record], namespace: str) -> None:
+    """Every record moved to ``namespace`` under a new id; references between them follow."""
+    ids = {record.item.id: new_id() for record in records}
+    for record in records:
+        item = record.item
+        item.id, item.namespace = ids[item.id], namespace
+        if item.superseded_by is not None:
+            item.superseded_by = ids.get(item.superseded_by)
+        for version in record.versions:
+            version.item_id = item.id
+            if version.snapshot.get("superseded_by") is not None:
+                version.snapshot = {**version.snapshot, "superseded_by": ids.get(version.snapshot["superseded_by"])}
 
 
 def export_jsonl(bank: MemoryBank, path: str | Path, namespace: str | None) -> int:
@@ -135,7 +166,10 @@ def read_records(path: str | Path) -> list[Record]:
         try:
             data = untrusted.loads(line, max_depth=MAX_JSON_DEPTH, allow_nan=False)
             untrusted.check_tree(data, path="record", max_depth=MAX_JSON_DEPTH)
+            if isinstance(data, dict) and "item" not in data and "content" in data:
+                data = {"item": data}  # a bare item written by hand
             record = Record.model_validate(data)
+            _default_versions(record)
         except (ValueError, ValidationError) as err:
             raise InvalidItemError(f"{where}: {describe_error(err)}") from None
         if record.format != FORMAT:
@@ -158,17 +192,22 @@ def read_records(path: str | Path) -> list[Record]:
     return records
 
 
-def import_jsonl(bank: MemoryBank, path: str | Path, *, namespace: str | None, replace: bool) -> dict[str, int]:
+def import_jsonl(bank: MemoryBank, path: str | Path, *, namespace: str | None, replace: bool,
+                 into: str | None = None) -> dict[str, int]:
     """Insert the file's items (into ``namespace`` when given). Existing ids are skipped, or replaced
-    with ``replace``; an id that lives in another namespace is an error. All or nothing: one transaction
-    holds the namespace rows, the items and their versions."""
-    if namespace is not None:
-        try:
-            check_namespace_name(namespace, "--namespace")
-        except ValueError as err:
-            raise InvalidItemError(f"import: {err}") from None
+    with ``replace``; an id that lives in another namespace is an error. ``into``: copies under new ids
+    into that namespace (nothing is skipped or replaced). All or nothing: one transaction holds the
+    namespace rows, the items and their versions."""
+    for value, flag in ((namespace, "--namespace"), (into, "--into")):
+        if value is not None:
+            try:
+                check_namespace_name(value, flag)
+            except ValueError as err:
+                raise InvalidItemError(f"import: {err}") from None
     records = read_records(path)
-    if namespace is not None:
+    if into is not None:
+        _renumber(records, into)
+    elif namespace is not None:
         for record in records:
             record.item.namespace = namespace
     namespaces = sorted({r.item.namespace for r in records})
@@ -187,7 +226,8 @@ def import_jsonl(bank: MemoryBank, path: str | Path, *, namespace: str | None, r
                     if row.namespace != item.namespace:
                         raise InvalidItemError(
                             f"import: item {item.id} already exists in namespace {row.namespace!r}, "
-                            f"not {item.namespace!r}; nothing was imported")
+                            f"not {item.namespace!r}; nothing was imported (--into {item.namespace} copies "
+                            "the items under new ids)")
                     if not replace:
                         counts["skipped"] += 1
                         continue

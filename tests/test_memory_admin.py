@@ -99,7 +99,7 @@ def test_errors_are_one_line_nonzero_and_change_nothing(db, capsys, argv, fragme
     url, ids = db
     argv = [ids[0] if a == "ID" else a for a in argv]
     before = run(capsys, "export", "/dev/stdout", "--db", url, "-n", "ops")[1]
-    code, out, err = run(capsys, *argv, "--db", url, "-n", "ops")
+    code, _, err = run(capsys, *argv, "--db", url, "-n", "ops")
     assert code == 1 and fragment in err and len(err.strip().splitlines()) == 1
     after = run(capsys, "export", "/dev/stdout", "--db", url, "-n", "ops")[1]
     assert before == after
@@ -117,3 +117,101 @@ def test_bad_urls_are_one_line_errors(capsys, tmp_path, monkeypatch):
     monkeypatch.delenv("SEASONED_CHROMA_URL")
     code, _, err = run(capsys, "import", str(bad), "--db", f"sqlite:///{tmp_path / 'c.db'}")
     assert code == 1 and "line 1" in err
+
+
+def test_add_from_flags_and_from_a_json_line(db, capsys, monkeypatch):
+    url, _ = db
+    code, out, err = run(capsys, "add", "--db", url, "-n", "ops", "--json", "--content", "Retry 429s after the "
+                         "Retry-After header.", "--kind", "lesson", "--title", "rate limits", "--tag", "http",
+                         "--pin")
+    assert code == 0, err
+    added = json.loads(out)
+    assert added["action"] == "ADD" and added["item"]["source"] == "human" and added["item"]["pinned"]
+    assert added["item"]["tags"] == ["http"] and added["item"]["namespace"] == "ops"
+    line = json.dumps({"content": "Use UTC timestamps in every log line.", "kind": "strategy", "verified": True})
+    code, out, err = run(capsys, "add", "--db", url, "-n", "ops", "--json", "--json-line", line)
+    assert code == 0, err
+    assert json.loads(out)["item"]["verified"]
+    monkeypatch.setattr(sys, "stdin", __import__("io").StringIO(json.dumps({"content": "From stdin."}) + "\n"))
+    assert run(capsys, "add", "--db", url, "-n", "ops", "--json-line", "-", "--no-dedup")[0] == 0
+    code, out, _ = run(capsys, "list", "--db", url, "-n", "ops", "--json")
+    assert len(json.loads(out)) == 5
+    for argv, fragment in ((["add"], "--content"), (["add", "--json-line", "[1]"], "JSON object"),
+                           (["add", "--json-line", '{"content": ""}'], "content"),
+                           (["add", "--json-line", "{nope"], "not valid JSON")):
+        code, _, err = run(capsys, *argv, "--db", url, "-n", "ops")
+        assert code == 1 and fragment in err and len(err.strip().splitlines()) == 1
+
+
+def test_unique_id_prefixes_are_accepted_everywhere(db, capsys):
+    url, ids = db
+    prefix = ids[0][:8]
+    code, out, _ = run(capsys, "show", prefix, "--db", url, "-n", "ops", "--json")
+    assert code == 0 and json.loads(out)["id"] == ids[0]
+    assert run(capsys, "history", prefix, "--db", url, "-n", "ops")[0] == 0
+    assert run(capsys, "edit", prefix, "--set", "title=renamed", "--db", url, "-n", "ops")[0] == 0
+    assert run(capsys, "pin", prefix, "--db", url, "-n", "ops")[0] == 0
+    code, out, _ = run(capsys, "pin", prefix, "--unpin", "--db", url, "-n", "ops", "--json")
+    assert json.loads(out)["pinned"] is False and json.loads(out)["title"] == "renamed"
+    assert run(capsys, "delete", prefix, "--db", url, "-n", "ops")[0] == 0
+    code, _, err = run(capsys, "show", prefix, "--db", url, "-n", "elsewhere")  # prefixes stay in the namespace
+    assert code == 1 and "no memory item" in err
+    code, _, err = run(capsys, "show", "", "--db", url, "-n", "ops")
+    assert code == 1
+
+
+def test_an_ambiguous_prefix_names_the_matches(tmp_path, capsys):
+    url = f"sqlite:///{tmp_path / 'amb.db'}"
+    bank = MemoryBank.open(url, namespace="ops")
+    for suffix, text in (("1", "first note about caching"), ("2", "second note about queues")):
+        bank.add(MemoryItem(id=f"abc{suffix}", kind="note", content=text), dedup=False)
+    bank.close()
+    code, _, err = run(capsys, "show", "abc", "--db", url, "-n", "ops")
+    assert code == 1 and "abc1" in err and "abc2" in err and "more characters" in err
+
+
+def test_import_into_another_namespace_and_hand_written_lines(db, capsys, tmp_path):
+    url, ids = db
+    dump = tmp_path / "dump.jsonl"
+    assert run(capsys, "export", str(dump), "--db", url, "-n", "ops")[0] == 0
+    code, _, err = run(capsys, "import", str(dump), "--db", url, "-n", "copy")
+    assert code == 1 and "--into copy" in err  # the old refusal now says what to do
+    code, out, err = run(capsys, "import", str(dump), "--db", url, "--into", "copy", "--json")
+    assert code == 0, err
+    assert json.loads(out)["imported"] == 2
+    code, out, _ = run(capsys, "list", "--db", url, "-n", "copy", "--json")
+    copied = json.loads(out)
+    assert len(copied) == 2 and not {i["id"] for i in copied} & set(ids)
+    assert {i["content"] for i in copied} == {"HTTP calls need a timeout of 10 s.",
+                                              "Read the last 50 lines of the log first."}
+    code, out, _ = run(capsys, "history", copied[0]["id"], "--db", url, "-n", "copy", "--json")
+    assert json.loads(out) and all(v["item_id"] == copied[0]["id"] for v in json.loads(out))
+    assert len(json.loads(run(capsys, "list", "--db", url, "-n", "ops", "--json")[1])) == 2  # source untouched
+    hand = tmp_path / "hand.jsonl"
+    hand.write_text(json.dumps({"item": {"content": "Pin dependency versions.", "kind": "lesson"}}) + "\n"
+                    + json.dumps({"content": "A bare item line works too."}) + "\n")
+    code, out, err = run(capsys, "import", str(hand), "--db", url, "--into", "hand", "--json")
+    assert code == 0, err
+    assert json.loads(out)["imported"] == 2
+    items = json.loads(run(capsys, "list", "--db", url, "-n", "hand", "--json")[1])
+    code, out, _ = run(capsys, "history", items[0]["id"], "--db", url, "-n", "hand", "--json")
+    assert [v["version"] for v in json.loads(out)] == [1] and json.loads(out)[0]["reason"] == "imported"
+
+
+def test_every_flag_has_help_and_states_its_default(capsys):
+    from seasoned.memory.admin import _parser
+
+    parser = _parser()
+    sub = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction")
+    for name, command in sub.choices.items():
+        for action in command._actions:
+            if action.dest in ("help", "namespace", "db", "json"):
+                continue
+            assert action.help, f"{name} {action.option_strings or action.dest}: no help"
+            if action.option_strings and action.default not in (None, False, []) and action.nargs != 0:
+                assert "default" in action.help, f"{name} {action.option_strings}: default not stated"
+    for command in ("search", "delete", "pin", "prune"):
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        out = capsys.readouterr().out
+        assert "default" in out
