@@ -96,10 +96,30 @@ def _status_code(exc: BaseException) -> int | None:
     return code if isinstance(code, int) else None
 
 
-def is_transient(exc: BaseException) -> bool:
-    """Timeouts, rate limits, 5xx and connection errors are worth retrying; other 4xx are not."""
+AUTH_FAILURES = ("missing credentials", "api_key client option must be set", "no api key", "invalid api key",
+                 "incorrect api key", "invalid x-api-key", "unauthorized", "authentication")
+
+
+def is_auth_failure(exc: BaseException) -> bool:
+    """A missing or refused key: retrying cannot help. litellm reports a missing key as a 500
+    ("OpenAIException - Missing credentials"), so the message is looked at too."""
     import litellm
 
+    if isinstance(exc, (litellm.AuthenticationError, litellm.PermissionDeniedError)):
+        return True
+    if _status_code(exc) in (401, 403):
+        return True
+    text = str(exc).lower()
+    return any(marker in text for marker in AUTH_FAILURES)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Timeouts, rate limits, 5xx and connection errors are worth retrying; other 4xx, and a missing or
+    refused API key (whatever status it comes with), are not."""
+    import litellm
+
+    if is_auth_failure(exc):
+        return False
     if isinstance(exc, (asyncio.TimeoutError, TimeoutError, ConnectionError)):
         return True
     transient_types = (litellm.Timeout, litellm.RateLimitError, litellm.APIConnectionError,
@@ -143,13 +163,17 @@ def describe_failure(model: str, exc: BaseException, api_base: str | None) -> Se
     if isinstance(exc, SeasonedError):
         return exc
     detail = _one_line(exc)
-    if isinstance(exc, litellm.AuthenticationError):
-        return ModelConfigError(f"model {model!r}: authentication failed; set the provider's API key "
-                                f"(e.g. OPENAI_API_KEY, ANTHROPIC_API_KEY) ({detail})")
+    if is_auth_failure(exc):
+        where = providers.api_base_used(model, api_base)
+        at = f" at {where}" if where else ""
+        return ModelConfigError(f"model {model!r}: authentication failed{at}; set the provider's API key "
+                                f"(api_key=, or e.g. OPENAI_API_KEY, ANTHROPIC_API_KEY) ({detail})")
     if isinstance(exc, litellm.NotFoundError):
         return ModelConfigError(f"model {model!r}: the provider does not know this model ({detail})")
     if _is_connection_failure(exc):
-        where = f"api_base {api_base!r}" if api_base else "the provider's API base (api_base / *_API_BASE)"
+        used = providers.api_base_used(model, api_base)
+        where = (f"{used} (api_base / *_API_BASE)" if used
+                 else "the provider's API base (api_base / *_API_BASE)")
         return ModelCallError(f"model {model!r}: could not reach {where} ({detail})", transient=True)
     if isinstance(exc, (asyncio.TimeoutError, TimeoutError, litellm.Timeout)):
         return ModelCallError(f"model {model!r}: timed out ({detail})", transient=True, status_code=408)

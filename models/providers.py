@@ -8,6 +8,7 @@ calibrated simulator).
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 from pathlib import Path
 from typing import Any
@@ -58,7 +59,7 @@ def supports_response_schema(model: str) -> bool:
         return False
     try:
         return bool(litellm().supports_response_schema(model=model))
-    except Exception:
+    except Exception:  # noqa: BLE001 - unknown to litellm's tables: no schema support
         return False
 
 
@@ -85,13 +86,36 @@ def validate(model: str) -> None:
         module = litellm()
         try:
             module.get_llm_provider(model)
-        except Exception:
+        except Exception:  # noqa: BLE001 - litellm raises several types for an unknown model string
             raise ModelConfigError(
                 f"model {model!r} is not a model string litellm knows: use provider/model, e.g. "
                 "'openai/gpt-4o-mini', 'anthropic/claude-3-5-haiku-latest', 'ollama/llama3', "
                 "'hosted_vllm/<name>', 'local/smollm2-135m' or 'local/<path>.gguf'"
             ) from None
     _validated.add(model)
+
+
+DEFAULT_API_BASES = {"openai": "https://api.openai.com/v1", "anthropic": "https://api.anthropic.com"}
+
+
+def api_base_used(model: str, explicit: str | None = None) -> str | None:
+    """The URL a call to ``model`` goes to, as litellm picks it: ``api_base`` when given, else the
+    provider's ``*_API_BASE`` (``OPENAI_BASE_URL`` too for openai), else litellm's default for the
+    provider. None when it cannot be told (the error then names the settings instead)."""
+    if explicit:
+        return explicit
+    provider = provider_of(model)
+    if not provider or provider in ("local", "scripted", "sim"):
+        return None
+    names = [f"{provider.upper()}_API_BASE"] + (["OPENAI_BASE_URL"] if provider == "openai" else [])
+    for name in names:
+        if os.environ.get(name):
+            return os.environ[name]
+    try:
+        found = litellm().get_llm_provider(model)[3]
+    except Exception:  # noqa: BLE001 - only for an error message
+        found = None
+    return found or DEFAULT_API_BASES.get(provider)
 
 
 async def estimate_prompt_tokens(model: str, messages: list[dict]) -> int:
@@ -107,7 +131,7 @@ async def estimate_prompt_tokens(model: str, messages: list[dict]) -> int:
         return await asyncio.to_thread(local.count_prompt_tokens, name, messages)
     try:
         counted = litellm().token_counter(model=model, messages=messages)
-    except Exception:
+    except Exception:  # noqa: BLE001 - no tokenizer for this model: a character estimate
         counted = sum(len(message_text(m)) for m in messages) // 3 + count_message_tokens([])
     return int(counted * REMOTE_ESTIMATE_MARGIN) + REMOTE_ESTIMATE_SLACK
 
@@ -123,7 +147,7 @@ def price(model: str, prompt_tokens: int, completion_tokens: int) -> tuple[float
             model=model, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens
         )
         return float(prompt_cost + completion_cost), True
-    except Exception:
+    except Exception:  # noqa: BLE001 - no price in litellm's tables
         return 0.0, provider_of(model) in FREE_PROVIDERS
 
 

@@ -5,9 +5,16 @@ import subprocess
 import sys
 
 import pytest
-
 from seasoned.models import (
-    Budget, BudgetExceeded, Gateway, Ledger, ModelCallError, ModelConfigError, RetryPolicy, call_tags, scripted,
+    Budget,
+    BudgetExceeded,
+    Gateway,
+    Ledger,
+    ModelCallError,
+    ModelConfigError,
+    RetryPolicy,
+    call_tags,
+    scripted,
 )
 
 FAST_RETRY = RetryPolicy(base_delay=0.001, max_delay=0.01)
@@ -35,7 +42,6 @@ async def test_budget_is_never_exceeded_by_fifty_concurrent_calls():
 
 async def test_call_and_usd_caps_refuse_calls_before_they_are_made():
     import litellm
-
     from seasoned.models import providers
 
     providers.litellm()
@@ -204,8 +210,33 @@ def test_bad_model_strings_give_one_clear_error(model, fragment):
 
 def test_unreachable_api_base_names_the_setting():
     gw = gateway("openai/gpt-4o-mini", retry=RetryPolicy(max_attempts=2, base_delay=0.001))
-    with pytest.raises(ModelCallError, match="could not reach api_base 'http://127.0.0.1:9'"):
+    with pytest.raises(ModelCallError, match="could not reach http://127.0.0.1:9 "):
         gw.complete("hi", api_base="http://127.0.0.1:9", api_key="sk-test", timeout=5)
+
+
+def test_a_dead_port_from_the_environment_is_named(monkeypatch):
+    monkeypatch.setenv("OPENAI_API_BASE", "http://127.0.0.1:9/v1")
+    gw = gateway("openai/gpt-4o-mini", retry=RetryPolicy(max_attempts=1))
+    with pytest.raises(ModelCallError, match="could not reach http://127.0.0.1:9/v1"):
+        gw.complete("hi", api_key="sk-test", timeout=5)
+
+
+@pytest.mark.parametrize("message", [
+    "OpenAIException - Missing credentials. Please pass an `api_key`, or set the `OPENAI_API_KEY` variable.",
+    "AuthenticationError: Incorrect API key provided",
+])
+async def test_a_missing_or_refused_key_is_not_retried(message):
+    model = scripted.register("nokey", fn=lambda messages, params: scripted.server_error(message))
+    gw = gateway("scripted/nokey", retry=RetryPolicy(max_attempts=4, base_delay=0.001))
+    with pytest.raises(ModelConfigError, match="authentication failed.*API key"):
+        await gw.acomplete("hi")
+    assert model.calls == 1  # a 500 that says the key is missing is not transient
+
+
+async def test_a_plain_server_error_is_still_retried():
+    model = scripted.register("flaky", replies=[scripted.server_error()], fn=lambda messages, params: "ok")
+    assert (await gateway("scripted/flaky").acomplete("hi")).text == "ok"
+    assert model.calls == 2
 
 
 def test_sync_complete_works_inside_a_running_loop():
@@ -227,7 +258,8 @@ def test_unknown_sampling_setting_is_rejected():
 def test_importing_the_gateway_is_light():
     code = ("import sys, seasoned.models; heavy = [m for m in ('litellm', 'llama_cpp', 'torch', 'chromadb') "
             "if m in sys.modules]; print(heavy); sys.exit(1 if heavy else 0)")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    result = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True,
+                            timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
