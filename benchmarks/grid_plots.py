@@ -6,7 +6,9 @@
 - ``subtask_spend.png``: multi-stage arms, mean tokens per task spent on each subtask kind, stacked, one
   bar per arm, grouped by allocation policy;
 - ``memory_stream.png``: memory on versus off over the task stream, rolling success rate and tokens per
-  solved task (arms that differ only in memory share a colour; on is solid, off dashed).
+  solved task (arms that differ only in memory share a colour; on is solid with circles, off dashed with
+  crosses). Each line is drawn a few points apart from the others, so identical lines stay visible; the x
+  axis counts whole tasks; the title gives the window actually used (a short stream uses all its tasks).
 """
 
 from __future__ import annotations
@@ -91,9 +93,20 @@ def subtask_spend(summaries: list[dict], arms: dict[str, Arm], varying: list[str
     return _save(fig, plt, path)
 
 
+LINE_OFFSET_POINTS = 3.0  # how far apart (on screen) lines are drawn, so identical ones do not hide each other
+MAX_MARKERS = 25  # markers per line on long streams
+
+
 def memory_stream(rows_by_arm: dict[str, list[dict]], arms: dict[str, Arm], varying: list[str], window: int,
                   path: Path) -> Path | None:
     """Pairs of arms that differ only in memory; nothing when the grid has no such pair."""
+    fig = memory_stream_figure(rows_by_arm, arms, varying, window)
+    return None if fig is None else _save(fig, _pyplot(), path)
+
+
+def memory_stream_figure(rows_by_arm: dict[str, list[dict]], arms: dict[str, Arm], varying: list[str],
+                         window: int):
+    """The figure of ``memory_stream`` (None without a pair of arms differing only in memory)."""
     pairs: dict[tuple, dict[bool, str]] = {}
     for key, arm in arms.items():
         if rows_by_arm.get(key):
@@ -104,26 +117,35 @@ def memory_stream(rows_by_arm: dict[str, list[dict]], arms: dict[str, Arm], vary
     if not pairs:
         return None
     plt = _pyplot()
+    from matplotlib.ticker import MaxNLocator
+    from matplotlib.transforms import offset_copy
+
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(7.5, 7), sharex=True)
     others = [f for f in varying if f != "memory"]
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    for number, (_, pair) in enumerate(sorted(pairs.items())):
+    lines = [(number, pair, on) for number, (_, pair) in enumerate(sorted(pairs.items())) for on in (True, False)]
+    longest = max(len(rows_by_arm[pair[on]]) for _, pair, on in lines)
+    for position, (number, pair, on) in enumerate(lines):
         colour = colours[number % len(colours)]
-        for on in (True, False):
-            rows = sorted(rows_by_arm[pair[on]], key=lambda r: r["index"])
-            success, per_solved = rolling([r["passed"] for r in rows], [r["tokens"] for r in rows], window)
-            xs = [r["index"] + 1 for r in rows]
-            name = arms[pair[on]].label([*others, "memory"])
-            style = "-" if on else "--"
-            top.plot(xs, success, style, color=colour, label=name)
-            bottom.plot(xs, [float("nan") if v is None else v for v in per_solved], style, color=colour, label=name)
-    top.set(title=f"memory on vs off over the task stream (rolling window of {window})", ylabel="success rate",
-            ylim=(-0.02, 1.02))
+        rows = sorted(rows_by_arm[pair[on]], key=lambda r: r["index"])
+        success, per_solved = rolling([r["passed"] for r in rows], [r["tokens"] for r in rows], window)
+        xs = [r["index"] + 1 for r in rows]
+        name = arms[pair[on]].label([*others, "memory"])
+        shift = (position - (len(lines) - 1) / 2) * LINE_OFFSET_POINTS  # points: data values are unchanged
+        style = {"linestyle": "-" if on else "--", "marker": "o" if on else "x", "markersize": 4,
+                 "color": colour, "label": name, "markevery": max(1, len(xs) // MAX_MARKERS)}
+        for ax, ys in ((top, success), (bottom, [float("nan") if v is None else v for v in per_solved])):
+            (line,) = ax.plot(xs, ys, **style)  # placed in data space first, so the axis limits fit the data
+            line.set_transform(offset_copy(ax.transData, fig=fig, x=shift, y=shift, units="points"))
+    used = min(window, longest)
+    shown = f"rolling window of {used} task{'s' if used != 1 else ''}" + (", the whole stream" if used < window else "")
+    top.set(title=f"memory on vs off over the task stream\n({shown})", ylabel="success rate", ylim=(-0.04, 1.04))
     bottom.set(xlabel="task in stream", ylabel="tokens per solved task")
     for ax in (top, bottom):
         ax.grid(alpha=0.3)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     top.legend(fontsize=8)
-    return _save(fig, plt, path)
+    return fig
 
 
 def _save(fig, plt, path: Path) -> Path:

@@ -97,7 +97,7 @@ def _status_code(exc: BaseException) -> int | None:
 
 
 AUTH_FAILURES = ("missing credentials", "api_key client option must be set", "no api key", "invalid api key",
-                 "incorrect api key", "invalid x-api-key", "unauthorized", "authentication")
+                 "incorrect api key", "invalid x-api-key", "unauthorized")
 
 
 def is_auth_failure(exc: BaseException) -> bool:
