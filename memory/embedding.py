@@ -39,15 +39,21 @@ def model_path() -> Path:
 
 
 def get_model():
-    """The process-wide SentenceTransformer (first call loads it: a few seconds)."""
+    """The process-wide embedder, loaded on first use and once: the numpy MiniLM (``minilm.py``, about
+    1 s) when the folder is a BERT with mean pooling, else a SentenceTransformer (torch: 10-20 s)."""
     global _model
     if _model is None:
         with _lock:
             if _model is None:
-                apply_offline_defaults()
-                from sentence_transformers import SentenceTransformer
+                from .minilm import MiniLM, UnsupportedModel
 
-                _model = SentenceTransformer(str(model_path()), device="cpu", local_files_only=True)
+                try:
+                    _model = MiniLM(model_path())
+                except UnsupportedModel:
+                    apply_offline_defaults()
+                    from sentence_transformers import SentenceTransformer
+
+                    _model = SentenceTransformer(str(model_path()), device="cpu", local_files_only=True)
     return _model
 
 
@@ -55,7 +61,12 @@ def embed(texts: Sequence[str], batch_size: int = BATCH_SIZE) -> np.ndarray:
     """Unit-length float32 embeddings, one row per text (batched)."""
     if not texts:
         return np.zeros((0, DIMENSION), dtype=np.float32)
-    vectors = get_model().encode(
+    model = get_model()
+    from .minilm import MiniLM
+
+    if isinstance(model, MiniLM):
+        return model.encode(list(texts), batch_size=batch_size)
+    vectors = model.encode(
         list(texts), batch_size=batch_size, normalize_embeddings=True, show_progress_bar=False,
         convert_to_numpy=True,
     )
