@@ -16,25 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-SMALL_INPUT_TOKENS = 512  # up to this many tokens a batch runs on one BLAS thread (see _blas_threads)
-
 
 class UnsupportedModel(Exception):
     pass
-
-
-def _blas_threads(tokens: int):
-    """One BLAS thread for small inputs (a search query): waking a thread pool costs more than the
-    multiplications, up to 1 s on a busy machine against 0.03 s. threadpoolctl is optional."""
-    from contextlib import nullcontext
-
-    if tokens > SMALL_INPUT_TOKENS:
-        return nullcontext()
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        return nullcontext()
-    return threadpool_limits(limits=1, user_api="blas")
 
 
 def _layer_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: float) -> np.ndarray:
@@ -145,8 +129,7 @@ class MiniLM:
             for row, e in enumerate(encodings):
                 ids[row, :len(e.ids)] = e.ids
                 mask[row, :len(e.ids)] = 1.0
-            with _blas_threads(ids.size):
-                tokens = self._forward(ids, mask)
+            tokens = self._forward(ids, mask)
             pooled = (tokens * mask[..., None]).sum(1) / np.maximum(mask.sum(1, keepdims=True), 1e-9)
             if self.normalize:
                 pooled /= np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
