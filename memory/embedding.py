@@ -39,21 +39,15 @@ def model_path() -> Path:
 
 
 def get_model():
-    """The process-wide embedder, loaded on first use and once: the numpy MiniLM (``minilm.py``, about
-    1 s) when the folder is a BERT with mean pooling, else a SentenceTransformer (torch: 10-20 s)."""
+    """The process-wide SentenceTransformer (first call loads it: a few seconds)."""
     global _model
     if _model is None:
         with _lock:
             if _model is None:
-                from .minilm import MiniLM, UnsupportedModel
+                apply_offline_defaults()
+                from sentence_transformers import SentenceTransformer
 
-                try:
-                    _model = MiniLM(model_path())
-                except UnsupportedModel:
-                    apply_offline_defaults()
-                    from sentence_transformers import SentenceTransformer
-
-                    _model = SentenceTransformer(str(model_path()), device="cpu", local_files_only=True)
+                _model = SentenceTransformer(str(model_path()), device="cpu", local_files_only=True)
     return _model
 
 
@@ -61,12 +55,7 @@ def embed(texts: Sequence[str], batch_size: int = BATCH_SIZE) -> np.ndarray:
     """Unit-length float32 embeddings, one row per text (batched)."""
     if not texts:
         return np.zeros((0, DIMENSION), dtype=np.float32)
-    model = get_model()
-    from .minilm import MiniLM
-
-    if isinstance(model, MiniLM):
-        return model.encode(list(texts), batch_size=batch_size)
-    vectors = model.encode(
+    vectors = get_model().encode(
         list(texts), batch_size=batch_size, normalize_embeddings=True, show_progress_bar=False,
         convert_to_numpy=True,
     )
