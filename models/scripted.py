@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Union
 
 from .errors import ModelConfigError
+from .responses import text_response
 from .tokens import _TOKEN, count_message_tokens, count_text_tokens
 
 Reply = Union[str, BaseException, Callable[[list, dict], Any]]
@@ -127,14 +128,8 @@ def make_handler():
         scripted_model = get(model)
         text = scripted_model.next_reply(messages, dict(optional_params))
         text, finish = _truncate(text, optional_params.get("max_tokens"), optional_params.get("stop"))
-        prompt_tokens = count_message_tokens(messages)
-        completion_tokens = count_text_tokens(text)
-        return litellm.ModelResponse(
-            model=f"scripted/{model}",
-            choices=[{"index": 0, "finish_reason": finish, "message": {"role": "assistant", "content": text}}],
-            usage=litellm.Usage(prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
-                                total_tokens=prompt_tokens + completion_tokens),
-        )
+        return text_response(f"scripted/{model}", text, finish, count_message_tokens(messages),
+                             count_text_tokens(text))
 
     class ScriptedLLM(CustomLLM):
         def completion(self, model, messages, *args, optional_params=None, **kwargs):

@@ -29,6 +29,7 @@ import threading
 from dataclasses import dataclass, field
 
 from .errors import ModelConfigError
+from .responses import text_response
 from .tokens import count_message_tokens
 
 TAG = re.compile(r"\[sim task=(?P<task>[^\s\]]+) kind=(?P<kind>[^\s\]]+)\]")
@@ -181,13 +182,7 @@ def make_handler():
     def build(model: str, messages: list, optional_params: dict) -> litellm.ModelResponse:
         world = get(model)
         text, completion_tokens, finish = reply(world, messages, optional_params)
-        prompt_tokens = count_message_tokens(messages)
-        return litellm.ModelResponse(
-            model=f"sim/{model}",
-            choices=[{"index": 0, "finish_reason": finish, "message": {"role": "assistant", "content": text}}],
-            usage=litellm.Usage(prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
-                                total_tokens=prompt_tokens + completion_tokens),
-        )
+        return text_response(f"sim/{model}", text, finish, count_message_tokens(messages), completion_tokens)
 
     class SimLLM(CustomLLM):
         def completion(self, model, messages, *args, optional_params=None, **kwargs):
