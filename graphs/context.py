@@ -70,16 +70,12 @@ class Demonstration:
     reply: str
     tokens: int = 0
 
-    def turns(self) -> list[dict]:
-        return [{"role": "user", "content": self.task}, {"role": "assistant", "content": self.reply}]
-
 
 @dataclass
 class MemoryContext:
     """What the builder chose for one solve (JSON-serialisable: it lives in the checkpointed state)."""
 
     channel: str = "none"  # the channel in force (what the prompt really holds)
-    chosen: str = "none"  # what the sampler picked (``channel`` differs when that form was empty)
     reason: str = ""
     notes: str = ""
     demos: list[dict] = field(default_factory=list)
@@ -88,20 +84,8 @@ class MemoryContext:
     context_tokens: int = 0
     posterior: dict[str, list[int]] = field(default_factory=dict)  # channel -> [successes, failures]
 
-    def demonstrations(self) -> list[Demonstration]:
-        return [Demonstration(**d) for d in self.demos]
-
     def as_dict(self) -> dict:
         return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict | None) -> MemoryContext:
-        return cls(**data) if data else cls()
-
-
-def demo_turns(memory: dict | None) -> list[dict]:
-    """The demonstrations of a state's memory as chat turns (empty without memory)."""
-    return [m for d in MemoryContext.from_dict(memory).demonstrations() for m in d.turns()]
 
 
 class ContextBuilder:
@@ -120,18 +104,19 @@ class ContextBuilder:
 
     # --- building --------------------------------------------------------------------------------------
     async def build(self, task: str, budget: Budget, *, samples: int = 1, max_samples: int = 1,
-                    reply_tokens: int = 96, notes_only: bool = False) -> MemoryContext:
+                    reply_tokens: int = 96) -> MemoryContext:
         """The memory for one solve of ``task`` within ``budget``. ``samples``: how many samples surely pay
         for the context (all n for best-of-n; 1 for first-finish strategies); ``max_samples``: at most."""
-        return await asyncio.to_thread(self._build, task, budget, samples, reply_tokens, notes_only,
+        return await asyncio.to_thread(self._build, task, budget, samples, reply_tokens,
                                        max(samples, max_samples))
 
     def _build(self, task: str, budget: Budget, samples: int, reply_tokens: int,
-               notes_only: bool, max_samples: int = 1) -> MemoryContext:
-        cached = None if notes_only else self._cached(task)
+               max_samples: int = 1) -> MemoryContext:
+        cached = self._cached(task)
         allowance = self._allowance(task, budget, samples, reply_tokens)
-        demos = [] if notes_only else self._demos(task, allowance)
-        notes, note_ids = self._notes(task)
+        # a fixed channel reads only the forms it can use
+        demos = self._demos(task, allowance) if self.channel in ("auto", "demos", "demos+notes") else []
+        notes, note_ids = self._notes(task) if self.channel in ("auto", "notes", "demos+notes") else ("", [])
         counts = self.bank.channels.counts(self.namespace, self.model, self.scope)
         options = {"none": ("", [], 0)}
         if demos:
@@ -143,7 +128,8 @@ class ContextBuilder:
         chosen, reason = self._choose(options, counts, task, budget, max_samples, reply_tokens)
         note_text, chosen_demos, tokens = options.get(chosen, options["none"])
         ids = [d.id for d in chosen_demos] + (note_ids if note_text else [])
-        return MemoryContext(channel=chosen, chosen=chosen, reason=reason, notes=note_text,
+        self.bank.mark_retrieved(ids)  # only what reaches the prompt counts as retrieved
+        return MemoryContext(channel=chosen, reason=reason, notes=note_text,
                              demos=[asdict(d) for d in chosen_demos],
                              cached=asdict(cached) if cached else None, ids=ids, context_tokens=tokens,
                              posterior={c: [n.successes, n.failures] for c, n in counts.items()})
@@ -194,13 +180,12 @@ class ContextBuilder:
             used += demo.tokens
             if len(chosen) >= self.max_demos:
                 break
-        if chosen:
-            self.bank.mark_retrieved([d.id for d in chosen])
         return list(reversed(chosen))  # the most relevant one closest to the task
 
     def _notes(self, task: str) -> tuple[str, list[str]]:
         """Distilled items, compact: memory must not cost more prompt tokens than it saves."""
-        hits = self.bank.retrieve(task, k=NOTE_ITEMS, kinds=list(NOTE_KINDS), namespace=self.namespace)
+        hits = self.bank.retrieve(task, k=NOTE_ITEMS, kinds=list(NOTE_KINDS), namespace=self.namespace,
+                                  track=False)
         lines, used, ids = [], 0, []
         for hit in hits:
             if hit.item.utility < MIN_ITEM_UTILITY:

@@ -148,7 +148,7 @@ def test_context_builder_respects_a_fixed_channel_and_names_bad_ones(bank):
     with pytest.raises(ValueError, match="memory_channel"):
         ContextBuilder(bank, "exp", "m", channel="prose")
     builder = ContextBuilder(bank, "exp", "m", channel="notes")
-    built = builder._build("What is 2 + 2?", Budget(max_tokens=1000), 1, 64, False)
+    built = builder._build("What is 2 + 2?", Budget(max_tokens=1000), 1, 64)
     assert built.channel == "none" and "nothing to offer" in built.reason
 
 
