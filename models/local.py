@@ -74,8 +74,11 @@ class LoadedModel:
         seed = params.get("seed")
 
         def on_token(_ids, _logits) -> bool:
+            # Called once a token is sampled, before llama.cpp yields it. llama-cpp-python skips its own
+            # max_tokens check while a multi-byte character is incomplete (an emoji can overrun the cap), so
+            # the cap is enforced here: the sample past it is dropped and generation ends.
             handle.completion_tokens += 1
-            return handle.cancelled.is_set()
+            return handle.cancelled.is_set() or handle.completion_tokens > max_tokens
 
         with self.lock:
             if handle.cancelled.is_set():  # cancelled while waiting for the model: nothing was spent
@@ -98,11 +101,12 @@ class LoadedModel:
             )
         choice = out["choices"][0]
         usage = out.get("usage") or {}
+        capped = handle.completion_tokens > max_tokens
         return {
             "text": choice.get("text") or "",
-            "finish_reason": choice.get("finish_reason") or "stop",
+            "finish_reason": "length" if capped else (choice.get("finish_reason") or "stop"),
             "prompt_tokens": int(usage.get("prompt_tokens", len(tokens))),
-            "completion_tokens": int(usage.get("completion_tokens", handle.completion_tokens)),
+            "completion_tokens": min(int(usage.get("completion_tokens", handle.completion_tokens)), max_tokens),
         }
 
     def _template_stops(self) -> list[str]:

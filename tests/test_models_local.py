@@ -18,6 +18,16 @@ def test_embedded_model_answers_a_chat_through_litellm():
     assert response.usage.prompt_tokens > 0
 
 
+def test_max_tokens_is_a_hard_cap_even_inside_a_multibyte_character():
+    # llama-cpp-python skips its max_tokens check while an emoji (several tokens) is incomplete
+    litellm = providers.litellm()
+    messages = [{"role": "user", "content": "Reply with five emojis only, like 🎉🌟🍕🐱🚀."}]
+    for seed in range(4):
+        response = litellm.completion(model=MODEL, messages=messages, max_tokens=2, temperature=1.0, seed=seed)
+        assert 0 < response.usage.completion_tokens <= 2
+        assert response.choices[0].finish_reason == "length"
+
+
 def test_gateway_reply_is_reproducible_with_a_seed_and_exactly_reserved():
     gw = Gateway(MODEL, ledger=Ledger())
     budget = Budget(max_tokens=10_000)
