@@ -16,10 +16,9 @@
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Annotated, Any, TypedDict
+from typing import Any
 
 from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
@@ -28,28 +27,12 @@ from seasoned.agents import planner
 from seasoned.models import Budget, BudgetExceeded, call_tags
 
 from .allocation import AllocationPolicy, SubtaskNeed
-from .solve import MIN_SAMPLE_TOKENS, Checker, SolveContext, build_solve_graph, env_verdicts, spend_of
+from .decide import MIN_SAMPLE_TOKENS
+from .solve import Checker, SolveContext, build_solve_graph
+from .state import TaskState, emit, env_verdicts, spend_of
 
 PLANNER_TOKENS = 400
 MIN_SUBTASK_TOKENS = 32
-
-
-def merge_dicts(left: dict | None, right: dict | None) -> dict:
-    return {**(left or {}), **(right or {})}
-
-
-class TaskState(TypedDict, total=False):
-    task: str
-    subtasks: list[dict]
-    plan_source: str
-    memory_context: str | None
-    memory_ids: list[str] | None
-    allocations: Annotated[dict, merge_dicts]
-    results: Annotated[dict, merge_dicts]
-    spend: Annotated[list[dict], operator.add]
-    decisions: Annotated[list[dict], operator.add]
-    final: dict | None
-    curation: dict | None
 
 
 @dataclass
@@ -75,12 +58,6 @@ class TaskContext:
             self.solve_graph = build_solve_graph().compile()
 
 
-def _emit(runtime: Runtime, event: str, **data: Any) -> None:
-    writer = getattr(runtime, "stream_writer", None)
-    if writer is not None:
-        writer({"event": event, **data})
-
-
 async def retrieve_node(state: TaskState, runtime: Runtime[TaskContext]) -> dict:
     """Memory is chosen per subtask (each subtask's solve graph builds its own demonstrations and notes
     for its own prompt), so the task level passes nothing down."""
@@ -104,7 +81,7 @@ async def plan_node(state: TaskState, runtime: Runtime[TaskContext]) -> dict:
             plan, source = planner.single_subtask(state["task"]), "fallback"
         spent = spend_of(budget)
     subtasks = [s.model_dump() for s in plan.subtasks]
-    _emit(runtime, "plan", source=source, subtasks=subtasks)
+    emit(runtime, "plan", source=source, subtasks=subtasks)
     return {"subtasks": subtasks, "plan_source": source,
             "spend": [{"node": "plan", "role": "planner", **spent}]}
 
@@ -158,7 +135,7 @@ async def allocate_node(state: TaskState, runtime: Runtime[TaskContext]) -> dict
     decision = {"action": "allocate", "policy": ctx.policy.name, "budget_left": total,
                 "remaining": [s["id"] for s in remaining], "dispatched": list(chosen),
                 "allocations": {k: v for k, v in chosen.items()}}
-    _emit(runtime, "allocation", decision=decision)
+    emit(runtime, "allocation", decision=decision)
     return {"allocations": chosen, "decisions": [decision]}
 
 
@@ -247,7 +224,7 @@ async def solve_subtask_node(payload: dict, runtime: Runtime[TaskContext]) -> di
               "memory_channel": (state.get("memory") or {}).get("channel")}
     if ctx.on_subtask:
         ctx.on_subtask("finish", {"subtask": subtask, "result": result})
-    _emit(runtime, "subtask", subtask=sid, result={k: result[k] for k in ("answer", "verified", "tokens")})
+    emit(runtime, "subtask", subtask=sid, result={k: result[k] for k in ("answer", "verified", "tokens")})
     return {"results": {sid: result}, "spend": [{"node": f"subtask {sid}", "role": "solver", **spend_of(budget)}]}
 
 
@@ -276,7 +253,7 @@ def _given_up(subtask: dict, allocation: dict, runtime: Runtime[TaskContext]) ->
               "given_up": True}
     if ctx.on_subtask:
         ctx.on_subtask("finish", {"subtask": subtask, "result": result})
-    _emit(runtime, "subtask", subtask=sid, result={k: result[k] for k in ("answer", "verified", "tokens")})
+    emit(runtime, "subtask", subtask=sid, result={k: result[k] for k in ("answer", "verified", "tokens")})
     return {"results": {sid: result}, "spend": [{"node": f"subtask {sid}", "role": "solver", "tokens": 0,
                                                   "usd": 0.0, "calls": 0}]}
 
@@ -310,7 +287,7 @@ async def aggregate_node(state: TaskState, runtime: Runtime[TaskContext]) -> dic
     final = {"answer": answer, "text": final_text, "verified": verified, "verified_by": verified_by, "reward": reward,
              "details": details if isinstance(details, (str, dict)) else repr(details),
              "checked": ctx.final_checker is not None}
-    _emit(runtime, "final", final={k: final[k] for k in ("answer", "verified", "verified_by")})
+    emit(runtime, "final", final={k: final[k] for k in ("answer", "verified", "verified_by")})
     return {"final": final}
 
 
@@ -319,7 +296,7 @@ async def curate_node(state: TaskState, runtime: Runtime[TaskContext]) -> dict:
     if ctx.curator is None:
         return {"curation": {"skipped": "no memory"}}
     report = await ctx.curator(dict(state))
-    _emit(runtime, "curation", report=report)
+    emit(runtime, "curation", report=report)
     return {"curation": report}
 
 

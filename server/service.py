@@ -17,7 +17,7 @@ from typing import Any
 
 from seasoned.agents import solver
 from seasoned.graphs import Agent, Event, RunResult, StrategyConfig
-from seasoned.graphs.solve import MIN_SAMPLE_TOKENS
+from seasoned.graphs.decide import MIN_SAMPLE_TOKENS
 from seasoned.graphs.strategy import STRATEGIES
 from seasoned.models import Gateway, Ledger, ModelConfigError, SeasonedError, providers
 from seasoned.models.gateway import parse_model_spec

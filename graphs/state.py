@@ -1,0 +1,132 @@
+"""The typed state of the graphs: what a candidate, a verdict and a decision are, the solve and task
+states built from them, and small helpers that read them.
+
+Candidates, verdicts and decisions are checkpointed by LangGraph, recorded by the run store and returned
+in ``RunResult``, so they are plain dicts typed with ``TypedDict`` (``typing_extensions``: pydantic reads
+these on Python 3.11).
+"""
+
+from __future__ import annotations
+
+import operator
+from typing import Annotated, Any, Literal, NotRequired
+
+from langgraph.runtime import Runtime
+from seasoned.agents import solver
+from seasoned.models import Budget
+from typing_extensions import TypedDict
+
+
+class Candidate(TypedDict):
+    """One attempt at a subtask: a sampled reply, a revision, an acting episode, or the cached answer."""
+
+    id: str  # "<subtask>-w<wave>-<index>"
+    wave: int
+    index: int
+    kind: Literal["sample", "revision", "cached"]
+    seed: int | None
+    text: str
+    answer: str | None  # what the extractor read from ``text``
+    status: Literal["ok", "cancelled", "budget", "error"]
+    error: str | None
+    trajectory: list[dict] | None  # acting steps, for interactive environments
+    tokens: NotRequired[int]
+    usd: NotRequired[float]
+    calls: NotRequired[int]
+
+
+class Verdict(TypedDict):
+    """A verifier's judgement of one candidate (``verifier`` is ``env:<name>`` or ``judge:<model>``)."""
+
+    candidate_id: str
+    verifier: str
+    passed: bool
+    score: float
+    details: str
+
+
+class Decision(TypedDict):
+    """What the solve loop did after a wave, and why (the learned give-up rule adds its numbers)."""
+
+    action: Literal["sample", "critique", "select"]
+    reason: str
+    samples: int
+    p_next_wave: NotRequired[float]
+    gain_per_token: NotRequired[float]
+    price: NotRequired[float]
+
+
+class SpendEntry(TypedDict):
+    """What one node spent (``spend`` in the states)."""
+
+    node: str
+    role: str
+    tokens: int
+    usd: float
+    calls: int
+
+
+class SolveState(TypedDict, total=False):
+    task: str
+    subtask: str
+    memory_context: str | None  # distilled notes (the system message)
+    memory_ids: list[str] | None
+    memory: dict | None  # MemoryContext.as_dict(): channel, demonstrations, cached answer, why
+    candidates: Annotated[list[Candidate], operator.add]
+    verdicts: Annotated[list[Verdict], operator.add]
+    spend: Annotated[list[SpendEntry], operator.add]
+    decisions: Annotated[list[Decision], operator.add]
+    critique: str | None
+    result: dict | None
+
+
+def merge_dicts(left: dict | None, right: dict | None) -> dict:
+    return {**(left or {}), **(right or {})}
+
+
+class TaskState(TypedDict, total=False):
+    task: str
+    subtasks: list[dict]
+    plan_source: str
+    memory_context: str | None
+    memory_ids: list[str] | None
+    allocations: Annotated[dict, merge_dicts]
+    results: Annotated[dict, merge_dicts]
+    spend: Annotated[list[SpendEntry], operator.add]
+    decisions: Annotated[list[dict], operator.add]
+    final: dict | None
+    curation: dict | None
+
+
+# --- helpers over state ----------------------------------------------------------------------------
+def usable(state: SolveState) -> list[Candidate]:
+    return [c for c in state.get("candidates", []) if c["status"] == "ok"]
+
+
+def env_verdicts(state: SolveState) -> dict[str, Verdict]:
+    return {v["candidate_id"]: v for v in state.get("verdicts", []) if v["verifier"].startswith("env")}
+
+
+def judge_verdicts(state: SolveState) -> dict[str, Verdict]:
+    return {v["candidate_id"]: v for v in state.get("verdicts", []) if v["verifier"].startswith("judge")}
+
+
+def with_answer_keys(candidates: list[Candidate]) -> list[dict]:
+    """The candidates with ``answer_key``: their normalised answer (what votes compare)."""
+    return [{**c, "answer_key": solver.normalize_answer(c.get("answer"))} for c in candidates]
+
+
+def mean_tokens(state: SolveState) -> float:
+    spent = [c.get("tokens", 0) for c in state.get("candidates", []) if c["status"] == "ok"]
+    return sum(spent) / len(spent) if spent else 0.0
+
+
+def spend_of(budget: Budget) -> dict:
+    return {"tokens": budget.spent.tokens, "usd": budget.spent.usd, "calls": budget.spent.calls}
+
+
+def emit(runtime: Runtime, event: str, **data: Any) -> None:
+    """A custom stream event (``stream_mode="custom"``) from a node; nothing outside a streamed run."""
+    writer = getattr(runtime, "stream_writer", None)
+    if writer is not None:
+        writer({"event": event, **data})
