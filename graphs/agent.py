@@ -577,32 +577,8 @@ class Agent:
             result.subtasks and (result.verified_by or "").startswith("env"))
         if self.memory is not None and env_checked:
             self._credit_items(result, context.namespace)
-        if self.store is None:
-            return
-        self.store.record_event(result.run_id, "outcome", {
-            "verified": result.verified, "verified_by": result.verified_by, "memory_ids": result.memory_ids,
-            "namespace": context.namespace, "outcome_recorded": env_checked})
-        for subtask in result.subtasks:
-            sub = subtask["result"] or {}
-            self.store.add_subtask(result.run_id, subtask["id"], description=subtask["description"],
-                                   kind=subtask["kind"], difficulty=subtask["difficulty"],
-                                   depends_on=subtask["depends_on"], allocation=subtask["allocation"] or {})
-            self.store.finish_subtask(result.run_id, subtask["id"], status="completed" if sub else "skipped",
-                                      answer=sub.get("answer"), verified=bool(sub.get("verified")),
-                                      spend={k: sub.get(k) for k in ("tokens", "usd", "calls", "allocated")})
-        verdicts_by_candidate: dict[str, list[dict]] = {}
-        for verdict in result.verdicts:
-            verdicts_by_candidate.setdefault(verdict["candidate_id"], []).append(verdict)
-        for index, candidate in enumerate(result.candidates):
-            verdicts = verdicts_by_candidate.get(candidate["id"], [])
-            self.store.add_candidate(
-                result.run_id, subtask="main", index=index,
-                text=candidate["text"], answer=candidate["answer"], verdicts=verdicts,
-                score=max((v["score"] for v in verdicts), default=None), status=candidate["status"],
-                tokens=candidate.get("tokens", 0), call_ids=[],
-            )
-        self.store.finish_run(result.run_id, status="completed", answer=result.answer, verified=result.verified,
-                              confidence=result.confidence, spend=result.spend.model_dump())
+        if self.store is not None:
+            self.store.record_result(result, namespace=context.namespace, outcome_recorded=env_checked)
 
     def _credit_items(self, result: RunResult, namespace: str) -> None:
         """Credit the memory items a run used with its outcome (each subtask's own, when it was checked)."""

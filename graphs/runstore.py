@@ -523,6 +523,35 @@ class RunStore:
 
         self._write(write)
 
+    def record_result(self, result: Any, *, namespace: str, outcome_recorded: bool) -> None:
+        """Record a finished run from its result (a ``RunResult``): the outcome event, its subtasks, its
+        candidates with their verdicts, then close the run as ``completed``. ``outcome_recorded`` says whether
+        the memory items were credited already (an environment checked the answer)."""
+        self.record_event(result.run_id, "outcome", {
+            "verified": result.verified, "verified_by": result.verified_by, "memory_ids": result.memory_ids,
+            "namespace": namespace, "outcome_recorded": outcome_recorded})
+        for subtask in result.subtasks:
+            sub = subtask["result"] or {}
+            self.add_subtask(result.run_id, subtask["id"], description=subtask["description"],
+                             kind=subtask["kind"], difficulty=subtask["difficulty"],
+                             depends_on=subtask["depends_on"], allocation=subtask["allocation"] or {})
+            self.finish_subtask(result.run_id, subtask["id"], status="completed" if sub else "skipped",
+                                answer=sub.get("answer"), verified=bool(sub.get("verified")),
+                                spend={k: sub.get(k) for k in ("tokens", "usd", "calls", "allocated")})
+        verdicts_by_candidate: dict[str, list[dict]] = {}
+        for verdict in result.verdicts:
+            verdicts_by_candidate.setdefault(verdict["candidate_id"], []).append(verdict)
+        for index, candidate in enumerate(result.candidates):
+            verdicts = verdicts_by_candidate.get(candidate["id"], [])
+            self.add_candidate(
+                result.run_id, subtask="main", index=index,
+                text=candidate["text"], answer=candidate["answer"], verdicts=verdicts,
+                score=max((v["score"] for v in verdicts), default=None), status=candidate["status"],
+                tokens=candidate.get("tokens", 0), call_ids=[],
+            )
+        self.finish_run(result.run_id, status="completed", answer=result.answer, verified=result.verified,
+                        confidence=result.confidence, spend=result.spend.model_dump())
+
     def record_feedback(self, run_id: str, success: bool, comment: str | None = None) -> None:
         """An outcome learned after the run (a user's verdict, a hidden test): kept with the run."""
 
