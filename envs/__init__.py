@@ -30,9 +30,10 @@ Interface
 Environments: addition, arithmetic, game24, sums and wordproblems (multi-stage), humaneval, swe, miniwob.
 """
 
+from seasoned.errors import EnvError
 from seasoned.tools.actions import Action, ToolSpec
 
-from .base import EnvError, Environment, Observation, Session, Stage, Task, Verdict
+from .base import Environment, Observation, Session, Stage, Task, Verdict
 from .registry import get_env, list_envs, register_env
 
 __all__ = ["Action", "EnvError", "Environment", "Observation", "Session", "Stage", "Task", "ToolSpec",

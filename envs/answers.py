@@ -1,4 +1,4 @@
-"""Robust answer extraction from model output: last number, last expression, last code block."""
+"""Robust answer extraction from model output: last number, last expression, code blocks."""
 
 from __future__ import annotations
 
@@ -53,8 +53,3 @@ def format_number(value: Fraction) -> str:
 def code_blocks(text: str) -> list[tuple[str, str]]:
     """All fenced code blocks as (language, code), an unterminated last block included."""
     return [(lang.lower(), code) for lang, code in _CODE.findall(text or "")]
-
-
-def last_code_block(text: str, languages: tuple[str, ...] = ("python", "py", "")) -> str | None:
-    blocks = [code for lang, code in code_blocks(text) if lang in languages]
-    return blocks[-1] if blocks else None

@@ -6,12 +6,8 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any
 
-from seasoned.models.errors import SeasonedError
+from seasoned.errors import EnvError
 from seasoned.tools.actions import Action, ToolSpec
-
-
-class EnvError(SeasonedError, ValueError):
-    """Bad environment input: unknown env or task id, bad JSONL, missing repository..."""
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,8 @@ import asyncio
 import time
 from typing import Callable
 
-from .base import EnvError
+from seasoned.errors import EnvError
+
 from .registry import get_env, list_envs
 
 

@@ -10,8 +10,10 @@ import re
 from collections import Counter
 from fractions import Fraction
 
+from seasoned.errors import EnvError
+
 from .answers import tail
-from .base import EnvError, Environment, Task, Verdict
+from .base import Environment, Task, Verdict
 from .seeded import make_id, parse_id, plan, rng
 
 LEVELS = range(1, 4)  # 1: many solutions ... 3: few

@@ -10,11 +10,12 @@ import re
 import shutil
 import tempfile
 
+from seasoned.errors import EnvError
 from seasoned.tools.limits import Limits
 from seasoned.tools.sandbox import Sandbox
 
 from .answers import code_blocks
-from .base import EnvError, Environment, Task, Verdict
+from .base import Environment, Task, Verdict
 
 
 @functools.lru_cache(maxsize=1)

@@ -7,11 +7,11 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+from seasoned.errors import EnvError, ToolError
 from seasoned.tools.actions import Action, Param, ToolSpec
 from seasoned.tools.browser import BrowserPage, StaticServer, launch_chromium
-from seasoned.tools.errors import ToolError
 
-from .base import EnvError, Environment, Observation, Session, Task, Verdict
+from .base import Environment, Observation, Session, Task, Verdict
 
 # Tasks that can be done with element-level actions come first in the default order.
 PREFERRED = ["click-button", "click-link", "enter-text", "focus-text", "click-dialog", "click-checkboxes",

@@ -5,7 +5,9 @@ from __future__ import annotations
 import importlib
 from typing import Callable
 
-from .base import EnvError, Environment
+from seasoned.errors import EnvError
+
+from .base import Environment
 
 # name -> "module:Class" (imported on first use so that listing stays light)
 _BUILTIN: dict[str, str] = {

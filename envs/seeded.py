@@ -5,8 +5,10 @@ from __future__ import annotations
 import random
 import re
 
+from seasoned.errors import EnvError
+
 from .answers import format_number, last_number, parse_number
-from .base import EnvError, Environment, Task, Verdict
+from .base import Environment, Task, Verdict
 
 _ID = re.compile(r"^(?P<env>[a-z0-9_]+)-d(?P<d>\d+)-(?P<k>\d+)$")
 

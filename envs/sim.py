@@ -17,9 +17,10 @@ from __future__ import annotations
 import random
 import re
 
+from seasoned.errors import EnvError
 from seasoned.models import sim
 
-from .base import EnvError, Environment, Stage, Task, Verdict
+from .base import Environment, Stage, Task, Verdict
 
 _NUMBER = re.compile(r"-?\d+")
 PROMPT_TOKENS_GUESS = 20  # what a stage's prompt adds to each sample, roughly (the oracle's cost per sample)

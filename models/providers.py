@@ -10,12 +10,12 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
-from pathlib import Path
 from typing import Any
 
+from seasoned.errors import ModelConfigError
+from seasoned.settings import apply_offline_defaults
+
 from . import scripted, sim
-from .errors import ModelConfigError
-from .settings import apply_offline_defaults
 from .tokens import count_message_tokens, message_text
 
 FREE_PROVIDERS = ("local", "scripted", "sim")
@@ -164,7 +164,3 @@ def model_used(response: Any, chain: list[str]) -> str:
         if answered and (answered == candidate or candidate.endswith("/" + answered)):
             return candidate
     return answered or chain[0]
-
-
-def gguf_exists(path: str) -> bool:
-    return Path(path).expanduser().is_file()

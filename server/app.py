@@ -10,13 +10,13 @@ from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
+from seasoned.errors import ApiError
 from seasoned.models import SeasonedError, untrusted
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .auth import Caller, InFlight, KeyRing
-from .errors import ApiError, api_error_handler, request_validation_handler, validation_error
 from .responses import SlotStreamingResponse, check_result, completion_body, json_safe, sse_events
-from .schemas import EXAMPLE_STRATEGIES, GRAMMAR, ChatCompletionRequest, FeedbackRequest
+from .schemas import EXAMPLE_STRATEGIES, GRAMMAR, ChatCompletionRequest, FeedbackRequest, validation_error
 from .service import Service
 from .settings import ServerSettings
 
@@ -211,3 +211,12 @@ async def _parse(request: Request, model: Any) -> Any:
         return model.model_validate(data)
     except ValidationError as exc:
         raise validation_error(exc) from None
+
+
+async def api_error_handler(_request: Request, exc: ApiError) -> JSONResponse:
+    return JSONResponse(exc.body(), status_code=exc.status)
+
+
+async def request_validation_handler(_request: Request, exc: RequestValidationError) -> JSONResponse:
+    error = validation_error(exc)
+    return JSONResponse(error.body(), status_code=error.status)

@@ -12,10 +12,8 @@ import threading
 from dataclasses import dataclass
 
 from fastapi import Request
+from seasoned.errors import ApiError, MemoryConfigError
 from seasoned.memory.bank import check_namespace
-from seasoned.memory.errors import MemoryConfigError
-
-from .errors import ApiError
 
 ANONYMOUS = "<loopback>"
 

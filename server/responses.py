@@ -16,6 +16,7 @@ from typing import Any
 
 import anyio
 from pydantic_core import to_jsonable_python
+from seasoned.errors import ApiError
 from seasoned.graphs import Event, RunResult
 from seasoned.models import SeasonedError
 from seasoned.models.untrusted import finite_or_none
@@ -23,7 +24,6 @@ from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from .auth import Slot
-from .errors import ApiError
 from .service import Plan, Service
 
 

@@ -9,12 +9,13 @@ A bare strategy (``best_of_n-4``) means the server's default model.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Literal, NamedTuple
 
+from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from seasoned.errors import ApiError
 from seasoned.graphs.strategy import StrategyConfig, StrategyError, parse_strategy
-
-from .errors import ApiError
 
 GRAMMAR = ("[STRATEGY:]MODEL - STRATEGY is one of single, best_of_n, self_consistency, revise, adaptive, "
            "optionally with -N (best_of_n-8: 8 samples; revise-2: 2 rounds; adaptive-16: at most 16 samples); "
@@ -167,3 +168,32 @@ def task_from_messages(messages: list[ChatMessage]) -> str:
         parts.append("Conversation so far:\n" + "\n".join(turns))
     parts.append(question if not parts else f"Now answer:\n{question}")
     return "\n\n".join(parts)
+
+
+def field_path(loc: Sequence[Any]) -> str:
+    """``("body", "messages", 0, "role")`` -> ``messages[0].role``."""
+    parts = list(loc)
+    if parts and parts[0] in ("body", "query", "path", "header"):
+        parts = parts[1:]
+    text = ""
+    for part in parts:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        elif not str(part).startswith(("function-", "tagged-union", "str", "list[", "int", "float")):
+            text += ("." if text else "") + str(part)
+    return text or "body"
+
+
+def validation_error(exc: RequestValidationError | Any, prefix: str = "") -> ApiError:
+    """FastAPI's 422 (or a pydantic error) as a 400 naming the first field at fault."""
+    first = exc.errors()[0]
+    path = field_path(first.get("loc", ()))
+    if prefix:
+        path = prefix if path == "body" else f"{prefix}.{path}"
+    if first.get("type") == "json_invalid":
+        return ApiError(400, f"the request body is not valid JSON ({first.get('ctx', {}).get('error', 'parse error')})",
+                        param="body", code="invalid_json")
+    message = first.get("msg", "invalid value")
+    if first.get("type") == "missing":
+        message = "this field is required"
+    return ApiError(400, f"{path}: {message}", param=path, code=first.get("type"))

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from seasoned.agents import solver
+from seasoned.errors import ApiError
 from seasoned.graphs import Agent, Event, RunResult, StrategyConfig
 from seasoned.graphs.decide import MIN_SAMPLE_TOKENS
 from seasoned.graphs.strategy import STRATEGIES
@@ -23,7 +24,6 @@ from seasoned.models import Gateway, Ledger, ModelConfigError, SeasonedError, pr
 from seasoned.models.gateway import parse_model_spec
 
 from .auth import Caller
-from .errors import ApiError
 from .schemas import ChatCompletionRequest, parse_model_field, strategy_config, task_from_messages
 from .settings import BUDGET_FIELDS, ServerSettings
 

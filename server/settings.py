@@ -11,22 +11,18 @@ from __future__ import annotations
 import ipaddress
 import json
 import math
-import os
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, Field, field_validator
+from seasoned.errors import MemoryConfigError, ServerConfigError
 from seasoned.memory.bank import check_namespace
-from seasoned.memory.errors import MemoryConfigError
-from seasoned.models import SeasonedError, default_model, untrusted
+from seasoned.models import untrusted
+from seasoned.settings import default_model, env_name, settings
 
-KEYS_ENV = "SEASONED_API_KEYS"
+KEYS_ENV = env_name("api_keys")
 MIN_KEY_LENGTH = 8
 BUDGET_FIELDS = ("max_tokens", "max_usd", "max_calls", "max_seconds")
-
-
-class ServerConfigError(SeasonedError, ValueError):
-    """A server setting is wrong or missing (the message names it)."""
 
 
 class ServerSettings(BaseModel):
@@ -171,9 +167,9 @@ def load_keys_file(path: str | Path) -> dict[str, str]:
 
 
 def gather_keys(keys_file: str | Path | None = None, environ: dict[str, str] | None = None) -> dict[str, str]:
-    """Keys from ``SEASONED_API_KEYS`` and the keys file together (a key given twice must agree)."""
-    environ = os.environ if environ is None else environ
-    keys = parse_keys(environ.get(KEYS_ENV, ""))
+    """Keys from ``SEASONED_API_KEYS`` (or ``environ``'s) and the keys file together (a key given twice must
+    agree)."""
+    keys = parse_keys(settings().api_keys if environ is None else environ.get(KEYS_ENV, ""))
     if keys_file:
         for key, namespace in load_keys_file(keys_file).items():
             _add(keys, key, namespace, f"--keys-file {str(keys_file)!r}")

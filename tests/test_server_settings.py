@@ -4,12 +4,16 @@ import json
 
 import httpx
 import pytest
-
+from seasoned.errors import ApiError
 from seasoned.server import ServerSettings, create_app, serve
-from seasoned.server.errors import ApiError
 from seasoned.server.schemas import ChatMessage, parse_model_field, strategy_config, task_from_messages
 from seasoned.server.settings import (
-    ServerConfigError, check_bind, gather_keys, is_loopback, load_keys_file, parse_keys,
+    ServerConfigError,
+    check_bind,
+    gather_keys,
+    is_loopback,
+    load_keys_file,
+    parse_keys,
 )
 
 

@@ -9,8 +9,9 @@
     FileTools("/tmp/ws").view("pkg/core.py", 1, 40)
 """
 
+from seasoned.errors import PathOutsideWorkspace, ToolError
+
 from .actions import Action, Param, ToolSpec, parse_text_action, parse_tool_call
-from .errors import PathOutsideWorkspace, ToolError
 from .files import FileTools, resolve_in
 from .limits import Limits
 from .sandbox import ExecResult, Sandbox, bwrap_available, isolation_report, namespaces_available

@@ -21,9 +21,8 @@ import shlex
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from seasoned.errors import ToolError
 from seasoned.models import untrusted
-
-from .errors import ToolError
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,8 @@ import shutil
 import threading
 from pathlib import Path
 
-from .errors import ToolError
+from seasoned.errors import ToolError
+from seasoned.settings import settings
 
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"]
@@ -21,7 +22,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 
 def chromium_path() -> str | None:
     """Debian's chromium (or ``SEASONED_CHROMIUM``), None when missing."""
-    for candidate in (os.environ.get("SEASONED_CHROMIUM"), "/usr/bin/chromium", shutil.which("chromium"),
+    for candidate in (settings().chromium, "/usr/bin/chromium", shutil.which("chromium"),
                       shutil.which("chromium-browser")):
         if candidate and Path(candidate).exists():
             return candidate

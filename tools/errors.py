@@ -1,11 +1,5 @@
-"""Errors the tools raise (one clear line each)."""
+"""Temporary: the errors moved to ``seasoned.errors`` (this module goes once every import is updated)."""
 
-from seasoned.models.errors import SeasonedError
+from seasoned.errors import PathOutsideWorkspace, ToolError
 
-
-class ToolError(SeasonedError, ValueError):
-    """A tool was called with bad input (the message says what is wrong)."""
-
-
-class PathOutsideWorkspace(ToolError):
-    """A file path resolves outside the workspace (``..``, absolute path or symlink escape)."""
+__all__ = ["PathOutsideWorkspace", "ToolError"]

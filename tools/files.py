@@ -13,7 +13,7 @@ import re
 import stat
 from pathlib import Path
 
-from .errors import PathOutsideWorkspace, ToolError
+from seasoned.errors import PathOutsideWorkspace, ToolError
 
 SKIP_DIRS = {".git", ".tmp", "__pycache__", ".venv", "node_modules", ".pytest_cache"}
 MAX_SEARCH_BYTES = 4 * 1024 * 1024

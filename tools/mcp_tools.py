@@ -17,8 +17,9 @@ import contextlib
 import os
 from typing import Any
 
+from seasoned.errors import ToolError
+
 from .actions import Param, ToolSpec
-from .errors import ToolError
 from .user_tools import UserTool
 
 _TYPES = {"integer": "integer", "number": "number", "boolean": "boolean"}

@@ -52,8 +52,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from seasoned.errors import ToolError
+
 from . import bwrap, cgroups
-from .errors import ToolError
 from .limits import Limits
 
 # Mounts everything read-only but the workspace, then drops capabilities (run inside `unshare`).

@@ -28,8 +28,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from seasoned.errors import ToolError
+
 from .actions import Param, ToolSpec
-from .errors import ToolError
 from .limits import Limits
 
 MAX_REPLY_CHARS = 20_000

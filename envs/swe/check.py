@@ -12,7 +12,8 @@ import os
 import time
 from collections.abc import Callable
 
-from ..base import EnvError
+from seasoned.errors import EnvError
+
 from .env import SWEEnv
 
 

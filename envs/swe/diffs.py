@@ -9,17 +9,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from ..base import EnvError
+from seasoned.errors import EnvError, UnsafeDiff
 
 MAX_DIFF_CHARS = 20_000_000
 _HUNK = re.compile(r"^@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@")
 _NAME_HEADERS = ("--- ", "+++ ", "rename from ", "rename to ", "copy from ", "copy to ", "Index: ", "*** ")
 _FORBIDDEN_PARTS = {".git"}
 _FORBIDDEN_NAMES = {".gitattributes"}
-
-
-class UnsafeDiff(EnvError):
-    """A diff that writes where a candidate must not (``.git``, attributes, outside the tree)."""
 
 
 @dataclass

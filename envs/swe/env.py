@@ -17,13 +17,13 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from seasoned.errors import EnvError, ToolError
 from seasoned.tools.actions import Action, Param, ToolSpec, parse_edit_body
-from seasoned.tools.errors import ToolError
 from seasoned.tools.files import FileTools
 from seasoned.tools.limits import Limits
 from seasoned.tools.sandbox import Sandbox
 
-from ..base import EnvError, Environment, Observation, Session, Task, Verdict
+from ..base import Environment, Observation, Session, Task, Verdict
 from . import diffs
 from . import repo as repos
 from .instances import SWEInstance, load_jsonl

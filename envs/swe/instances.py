@@ -14,10 +14,11 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..base import EnvError
+from seasoned.errors import EnvError
+from seasoned.settings import env_name, settings
 
 REQUIRED = ("instance_id", "repo", "problem_statement", "test_patch", "FAIL_TO_PASS")
-REPOS_SETTING = "SEASONED_SWE_REPOS"
+REPOS_SETTING = env_name("swe_repos")
 _OWNER_NAME = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 MAX_LINE_CHARS = 50_000_000
 
@@ -57,7 +58,7 @@ def _test_list(value, field_name: str, where: str) -> list[str]:
 def repos_dirs(repos: str | os.PathLike | None, base_dir: Path) -> list[Path]:
     """Where ``owner/name`` repositories are looked up, in order."""
     found = [Path(repos).expanduser()] if repos else []
-    found += [Path(p).expanduser() for p in os.environ.get(REPOS_SETTING, "").split(os.pathsep) if p.strip()]
+    found += [Path(p).expanduser() for p in (settings().swe_repos or "").split(os.pathsep) if p.strip()]
     return found + [base_dir]
 
 

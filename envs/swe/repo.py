@@ -17,7 +17,8 @@ import tempfile
 import threading
 from pathlib import Path
 
-from ..base import EnvError
+from seasoned.errors import EnvError
+from seasoned.settings import settings
 
 _GIT_ENV = {"GIT_AUTHOR_NAME": "seasoned", "GIT_AUTHOR_EMAIL": "seasoned@localhost",
             "GIT_COMMITTER_NAME": "seasoned", "GIT_COMMITTER_EMAIL": "seasoned@localhost",
@@ -62,8 +63,7 @@ def git(cwd: str | Path, *args: str, check: bool = True, input: str | None = Non
 
 
 def cache_dir() -> Path:
-    home = Path(os.environ.get("SEASONED_HOME") or Path.home() / ".seasoned").expanduser()
-    return home / "cache" / "swe-repos"
+    return settings().home / "cache" / "swe-repos"
 
 
 def _fingerprint(path: Path) -> str:

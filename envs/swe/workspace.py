@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
+from seasoned.settings import settings
+
 SEED = ("pip", "setuptools", "wheel", "pytest")
 _PIP_SCRIPT = """#!{python}
 import sys
@@ -29,7 +31,7 @@ sys.exit(main())
 
 
 def home() -> Path:
-    return Path(os.environ.get("SEASONED_HOME") or Path.home() / ".seasoned").expanduser()
+    return settings().home
 
 
 def pip_cache() -> Path:

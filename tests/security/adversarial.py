@@ -163,7 +163,7 @@ def targets(loop: asyncio.AbstractEventLoop) -> list[Target]:
         Target("solver.normalize_answer(raw)", solver.normalize_answer),
         Target("answers.last_number", env_answers.last_number),
         Target("answers.parse_number", env_answers.parse_number),
-        Target("answers.last_code_block", env_answers.last_code_block),
+        Target("answers.code_blocks", env_answers.code_blocks),
         Target("game24.evaluate", evaluate, (ExpressionError,)),
         Target("humaneval.extract_answer", humaneval.extract_answer),
         Target("actions.parse_text_action", lambda t: parse_text_action(t, TOOLS), (ToolError,)),

@@ -1,0 +1,94 @@
+"""Every ``SEASONED_*`` environment variable, read in one place, and the offline defaults.
+
+``settings()`` reads the environment afresh on each call (a new ``Settings``), so a variable set after
+import, or by a test's ``monkeypatch.setenv``, is seen by the next reader; nothing is cached. An empty
+variable counts as unset. A value that cannot be used raises ``SettingsError`` naming the variable.
+Every field is documented in the README's Settings table (a test keeps them in step).
+
+``SEASONED_SANDBOX_ROOTS`` is not a setting: the sandbox sets it for the commands it runs in ``guard``
+mode, and the guard hook reads it inside them.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from seasoned.errors import SettingsError
+
+ENV_PREFIX = "SEASONED_"
+DEFAULT_MODEL = "local/smollm2-135m"
+DEFAULT_LOCAL_N_CTX = 4096
+
+_OFFLINE_DEFAULTS = {
+    # litellm fetches a price list at import unless told to use its bundled copy.
+    "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+    # Nothing is ever downloaded from a model hub at run time.
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "ANONYMIZED_TELEMETRY": "False",
+    "TOKENIZERS_PARALLELISM": "false",
+}
+
+
+class Settings(BaseSettings):
+    """The process-wide settings: field ``x`` is the variable ``SEASONED_X``."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_ignore_empty=True, extra="ignore", frozen=True,
+                                      protected_namespaces=())
+
+    home: Path = Field(default_factory=lambda: Path.home() / ".seasoned",
+                       description="where databases, indexes, caches and checkpoints live")
+    model: str = Field(DEFAULT_MODEL, description="the model used when none is named")
+    db_url: str | None = Field(None, description="SQLAlchemy URL of the memory + run database")
+    chroma_url: str | None = Field(None, description="a Chroma server (http(s)://host:port) instead of the local index")
+    embed_model: Path | None = Field(None, description="a local sentence-transformers folder to embed with")
+    local_n_ctx: int = Field(DEFAULT_LOCAL_N_CTX, description="context size of `local/` models")
+    swe_repos: str | None = Field(None, description="directories (os.pathsep-separated) of SWE-bench repositories")
+    api_keys: str = Field("", description="API keys of `seasoned serve`: key1=namespace1,key2=namespace2")
+    chromium: str | None = Field(None, description="the Chromium binary the browser tools and web envs use")
+
+    @field_validator("home", "embed_model")
+    @classmethod
+    def _expand(cls, value: Path | None) -> Path | None:
+        return value.expanduser() if value is not None else None
+
+
+def env_name(field: str) -> str:
+    """The environment variable of a settings field (``db_url`` -> ``SEASONED_DB_URL``)."""
+    return ENV_PREFIX + field.upper()
+
+
+def settings() -> Settings:
+    """The settings as the environment says now (read afresh on every call)."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = str(first["loc"][0]) if first.get("loc") else "?"
+        raise SettingsError(f"{env_name(field)}: {first['msg']} (got {first.get('input')!r})") from None
+
+
+def apply_offline_defaults() -> None:
+    """Set the offline environment defaults (a user's explicit values win)."""
+    for key, value in _OFFLINE_DEFAULTS.items():
+        os.environ.setdefault(key, value)
+
+
+def default_model() -> str:
+    """The model used when none is named: ``SEASONED_MODEL`` or the embedded SmolLM2."""
+    return settings().model
+
+
+def seasoned_home() -> Path:
+    """Where seasoned keeps its databases and indexes (``SEASONED_HOME``, default ``~/.seasoned``), created."""
+    home = settings().home
+    home.mkdir(parents=True, exist_ok=True)
+    return home
+
+
+def default_db_url() -> str:
+    """``SEASONED_DB_URL`` or the SQLite file ``$SEASONED_HOME/memory.db``."""
+    return settings().db_url or f"sqlite:///{seasoned_home() / 'memory.db'}"
