@@ -34,7 +34,7 @@ _OFFLINE_DEFAULTS = {
 
 
 class Settings(BaseSettings):
-    """The process-wide settings: field ``x`` is the variable ``SEASONED_X``."""
+    """The process-wide settings: field ``db_url`` is the variable ``SEASONED_DB_URL``, and so on."""
 
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_ignore_empty=True, extra="ignore", frozen=True,
                                       protected_namespaces=())

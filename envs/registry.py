@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import importlib
-from typing import Callable
+from collections.abc import Callable
 
 from seasoned.errors import EnvError
 
@@ -54,4 +54,14 @@ def list_envs() -> list[dict]:
         factory = _factory(name)
         rows.append({"name": name, "description": getattr(factory, "description", ""),
                      "interactive": bool(getattr(factory, "interactive", False))})
+    return rows
+
+
+def list_environments(out: Callable[[str], None] = print) -> list[dict]:
+    """``seasoned envs list``: print one line per environment and return ``list_envs()``'s rows."""
+    rows = list_envs()
+    width = max(len(r["name"]) for r in rows)
+    for row in rows:
+        kind = "interactive" if row["interactive"] else "answer"
+        out(f"{row['name']:<{width}}  {kind:<11}  {row['description']}")
     return rows

@@ -1,9 +1,9 @@
 """The functions the CLI wires: list environments, run an environment's tasks with a model."""
 
 import pytest
-
+from seasoned.agents.episodes import arun_environment
 from seasoned.envs import EnvError
-from seasoned.envs.cli import arun_environment, list_environments
+from seasoned.envs.registry import list_environments
 from seasoned.models import scripted
 
 
