@@ -5,7 +5,7 @@ import sys
 
 import pytest
 from seasoned.tools import FileTools, Limits, PathOutsideWorkspace, Sandbox, ToolError, namespaces_available
-from seasoned.tools.sandbox import GUARD_PY, bwrap_available, describe_isolation
+from seasoned.tools.isolation import GUARD_PY, bwrap_available, describe_isolation
 
 MODES = ["guard"] + (["namespaces"] if namespaces_available() else []) + (["bwrap"] if bwrap_available() else [])
 
@@ -146,11 +146,11 @@ def test_sandbox_uses_this_interpreter(box):
 
 
 def test_without_bwrap_the_fallback_is_reported(monkeypatch, tmp_path, caplog):
-    from seasoned.tools import bwrap, sandbox
+    from seasoned.tools import bwrap, isolation
 
     broken = bwrap.Status(None, "", False, "bwrap is not installed (Debian package `bubblewrap`)")
     monkeypatch.setattr(bwrap, "status", lambda: broken)
-    sandbox.best_isolation.cache_clear()
+    isolation.best_isolation.cache_clear()
     try:
         with caplog.at_level("WARNING"):
             box = Sandbox(tmp_path)
@@ -162,7 +162,7 @@ def test_without_bwrap_the_fallback_is_reported(monkeypatch, tmp_path, caplog):
             Sandbox(tmp_path, isolation="bwrap")
         assert box.run("echo still runs").stdout.strip() == "still runs"
     finally:
-        sandbox.best_isolation.cache_clear()
+        isolation.best_isolation.cache_clear()
 
 
 def test_seccomp_program_denies_each_listed_call_and_foreign_abis():

@@ -142,7 +142,7 @@ async def test_python_tool_runs_model_code_in_the_sandbox(tmp_path):
     code = f"import os\nprint(sum(range(5)), os.getcwd() != {str(tmp_path)!r})"
     reply = await python_tool().call({"code": code})
     assert "10 True" in reply
-    from seasoned.tools.sandbox import best_isolation
+    from seasoned.tools.isolation import best_isolation
 
     if best_isolation() == "bwrap":  # the host's files are not visible inside
         secret = tmp_path / "secret.txt"

@@ -13,8 +13,9 @@ from seasoned.errors import PathOutsideWorkspace, ToolError
 
 from .actions import Action, Param, ToolSpec, parse_text_action, parse_tool_call
 from .files import FileTools, resolve_in
+from .isolation import bwrap_available, isolation_report, namespaces_available
 from .limits import Limits
-from .sandbox import ExecResult, Sandbox, bwrap_available, isolation_report, namespaces_available
+from .sandbox import ExecResult, Sandbox
 
 __all__ = ["Action", "ExecResult", "FileTools", "Limits", "Param", "PathOutsideWorkspace", "Sandbox", "ToolError",
            "ToolSpec", "bwrap_available", "isolation_report", "namespaces_available", "parse_text_action",

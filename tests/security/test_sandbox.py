@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from seasoned.tools import Limits, Sandbox, ToolError, bwrap
-from seasoned.tools.sandbox import isolation_report
+from seasoned.tools.isolation import isolation_report
 
 REPO = Path(__file__).resolve().parents[2]
 STATUS = bwrap.status()
