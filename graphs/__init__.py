@@ -9,7 +9,7 @@ Names load lazily, so tools that only read recorded runs (``seasoned runs``) do 
 from importlib import import_module
 
 _EXPORTS = {
-    "Agent": ".agent", "AgentInput": ".agent", "AgentOutput": ".agent", "Event": ".agent", "RunResult": ".agent", "RunSpend": ".agent",
+    "Agent": ".agent", "AgentInput": ".agent", "AgentOutput": ".agent", "Event": ".agent", "RunResult": ".agent",
     "ActorOutput": ".solve", "SolveContext": ".solve", "SolveState": ".solve", "build_solve_graph": ".solve",
     "STRATEGIES": ".strategy", "StrategyConfig": ".strategy", "StrategyError": ".strategy",
     "parse_strategy": ".strategy",

@@ -17,8 +17,9 @@ from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
+from seasoned.models.spend import Spend
 
-from .runstore import RunSummary, RunTrace, SpendTotals
+from .runstore import RunSummary, RunTrace
 
 STATUS_STYLE = {"running": "yellow", "succeeded": "green", "success": "green", "done": "green",
                 "completed": "green", "failed": "red", "error": "red", "cancelled": "magenta",
@@ -212,7 +213,7 @@ def _candidates(trace: RunTrace, width: int) -> Table:
     return table
 
 
-def _spend_table(title: str, key: str, groups: dict[str, SpendTotals], total: SpendTotals) -> Table:
+def _spend_table(title: str, key: str, groups: dict[str, Spend], total: Spend) -> Table:
     table = Table(title=title, title_justify="left", header_style="bold")
     for name in (key, "calls", "prompt", "completion", "tokens", "USD", "share", "latency", "errors"):
         table.add_column(name, justify="left" if name == key else "right")

@@ -29,6 +29,7 @@ from pydantic_core import to_jsonable_python
 from seasoned.memory.db import Database, default_db_url, retry_locked
 from seasoned.models.errors import SeasonedError
 from seasoned.models.ledger import CallRecord, Ledger
+from seasoned.models.spend import Spend, total_spend
 from sqlalchemy import (
     JSON,
     Boolean,
@@ -214,29 +215,6 @@ class FeedbackRow(RunBase):
 
 
 # --- what readers get (pydantic: the HTTP service serialises these with model_dump(mode="json")) -----
-class SpendTotals(BaseModel):
-    """Totals over a set of recorded calls."""
-
-    calls: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    total_tokens: int = 0
-    cost_usd: float = 0.0
-    cost_known: bool = True  # False when some call's price was unknown (its cost counted as 0)
-    latency_s: float = 0.0
-    errors: int = 0
-
-    def add(self, call: CallTrace) -> None:
-        self.calls += 1
-        self.prompt_tokens += call.prompt_tokens
-        self.completion_tokens += call.completion_tokens
-        self.total_tokens += call.prompt_tokens + call.completion_tokens
-        self.cost_usd += call.cost_usd
-        self.cost_known = self.cost_known and call.cost_known
-        self.latency_s += call.latency_s
-        self.errors += call.error is not None
-
-
 class RunSummary(BaseModel):
     """One line of ``runs list``. Tokens, USD and calls are summed from the recorded calls (from ``spend``
     when no call was recorded); seconds are ``spend["seconds"]`` when given, else wall-clock time."""
@@ -346,10 +324,10 @@ class RunTrace(BaseModel):
     calls: list[CallTrace] = Field(default_factory=list)  # ordered by start time
     events: list[EventTrace] = Field(default_factory=list)  # in the order recorded
     feedback: list[FeedbackTrace] = Field(default_factory=list)
-    totals: SpendTotals = Field(default_factory=SpendTotals)
-    by_role: dict[str, SpendTotals] = Field(default_factory=dict)
-    by_subtask: dict[str, SpendTotals] = Field(default_factory=dict)
-    by_model: dict[str, SpendTotals] = Field(default_factory=dict)
+    totals: Spend = Field(default_factory=Spend)
+    by_role: dict[str, Spend] = Field(default_factory=dict)
+    by_subtask: dict[str, Spend] = Field(default_factory=dict)
+    by_model: dict[str, Spend] = Field(default_factory=dict)
 
     def candidates_for(self, subtask: str) -> list[CandidateTrace]:
         return [c for c in self.candidates if c.subtask == _clip(subtask, 256)]
@@ -424,11 +402,11 @@ def _call_trace(row: CallRow) -> CallTrace:
     )
 
 
-def group_spend(calls: Iterable[CallTrace], key: SpendKey) -> dict[str, SpendTotals]:
+def group_spend(calls: Iterable[CallTrace], key: SpendKey) -> dict[str, Spend]:
     """Totals of ``calls`` per role, subtask or model (calls without that tag under ``UNTAGGED``)."""
     if key not in ("role", "subtask", "model"):
         raise ValueError(f"spend key {key!r}: expected 'role', 'subtask' or 'model'")
-    groups: dict[str, SpendTotals] = defaultdict(SpendTotals)
+    groups: dict[str, Spend] = defaultdict(Spend)
     for call in calls:
         groups[getattr(call, key) or UNTAGGED].add(call)
     return dict(groups)
@@ -781,9 +759,7 @@ class RunStore:
             feedback = list(session.scalars(select(FeedbackRow).where(FeedbackRow.run_id == run_id)
                                             .order_by(FeedbackRow.id)))
 
-        totals = SpendTotals()
-        for call in calls:
-            totals.add(call)
+        totals = total_spend(calls)
         usage = (totals.total_tokens, totals.cost_usd, totals.calls) if calls else None
         latest = feedback[-1].success if feedback else None
         detail = self._summary(RunDetail, row, usage, latest, budget=row.budget, options=row.options,
@@ -817,15 +793,21 @@ class RunStore:
             by_model=group_spend(calls, "model"),
         )
 
-    def spend_by(self, run_id: str, key: SpendKey = "role") -> dict[str, SpendTotals]:
+    def spend(self, run_id: str) -> Spend:
+        """What the run's recorded calls spent (buffered calls are written first). Raises ``RunNotFound``."""
+        return total_spend(self._calls(run_id))
+
+    def spend_by(self, run_id: str, key: SpendKey = "role") -> dict[str, Spend]:
         """The run's recorded calls totalled per role, subtask or model. Raises ``RunNotFound``."""
         if key not in ("role", "subtask", "model"):
             raise ValueError(f"spend key {key!r}: expected 'role', 'subtask' or 'model'")
+        return group_spend(self._calls(run_id), key)
+
+    def _calls(self, run_id: str) -> list[CallTrace]:
         self.flush()
         with self.db.read() as session:
             self._run(session, run_id)
-            calls = [_call_trace(c) for c in session.scalars(select(CallRow).where(CallRow.run_id == run_id))]
-        return group_spend(calls, key)
+            return [_call_trace(c) for c in session.scalars(select(CallRow).where(CallRow.run_id == run_id))]
 
     @staticmethod
     def _usage(session: Session, run_ids: list[str]) -> dict[str, tuple[int, float, int]]:
@@ -880,7 +862,6 @@ __all__ = [
     "RunStoreError",
     "RunSummary",
     "RunTrace",
-    "SpendTotals",
     "SubtaskTrace",
     "VerdictTrace",
     "group_spend",

@@ -122,7 +122,7 @@ def mean_tokens(state: SolveState) -> float:
 
 
 def spend_of(budget: Budget) -> dict:
-    return {"tokens": budget.spent.tokens, "usd": budget.spent.usd, "calls": budget.spent.calls}
+    return budget.spent.counts()
 
 
 def emit(runtime: Runtime, event: str, **data: Any) -> None:

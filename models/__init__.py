@@ -3,7 +3,7 @@
     from seasoned.models import Gateway, Budget
     gw = Gateway("local/smollm2-135m")            # or any litellm model string, or scripted/<name>
     reply = gw.complete("What is 2+2?", max_tokens=32, budget=Budget(max_tokens=2000))
-    print(reply.text, reply.total_tokens, gw.ledger.totals().to_dict())
+    print(reply.text, reply.total_tokens, gw.ledger.totals().model_dump())
 
 Importing this package is light: litellm, llama.cpp and torch load on first use.
 """
@@ -16,12 +16,13 @@ from . import scripted, sim
 from .budget import Budget
 from .errors import BudgetExceeded, ModelCallError, ModelConfigError, SeasonedError
 from .gateway import Completion, Gateway, RetryPolicy, acomplete, complete, default_gateway
-from .ledger import CallRecord, Ledger, Usage, default_ledger
+from .ledger import CallRecord, Ledger, default_ledger
 from .settings import default_model, seasoned_home
+from .spend import Spend
 from .tags import call_tags, current_tags
 
 __all__ = [
     "Budget", "BudgetExceeded", "CallRecord", "Completion", "Gateway", "Ledger", "ModelCallError",
-    "ModelConfigError", "RetryPolicy", "SeasonedError", "Usage", "acomplete", "call_tags", "complete",
+    "ModelConfigError", "RetryPolicy", "SeasonedError", "Spend", "acomplete", "call_tags", "complete",
     "current_tags", "default_gateway", "default_ledger", "default_model", "scripted", "seasoned_home", "sim",
 ]

@@ -14,28 +14,9 @@ from __future__ import annotations
 import math
 import threading
 import time
-from dataclasses import dataclass
 
 from .errors import BudgetExceeded
-
-
-@dataclass
-class Spend:
-    tokens: int = 0
-    usd: float = 0.0
-    calls: int = 0
-
-    def __iadd__(self, other: Spend) -> Spend:
-        self.tokens += other.tokens
-        self.usd += other.usd
-        self.calls += other.calls
-        return self
-
-    def __isub__(self, other: Spend) -> Spend:
-        self.tokens -= other.tokens
-        self.usd -= other.usd
-        self.calls -= other.calls
-        return self
+from .spend import Spend
 
 
 def check_cap(label: str, value: object) -> None:

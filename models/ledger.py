@@ -5,8 +5,10 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+
+from .spend import Spend, total_spend
 
 
 @dataclass
@@ -28,35 +30,6 @@ class CallRecord:
     @property
     def total_tokens(self) -> int:
         return self.prompt_tokens + self.completion_tokens
-
-    def to_dict(self) -> dict:
-        data = asdict(self)
-        data["total_tokens"] = self.total_tokens
-        return data
-
-
-@dataclass
-class Usage:
-    """Totals over a set of calls."""
-
-    calls: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cost_usd: float = 0.0
-    latency_s: float = 0.0
-    errors: int = 0
-
-    @property
-    def total_tokens(self) -> int:
-        return self.prompt_tokens + self.completion_tokens
-
-    def add(self, record: CallRecord) -> None:
-        self.calls += 1
-        self.prompt_tokens += record.prompt_tokens
-        self.completion_tokens += record.completion_tokens
-        self.cost_usd += record.cost_usd
-        self.latency_s += record.latency_s
-        self.errors += record.error is not None
 
     def to_dict(self) -> dict:
         data = asdict(self)
@@ -98,7 +71,8 @@ class Ledger:
                 self._records.append(record)
                 if record.run_id is not None:
                     self._by_run.setdefault(record.run_id, []).append(record)
-            listeners = list(self._listeners)
+            # a listener subscribed more than once (one run store shared by several agents) hears each record once
+            listeners = list(dict.fromkeys(self._listeners))
         for listener in listeners:
             listener(record)
         return record
@@ -126,21 +100,15 @@ class Ledger:
                 self._records = [r for r in self._records if id(r) not in gone]
         return len(dropped)
 
-    def totals(self, **filters: str | None) -> Usage:
-        return summarize(self.calls(**filters))
+    def totals(self, **filters: str | None) -> Spend:
+        """What the matching calls spent (filters as for ``calls``)."""
+        return total_spend(self.calls(**filters))
 
     def clear(self) -> None:
         with self._lock:
             self._records.clear()
             self._by_run.clear()
             self._forgotten.clear()
-
-
-def summarize(records: Iterable[CallRecord]) -> Usage:
-    usage = Usage()
-    for record in records:
-        usage.add(record)
-    return usage
 
 
 _default_ledger = Ledger()

@@ -217,14 +217,15 @@ def test_tables_fit_80_columns_with_whole_headers():
     from datetime import UTC, datetime
 
     from rich.console import Console
-    from seasoned.graphs.agent import RunResult, RunSpend
+    from seasoned.graphs.agent import RunResult
     from seasoned.graphs.progress import summary_table
     from seasoned.graphs.runs_view import print_runs
     from seasoned.graphs.runstore import RunSummary
+    from seasoned.models import Spend
 
     result = RunResult(run_id="a" * 16, task="t", answer="a rather long answer of many words", verified=True,
                        reward=1.0, stop_reason="verified by env:arithmetic after 3 waves of sampling",
-                       spend=RunSpend(tokens=123456, usd=0.1234, seconds=12.5))
+                       spend=Spend(tokens=123456, usd=0.1234, seconds=12.5))
     now = datetime.now(UTC)
     run = RunSummary(id="b" * 16, namespace="default", task="Solve this long task " * 5, model="openai/gpt-4o-mini",
                      strategy="self_consistency-8", status="interrupted", verified=False, created_at=now,
