@@ -260,7 +260,7 @@ def runs_list(
 ) -> None:
     """The most recent runs."""
     from seasoned.graphs.runs_view import print_runs, runs_json
-    from seasoned.graphs.runstore import RunStore
+    from seasoned.runs import RunStore
 
     runs = RunStore.open().list_runs(limit=limit, namespace=namespace)
     print(runs_json(runs)) if as_json else print_runs(runs, console)
@@ -270,7 +270,7 @@ def runs_list(
 def runs_show(run_id: str = typer.Argument(...), as_json: bool = typer.Option(False, "--json")) -> None:
     """One run's trace: subtasks, candidates, verdicts, decisions, calls and spend per role."""
     from seasoned.graphs.runs_view import print_trace, trace_json
-    from seasoned.graphs.runstore import RunStore
+    from seasoned.runs import RunStore
 
     trace = RunStore.open().get_run(run_id)
     print(trace_json(trace)) if as_json else print_trace(trace, console)

@@ -43,7 +43,7 @@ from .stopping import stopping_for
 from .strategy import StrategyConfig, parse_strategy
 from .task import TaskContext, build_task_graph
 from .toolbox import Toolbox
-from .verifier_stats import VerifierStats
+from seasoned.runs.verifier_stats import VerifierStats
 
 RECURSION_LIMIT = 200
 GIVE_UP_RATE = 0.5  # single questions: the give-up rule's price makes a stream spend half of n samples' worth
@@ -183,7 +183,7 @@ class Agent:
         self.db_url = db_url
         self.store = None
         if record:
-            from .runstore import RunStore
+            from seasoned.runs import RunStore
 
             self.store = RunStore.open(db_url)
             self._unsubscribe = self.store.attach(self.gateway.ledger)

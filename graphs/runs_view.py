@@ -19,7 +19,7 @@ from rich.table import Table
 from rich.text import Text
 from seasoned.models.spend import Spend
 
-from .runstore import RunSummary, RunTrace
+from seasoned.runs import RunSummary, RunTrace
 
 STATUS_STYLE = {"running": "yellow", "succeeded": "green", "success": "green", "done": "green",
                 "completed": "green", "failed": "red", "error": "red", "cancelled": "magenta",

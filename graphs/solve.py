@@ -53,7 +53,7 @@ from .state import (
     with_answer_keys,
 )
 from .strategy import StrategyConfig
-from .verifier_stats import VerifierStats
+from seasoned.runs.verifier_stats import VerifierStats
 from .voting import weighted_votes
 
 REPLY_TOKENS_GUESS = 96  # what a reply is expected to cost before any was seen (memory allowance)

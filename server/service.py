@@ -231,7 +231,7 @@ class Service:
             self.finished(plan.run_id)
 
     def _finish_cancelled(self, plan: Plan) -> None:
-        from seasoned.graphs.runstore import RunNotFound
+        from seasoned.runs import RunNotFound
 
         if self.store is None:
             return
@@ -301,7 +301,7 @@ class Service:
     def _resolve(self, run_id: str, namespace: str | None) -> str | None:
         """The full id of the run ``run_id`` names (its id or a prefix unique among the runs the caller may
         see: ``namespace``, or every namespace when None), or None. Never names runs the caller cannot see."""
-        from seasoned.graphs.runstore import RUN_ID_MAX, RunRow
+        from seasoned.runs.tables import RUN_ID_MAX, RunRow
         from sqlalchemy import select
 
         run_id = (run_id or "").strip()
@@ -323,7 +323,7 @@ class Service:
     async def get_run(self, run_id: str, namespace: str | None):
         """The run by its id or a unique prefix, among ``namespace``'s runs (None: any namespace, for a
         loopback caller without keys who named none)."""
-        from seasoned.graphs.runstore import RunNotFound
+        from seasoned.runs import RunNotFound
 
         full = await asyncio.to_thread(self._resolve, run_id, namespace)
         trace = None

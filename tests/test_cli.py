@@ -185,7 +185,7 @@ def test_ctrl_c_keeps_the_record_and_resume_by_prefix_counts_earlier_spend(monke
     import signal
     import subprocess
 
-    from seasoned.graphs.runstore import RunStore
+    from seasoned.runs import RunStore
 
     env = {**os.environ, "COLUMNS": "200", "PYTHONUNBUFFERED": "1"}
     child = subprocess.Popen([sys.executable, "-c", INTERRUPTED], env=env, stdout=subprocess.PIPE,
@@ -220,7 +220,7 @@ def test_tables_fit_80_columns_with_whole_headers():
     from seasoned.graphs.agent import RunResult
     from seasoned.graphs.progress import summary_table
     from seasoned.graphs.runs_view import print_runs
-    from seasoned.graphs.runstore import RunSummary
+    from seasoned.runs import RunSummary
     from seasoned.models import Spend
 
     result = RunResult(run_id="a" * 16, task="t", answer="a rather long answer of many words", verified=True,

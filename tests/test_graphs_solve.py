@@ -11,7 +11,7 @@ import pytest
 
 from seasoned.graphs import Agent, StrategyConfig, parse_strategy
 from seasoned.graphs.strategy import StrategyError
-from seasoned.graphs.verifier_stats import VerifierStats
+from seasoned.runs.verifier_stats import VerifierStats
 from seasoned.graphs.voting import majority_stability
 from seasoned.models import Gateway, Ledger, scripted
 

@@ -17,7 +17,7 @@ from sqlalchemy import inspect
 from sqlalchemy.exc import OperationalError
 
 from seasoned.graphs.runs_view import print_runs, print_trace, runs_json, trace_json
-from seasoned.graphs.runstore import UNTAGGED, CandidateNotFound, RunNotFound, RunStore, RunSummary, RunTrace
+from seasoned.runs import UNTAGGED, CandidateNotFound, RunNotFound, RunStore, RunSummary, RunTrace
 from seasoned.memory.db import Database
 from seasoned.memory.errors import MemoryConfigError
 from seasoned.models import Gateway, Ledger, ModelCallError, RetryPolicy, SeasonedError, call_tags, scripted

@@ -1,0 +1,430 @@
+"""The run store: every run, subtask, candidate, verdict, event and model call, in SQL.
+
+Runs live in the same database as the memory bank (``SEASONED_DB_URL`` or ``$SEASONED_HOME/memory.db``),
+in tables prefixed ``run_`` (``tables``). The graph writes as it goes; ``seasoned runs list`` / ``runs show``
+read (``traces``).
+
+    store = RunStore.open()                       # or RunStore(db) to share the memory bank's Database
+    unsubscribe = store.attach(gateway.ledger)    # model calls tagged with a run_id are recorded
+    store.start_run(run_id, task=task, model=model, strategy="adaptive")
+    ...
+    store.record_result(result, namespace=..., outcome_recorded=...)   # or finish_run(run_id, status=...)
+    trace = store.get_run(run_id)
+
+Model calls arrive through a ledger listener, often on the event loop: they are only buffered there, and
+written in one transaction by ``flush()``, by any other write of this store, and by ``finish_run``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from collections.abc import Callable
+from typing import Any, Self
+
+from seasoned.errors import CandidateNotFound, RunNotFound, RunStoreError
+from seasoned.memory.db import Database, default_db_url, retry_locked
+from seasoned.models.ledger import CallRecord, Ledger
+from seasoned.models.spend import Spend, total_spend
+from sqlalchemy import func, select
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.orm import Session
+
+from ._rows import call_row, call_trace, clip, jsonable, summary_of, trace_of, utcnow, verdict_row
+from .tables import (
+    RUN_ID_MAX,
+    CallRow,
+    CandidateRow,
+    EventRow,
+    FeedbackRow,
+    RunBase,
+    RunRow,
+    SubtaskRow,
+    VerdictRow,
+)
+from .traces import CallTrace, RunSummary, RunTrace, SpendKey, group_spend
+
+log = logging.getLogger(__name__)
+
+AUTO_FLUSH_CALLS = 1000  # a buffer this long is written from the listener itself (bounded memory)
+
+
+class RunStore:
+    """Writes and reads run traces in the memory database (thread-safe; one per process is enough)."""
+
+    def __init__(self, db: Database, *, owns_db: bool = False):
+        self.db = db
+        self._owns_db = owns_db
+        self._buffer: list[CallRecord] = []
+        self._buffer_lock = threading.Lock()
+        self._flush_lock = threading.Lock()  # one flusher at a time keeps the buffer order
+
+        def create() -> None:
+            with db.write_engine.begin() as conn:
+                RunBase.metadata.create_all(conn)
+
+        retry_locked(create, also=(DBAPIError,), attempts=5)
+
+    @classmethod
+    def open(cls, url: str | None = None) -> RunStore:
+        """The store in the database at ``url`` (default: the memory database, ``SEASONED_DB_URL``)."""
+        return cls(Database(url or default_db_url()), owns_db=True)
+
+    def close(self) -> None:
+        """Write buffered calls; dispose of the engines if this store opened them."""
+        self.flush()
+        if self._owns_db:
+            self.db.dispose()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- writing: runs -----------------------------------------------------------------------------
+    def start_run(
+        self, run_id: str, *, task: str, model: str, strategy: str, namespace: str = "default",
+        budget: dict | None = None, env: str | None = None, task_id: str | None = None,
+        parent_id: str | None = None, options: dict | None = None,
+    ) -> None:
+        """Open the record of a run. An existing id is a resume: its record (and candidates, events...) is
+        kept, its status becomes ``running`` again and a ``resumed`` event is recorded."""
+        if not run_id or len(run_id) > RUN_ID_MAX:
+            raise ValueError(f"run_id {run_id!r}: expected 1 to {RUN_ID_MAX} characters")
+
+        def write(session: Session) -> None:
+            now = utcnow()
+            row = session.get(RunRow, run_id)
+            if row is None:
+                session.add(RunRow(
+                    id=run_id, namespace=namespace, task=task, task_id=task_id, env=env, parent_id=parent_id,
+                    model=model, strategy=strategy, budget=jsonable(budget), options=jsonable(options),
+                    status="running", verified=False, resumes=0, created_at=now, started_at=now,
+                ))
+                return
+            row.resumes += 1
+            row.status, row.started_at, row.finished_at, row.error = "running", now, None, None
+            session.add(EventRow(run_id=run_id, kind="resumed", created_at=now, data=jsonable(
+                {"resumes": row.resumes, "model": model, "strategy": strategy, "budget": budget})))
+
+        try:
+            self._write(write)
+        except IntegrityError:  # another process created it between our read and insert: now a resume
+            self._write(write)
+
+    def finish_run(
+        self, run_id: str, *, status: str, answer: str | None, verified: bool, confidence: float | None,
+        spend: dict, error: str | None = None,
+    ) -> None:
+        """Close the record of a run (buffered calls are written in the same transaction)."""
+        if not status:
+            raise ValueError("status: must not be empty")
+
+        def write(session: Session) -> None:
+            row = self._run(session, run_id)
+            row.status, row.answer, row.verified = status, answer, bool(verified)
+            row.confidence = None if confidence is None else float(confidence)
+            row.spend, row.error, row.finished_at = jsonable(spend), error, utcnow()
+
+        self._write(write)
+
+    def record_result(self, result: Any, *, namespace: str, outcome_recorded: bool) -> None:
+        """Record a finished run from its result (a ``RunResult``): the outcome event, its subtasks, its
+        candidates with their verdicts, then close the run as ``completed``. ``outcome_recorded`` says whether
+        the memory items were credited already (an environment checked the answer)."""
+        self.record_event(result.run_id, "outcome", {
+            "verified": result.verified, "verified_by": result.verified_by, "memory_ids": result.memory_ids,
+            "namespace": namespace, "outcome_recorded": outcome_recorded})
+        for subtask in result.subtasks:
+            sub = subtask["result"] or {}
+            self.add_subtask(result.run_id, subtask["id"], description=subtask["description"],
+                             kind=subtask["kind"], difficulty=subtask["difficulty"],
+                             depends_on=subtask["depends_on"], allocation=subtask["allocation"] or {})
+            self.finish_subtask(result.run_id, subtask["id"], status="completed" if sub else "skipped",
+                                answer=sub.get("answer"), verified=bool(sub.get("verified")),
+                                spend={k: sub.get(k) for k in ("tokens", "usd", "calls", "allocated")})
+        verdicts_by_candidate: dict[str, list[dict]] = {}
+        for verdict in result.verdicts:
+            verdicts_by_candidate.setdefault(verdict["candidate_id"], []).append(verdict)
+        for index, candidate in enumerate(result.candidates):
+            verdicts = verdicts_by_candidate.get(candidate["id"], [])
+            self.add_candidate(
+                result.run_id, subtask="main", index=index,
+                text=candidate["text"], answer=candidate["answer"], verdicts=verdicts,
+                score=max((v["score"] for v in verdicts), default=None), status=candidate["status"],
+                tokens=candidate.get("tokens", 0), call_ids=[],
+            )
+        self.finish_run(result.run_id, status="completed", answer=result.answer, verified=result.verified,
+                        confidence=result.confidence, spend=result.spend.model_dump())
+
+    def record_feedback(self, run_id: str, success: bool, comment: str | None = None) -> None:
+        """An outcome learned after the run (a user's verdict, a hidden test): kept with the run."""
+
+        def write(session: Session) -> None:
+            self._run(session, run_id)
+            session.add(FeedbackRow(run_id=run_id, success=bool(success), comment=comment, created_at=utcnow()))
+
+        self._write(write)
+
+    # --- writing: subtasks, candidates, verdicts, events ---------------------------------------------
+    def add_subtask(
+        self, run_id: str, subtask_id: str, *, description: str, kind: str, difficulty: float | None,
+        depends_on: list[str], allocation: dict,
+    ) -> None:
+        """Record a planned subtask and its budget allocation (again for the same id: updated in place)."""
+
+        def write(session: Session) -> None:
+            self._run(session, run_id)
+            row = self._subtask(session, run_id, subtask_id, create=True)
+            row.description, row.kind = description, clip(kind, 64)
+            row.difficulty = None if difficulty is None else float(difficulty)
+            row.depends_on, row.allocation = jsonable(list(depends_on)), jsonable(allocation)
+
+        self._write(write)
+
+    def finish_subtask(
+        self, run_id: str, subtask_id: str, *, status: str, answer: str | None, verified: bool, spend: dict,
+    ) -> None:
+        """Record a subtask's outcome (a subtask never added is created here)."""
+
+        def write(session: Session) -> None:
+            self._run(session, run_id)
+            row = self._subtask(session, run_id, subtask_id, create=True)
+            row.status, row.answer, row.verified = status, answer, bool(verified)
+            row.spend, row.finished_at = jsonable(spend), utcnow()
+
+        self._write(write)
+
+    def add_candidate(
+        self, run_id: str, *, subtask: str, index: int, text: str, answer: str | None, verdicts: list[dict],
+        score: float | None, status: str, tokens: int, call_ids: list[str],
+    ) -> str:
+        """Record a candidate and its verdicts; returns its id. ``index`` numbers the candidates of one
+        subtask (unique across waves): the same (run, subtask, index) again replaces that candidate and its
+        verdicts, keeping its id (a node replayed after a resume does not duplicate its samples)."""
+
+        subtask = clip(subtask, 256)
+
+        def write(session: Session) -> str:
+            self._run(session, run_id)
+            row = session.scalars(select(CandidateRow).where(
+                CandidateRow.run_id == run_id, CandidateRow.subtask == subtask, CandidateRow.sample_index == index,
+            )).one_or_none()
+            if row is None:
+                row = CandidateRow(id=uuid.uuid4().hex, run_id=run_id, subtask=subtask, sample_index=int(index))
+                session.add(row)
+            else:
+                for old in session.scalars(select(VerdictRow).where(VerdictRow.candidate_id == row.id)):
+                    session.delete(old)
+            row.text, row.answer, row.status = text, answer, status
+            row.score = None if score is None else float(score)
+            row.tokens, row.call_ids, row.created_at = int(tokens), [str(c) for c in call_ids], utcnow()
+            session.flush()
+            for verdict in verdicts:
+                session.add(verdict_row(row.id, run_id, verdict))
+            return row.id
+
+        return self._write(write)
+
+    def add_verdict(self, candidate_id: str, verdict: dict) -> None:
+        """A verdict known after the candidate was recorded (``verifier``, ``passed``, ``score``, ``details``)."""
+
+        def write(session: Session) -> None:
+            candidate = session.get(CandidateRow, candidate_id)
+            if candidate is None:
+                raise CandidateNotFound(candidate_id)
+            session.add(verdict_row(candidate_id, candidate.run_id, verdict))
+
+        self._write(write)
+
+    def record_event(self, run_id: str, kind: str, data: dict) -> None:
+        """A step of the run: node start/end, an allocation decision, a stop decision and its reason..."""
+        if not kind:
+            raise ValueError("event kind: must not be empty")
+
+        def write(session: Session) -> None:
+            self._run(session, run_id)
+            payload = jsonable(data) if data is not None else {}
+            if not isinstance(payload, dict):
+                payload = {"value": payload}
+            session.add(EventRow(run_id=run_id, kind=clip(kind, 64), data=payload, created_at=utcnow()))
+
+        self._write(write)
+
+    # --- writing: calls ----------------------------------------------------------------------------
+    def record_call(self, record: CallRecord) -> None:
+        """Ledger listener: buffer a call tagged with a run id (cheap; safe on the event loop)."""
+        if record.run_id is None or len(record.run_id) > RUN_ID_MAX:
+            return  # not part of a run (a longer id cannot name one)
+        with self._buffer_lock:
+            self._buffer.append(record)
+            full = len(self._buffer) >= AUTO_FLUSH_CALLS
+        if full:
+            try:
+                self.flush()
+            except Exception as err:  # noqa: BLE001 - a listener must never break a model call; buffer kept
+                log.warning("run store: could not write %d buffered calls yet: %s", len(self._buffer), err)
+
+    def attach(self, ledger: Ledger) -> Callable[[], None]:
+        """Record the calls of ``ledger`` that carry a run id; returns a function that detaches."""
+        return ledger.subscribe(self.record_call)
+
+    def flush(self) -> int:
+        """Write the buffered calls in one transaction; returns how many were written."""
+        return self._write(lambda session: None, flush_only=True)
+
+    @property
+    def pending_calls(self) -> int:
+        with self._buffer_lock:
+            return len(self._buffer)
+
+    def _write_calls(self, session: Session, records: list[CallRecord]) -> int:
+        """Insert the calls not already stored (a call flushed twice is written once)."""
+        if not records:
+            return 0
+        unique = list({r.id: r for r in records}.values())
+        ids = [r.id for r in unique]
+        existing: set[str] = set()
+        for start in range(0, len(ids), 500):
+            existing.update(session.scalars(select(CallRow.id).where(CallRow.id.in_(ids[start:start + 500]))))
+        fresh = [call_row(r) for r in unique if r.id not in existing]
+        session.add_all(fresh)
+        return len(fresh)
+
+    def _write(self, fn: Callable[[Session], Any], *, flush_only: bool = False) -> Any:
+        """Run ``fn`` in one write transaction, together with the buffered calls (put back on failure)."""
+        with self._flush_lock:
+            with self._buffer_lock:
+                records, self._buffer = self._buffer, []
+            if flush_only and not records:
+                return 0
+
+            def transaction() -> Any:
+                with self.db.write() as session:
+                    written = self._write_calls(session, records)
+                    result = fn(session)
+                return written if flush_only else result
+
+            try:
+                return retry_locked(transaction)
+            except BaseException:
+                with self._buffer_lock:
+                    self._buffer[:0] = records
+                raise
+
+    @staticmethod
+    def _run(session: Session, run_id: str) -> RunRow:
+        row = session.get(RunRow, run_id)
+        if row is None:
+            raise RunNotFound(run_id)
+        return row
+
+    @staticmethod
+    def _subtask(session: Session, run_id: str, subtask_id: str, *, create: bool) -> SubtaskRow:
+        subtask_id = clip(subtask_id, 256)
+        row = session.scalars(select(SubtaskRow).where(
+            SubtaskRow.run_id == run_id, SubtaskRow.subtask_id == subtask_id)).one_or_none()
+        if row is None and create:
+            position = session.scalar(select(func.count()).select_from(SubtaskRow)
+                                      .where(SubtaskRow.run_id == run_id)) or 0
+            row = SubtaskRow(run_id=run_id, subtask_id=subtask_id, position=position, depends_on=[],
+                             allocation={}, status="pending", created_at=utcnow())
+            session.add(row)
+        return row
+
+    # --- reading -----------------------------------------------------------------------------------
+    def list_runs(self, limit: int = 20, namespace: str | None = None, status: str | None = None) -> list[RunSummary]:
+        """The latest runs first (by first start), optionally of one namespace and/or status."""
+        if limit < 1:
+            raise ValueError(f"limit: expected a positive number, got {limit}")
+        query = select(RunRow).order_by(RunRow.created_at.desc(), RunRow.id.desc()).limit(limit)
+        if namespace is not None:
+            query = query.where(RunRow.namespace == namespace)
+        if status is not None:
+            query = query.where(RunRow.status == status)
+        with self.db.read() as session:
+            rows = list(session.scalars(query))
+            ids = [row.id for row in rows]
+            usage = self._usage(session, ids)
+            feedback = self._latest_feedback(session, ids)
+        return [summary_of(RunSummary, row, usage.get(row.id), feedback.get(row.id)) for row in rows]
+
+    def resolve(self, run_id: str) -> str:
+        """The full id of a run given its id or any unique prefix of it (what progress lines show).
+        Raises ``RunNotFound``, or ``RunStoreError`` naming the candidates when the prefix is ambiguous."""
+        run_id = (run_id or "").strip()
+        if not run_id or len(run_id) > RUN_ID_MAX:
+            raise RunNotFound(run_id)
+        with self.db.read() as session:
+            if session.get(RunRow, run_id) is not None:
+                return run_id
+            escaped = run_id.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            found = list(session.scalars(select(RunRow.id).where(RunRow.id.like(f"{escaped}%", escape="\\"))
+                                         .order_by(RunRow.id).limit(6)))
+        if not found:
+            raise RunNotFound(run_id)
+        if len(found) > 1:
+            shown = ", ".join(found[:5]) + (", ..." if len(found) > 5 else "")
+            raise RunStoreError(f"run id prefix {run_id!r} is ambiguous: it matches {shown}; give more characters")
+        return found[0]
+
+    def get_run(self, run_id: str) -> RunTrace:
+        """Everything recorded about a run (buffered calls are written first), by its id or a unique
+        prefix of it. Raises ``RunNotFound``."""
+        self.flush()
+        run_id = self.resolve(run_id)
+        with self.db.read() as session:
+            row = self._run(session, run_id)
+            subtasks = list(session.scalars(select(SubtaskRow).where(SubtaskRow.run_id == run_id)
+                                            .order_by(SubtaskRow.position, SubtaskRow.id)))
+            candidates = list(session.scalars(select(CandidateRow).where(CandidateRow.run_id == run_id)))
+            verdicts = list(session.scalars(select(VerdictRow).where(VerdictRow.run_id == run_id)
+                                            .order_by(VerdictRow.id)))
+            calls = [call_trace(c) for c in session.scalars(
+                select(CallRow).where(CallRow.run_id == run_id).order_by(CallRow.started_at, CallRow.id))]
+            events = list(session.scalars(select(EventRow).where(EventRow.run_id == run_id).order_by(EventRow.id)))
+            feedback = list(session.scalars(select(FeedbackRow).where(FeedbackRow.run_id == run_id)
+                                            .order_by(FeedbackRow.id)))
+
+        return trace_of(row, subtasks, candidates, verdicts, calls, events, feedback)
+
+    def spend(self, run_id: str) -> Spend:
+        """What the run's recorded calls spent (buffered calls are written first). Raises ``RunNotFound``."""
+        return total_spend(self._calls(run_id))
+
+    def spend_by(self, run_id: str, key: SpendKey = "role") -> dict[str, Spend]:
+        """The run's recorded calls totalled per role, subtask or model. Raises ``RunNotFound``."""
+        if key not in ("role", "subtask", "model"):
+            raise ValueError(f"spend key {key!r}: expected 'role', 'subtask' or 'model'")
+        return group_spend(self._calls(run_id), key)
+
+    def _calls(self, run_id: str) -> list[CallTrace]:
+        self.flush()
+        with self.db.read() as session:
+            self._run(session, run_id)
+            return [call_trace(c) for c in session.scalars(select(CallRow).where(CallRow.run_id == run_id))]
+
+    @staticmethod
+    def _usage(session: Session, run_ids: list[str]) -> dict[str, tuple[int, float, int]]:
+        if not run_ids:
+            return {}
+        query = (select(CallRow.run_id, func.sum(CallRow.prompt_tokens + CallRow.completion_tokens),
+                        func.sum(CallRow.cost_usd), func.count())
+                 .where(CallRow.run_id.in_(run_ids)).group_by(CallRow.run_id))
+        return {run_id: (int(tokens or 0), float(usd or 0.0), int(n)) for run_id, tokens, usd, n in session.execute(query)}
+
+    @staticmethod
+    def _latest_feedback(session: Session, run_ids: list[str]) -> dict[str, bool]:
+        if not run_ids:
+            return {}
+        latest: dict[str, bool] = {}
+        rows = session.execute(select(FeedbackRow.run_id, FeedbackRow.success)
+                               .where(FeedbackRow.run_id.in_(run_ids)).order_by(FeedbackRow.id))
+        for run_id, success in rows:
+            latest[run_id] = success
+        return latest
+
+
+__all__ = ["AUTO_FLUSH_CALLS", "RunStore"]
