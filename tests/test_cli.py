@@ -217,11 +217,11 @@ def test_tables_fit_80_columns_with_whole_headers():
     from datetime import UTC, datetime
 
     from rich.console import Console
+    from seasoned.cli.progress import summary_table
+    from seasoned.cli.views import print_runs
     from seasoned.graphs.agent import RunResult
-    from seasoned.graphs.progress import summary_table
-    from seasoned.graphs.runs_view import print_runs
-    from seasoned.runs import RunSummary
     from seasoned.models import Spend
+    from seasoned.runs import RunSummary
 
     result = RunResult(run_id="a" * 16, task="t", answer="a rather long answer of many words", verified=True,
                        reward=1.0, stop_reason="verified by env:arithmetic after 3 waves of sampling",

@@ -13,14 +13,13 @@ import uuid
 
 import pytest
 from rich.console import Console
-from sqlalchemy import inspect
-from sqlalchemy.exc import OperationalError
-
-from seasoned.graphs.runs_view import print_runs, print_trace, runs_json, trace_json
-from seasoned.runs import UNTAGGED, CandidateNotFound, RunNotFound, RunStore, RunSummary, RunTrace
+from seasoned.cli.views import print_runs, print_trace, runs_json, trace_json
 from seasoned.memory.db import Database
 from seasoned.memory.errors import MemoryConfigError
 from seasoned.models import Gateway, Ledger, ModelCallError, RetryPolicy, SeasonedError, call_tags, scripted
+from seasoned.runs import UNTAGGED, CandidateNotFound, RunNotFound, RunStore, RunSummary, RunTrace
+from sqlalchemy import inspect
+from sqlalchemy.exc import OperationalError
 
 NO_RETRY = RetryPolicy(max_attempts=1, base_delay=0.0)
 

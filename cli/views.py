@@ -18,7 +18,6 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 from seasoned.models.spend import Spend
-
 from seasoned.runs import RunSummary, RunTrace
 
 STATUS_STYLE = {"running": "yellow", "succeeded": "green", "success": "green", "done": "green",

@@ -13,16 +13,12 @@ from importlib.metadata import PackageNotFoundError, version
 
 import typer
 from rich.console import Console
-from seasoned.models.errors import SeasonedError
+from seasoned.errors import CliUsageError, SeasonedError
 
 app = typer.Typer(help="seasoned: LLM agents that get better with experience.", no_args_is_help=True,
                   add_completion=False, pretty_exceptions_enable=False)
 console = Console()
 errors = Console(stderr=True)
-
-
-class CliUsageError(SeasonedError, ValueError):
-    """A mistake in the command line: printed as one error line, exit code 2."""
 
 
 def _version() -> str:
@@ -164,7 +160,8 @@ def run(
     Ctrl-C stops the run at once and keeps its record (status interrupted, with its spend);
     `seasoned run --resume ID` continues it without redoing finished samples."""
     from seasoned.graphs import Agent, parse_strategy
-    from seasoned.graphs.progress import run_with_progress, summary_table
+
+    from .progress import run_with_progress, summary_table
 
     if sum(x is not None for x in (task, env, resume)) != 1:
         raise CliUsageError("give exactly one of: a TASK, --env NAME, or --resume RUN_ID")
@@ -259,8 +256,9 @@ def runs_list(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """The most recent runs."""
-    from seasoned.graphs.runs_view import print_runs, runs_json
     from seasoned.runs import RunStore
+
+    from .views import print_runs, runs_json
 
     runs = RunStore.open().list_runs(limit=limit, namespace=namespace)
     print(runs_json(runs)) if as_json else print_runs(runs, console)
@@ -269,8 +267,9 @@ def runs_list(
 @runs_app.command("show")
 def runs_show(run_id: str = typer.Argument(...), as_json: bool = typer.Option(False, "--json")) -> None:
     """One run's trace: subtasks, candidates, verdicts, decisions, calls and spend per role."""
-    from seasoned.graphs.runs_view import print_trace, trace_json
     from seasoned.runs import RunStore
+
+    from .views import print_trace, trace_json
 
     trace = RunStore.open().get_run(run_id)
     print(trace_json(trace)) if as_json else print_trace(trace, console)
@@ -284,7 +283,7 @@ app.add_typer(envs_app, name="envs")
 def envs_list() -> None:
     """The environments `seasoned run --env NAME` accepts."""
     from seasoned.envs.cli import list_environments
-    from seasoned.tools.sandbox import describe_isolation
+    from seasoned.tools.isolation import describe_isolation
 
     list_environments(out=lambda line: console.print(line, markup=False, highlight=False))
     console.print(describe_isolation(), markup=False, highlight=False)

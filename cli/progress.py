@@ -8,8 +8,7 @@ from typing import Any
 from rich import box
 from rich.console import Console
 from rich.table import Table
-
-from .agent import Agent, Event, RunResult
+from seasoned.graphs import Agent, Event, RunResult
 
 
 def describe(event: Event) -> str | None:

@@ -1,0 +1,5 @@
+"""``python -m seasoned.cli``."""
+
+from .main import main
+
+main()
