@@ -20,7 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Union
 
-from .errors import ModelConfigError
+from seasoned.errors import ModelConfigError
+
 from .responses import text_response
 from .tokens import _TOKEN, count_message_tokens, count_text_tokens
 

@@ -28,7 +28,8 @@ import re
 import threading
 from dataclasses import dataclass, field
 
-from .errors import ModelConfigError
+from seasoned.errors import ModelConfigError
+
 from .responses import text_response
 from .tokens import count_message_tokens
 

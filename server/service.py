@@ -246,14 +246,9 @@ class Service:
 
     def spend(self, plan: Plan) -> dict[str, Any]:
         """What the run spent so far, from the ledger (the same fields as a finished run's spend)."""
-        records = self.ledger.calls(run_id=plan.run_id)
-        totals = self.ledger.totals(run_id=plan.run_id)
-        by_role: dict[str, int] = {}
-        for record in records:
-            by_role[record.role or "other"] = by_role.get(record.role or "other", 0) + record.total_tokens
-        return {"tokens": totals.total_tokens, "prompt_tokens": totals.prompt_tokens,
-                "completion_tokens": totals.completion_tokens, "usd": totals.cost_usd, "calls": totals.calls,
-                "seconds": round(time.perf_counter() - plan.started, 3), "by_role": by_role}
+        spend = self.ledger.totals(run_id=plan.run_id)
+        spend.seconds = round(time.perf_counter() - plan.started, 3)
+        return spend.model_dump()
 
     def finished(self, run_id: str) -> None:
         """The run is over and stored: drop its ledger records from memory (the run store has them)."""

@@ -9,7 +9,7 @@ from seasoned.envs.base import Verdict
 from seasoned.graphs import Agent
 from seasoned.graphs.checking import CheckerError, as_checker
 from seasoned.models import Gateway, SeasonedError, scripted
-from seasoned.tools.errors import ToolError
+from seasoned.errors import ToolError
 from seasoned.tools.user_tools import as_tools, python_tool, user_tool
 
 

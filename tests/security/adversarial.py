@@ -22,7 +22,7 @@ from seasoned.envs import get_env
 from seasoned.envs.game24 import ExpressionError, evaluate
 from seasoned.models import Completion, untrusted
 from seasoned.tools.actions import Param, ToolSpec, parse_edit_body, parse_text_action, parse_tool_call
-from seasoned.tools.errors import ToolError
+from seasoned.errors import ToolError
 
 SIZES = (1, 3, 10, 100, 300)
 LARGE = (1000, 5000)  # 10% and 1% of runs: the long inputs (and BIG) are what made parsers stall

@@ -167,7 +167,7 @@ def test_a_read_only_home_still_serves_the_read_commands(tmp_path):
 
 def test_edit_data_is_parsed_with_a_depth_limit():
     from seasoned.memory.admin import _parse_set
-    from seasoned.memory.errors import InvalidItemError
+    from seasoned.errors import InvalidItemError
 
     for value in ("[" * 100_000, '{"a": NaN}', '{"a": ' * 5000):
         with pytest.raises(InvalidItemError, match="not valid JSON"):

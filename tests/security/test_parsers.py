@@ -19,7 +19,7 @@ from seasoned.envs.answers import format_number, last_number, parse_number
 from seasoned.envs.game24 import MAX_EXPRESSION_CHARS, ExpressionError, evaluate
 from seasoned.models import untrusted
 from seasoned.tools.actions import parse_edit_body, parse_text_action, parse_tool_call
-from seasoned.tools.errors import ToolError
+from seasoned.errors import ToolError
 
 from .adversarial import TOOLS, fuzz
 
