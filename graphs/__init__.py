@@ -9,13 +9,15 @@ Names load lazily, so tools that only read recorded runs (``seasoned runs``) do 
 from importlib import import_module
 
 _EXPORTS = {
-    "Agent": ".agent", "AgentInput": ".agent", "AgentOutput": ".agent", "Event": ".agent", "RunResult": ".agent",
-    "ActorOutput": ".solve", "SolveContext": ".solve", "SolveState": ".solve", "build_solve_graph": ".solve",
+    "Agent": ".agent", "AgentInput": ".subgraph", "AgentOutput": ".subgraph", "Event": ".results",
+    "RunResult": ".results", "ActorOutput": ".solve", "SolveContext": ".solve", "build_solve_graph": ".solve",
+    "Candidate": ".state", "Decision": ".state", "SolveState": ".state", "Verdict": ".state",
+    "Checker": ".protocols", "Environment": ".protocols", "Memory": ".protocols",
     "STRATEGIES": ".strategy", "StrategyConfig": ".strategy", "StrategyError": ".strategy",
     "parse_strategy": ".strategy",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [*sorted(_EXPORTS)]
 
 
 def __getattr__(name: str):

@@ -7,8 +7,9 @@ loop stay valid, and a sync call works even from inside a running loop (e.g. a n
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
-from collections.abc import Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -41,3 +42,35 @@ def run_sync(awaitable: Awaitable[T]) -> T:
     except KeyboardInterrupt:
         future.cancel()
         raise
+
+
+def iterate_sync(make: Callable[[], AsyncIterator[T]], stop_wait_s: float = 1.5) -> Iterator[T]:
+    """Iterate an async generator from synchronous code, on the background loop. Leaving the loop early
+    (or Ctrl-C) cancels the generator, and waits up to ``stop_wait_s`` for it to clean up."""
+    import queue
+
+    items: queue.Queue = queue.Queue()
+
+    async def pump() -> None:
+        try:
+            async for item in make():
+                items.put(item)
+        except BaseException as exc:  # noqa: BLE001 - handed to the consuming thread
+            items.put(exc)
+        finally:
+            items.put(_DONE)
+
+    future = asyncio.run_coroutine_threadsafe(pump(), _background_loop())
+    try:
+        while (item := items.get()) is not _DONE:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:  # Ctrl-C or the consumer stopped: cancel the generator
+        if not future.done():
+            future.cancel()
+            with contextlib.suppress(BaseException):
+                future.result(timeout=stop_wait_s)
+
+
+_DONE = object()

@@ -76,14 +76,11 @@ class Service:
         stats, the others share them so every run and call is recorded exactly once."""
         key = (model, memory and self.bank is not None)
         if key not in self._agents:
-            first = not self._agents
-            agent = Agent(gateway=self.gateway_for(model), memory=self.bank if key[1] else None,
-                          strategy=self.settings.strategy, namespace=self.settings.default_namespace,
-                          record=first, db_url=self.settings.db_url, checkpoint=self.settings.checkpoint,
-                          memory_channel=self.settings.memory_channel)
-            if not first:
-                agent.store, agent.stats = self.primary.store, self.primary.stats
-            self._agents[key] = agent
+            shared = {"store": self.primary.store, "stats": self.primary.stats} if self._agents else {}
+            self._agents[key] = Agent(gateway=self.gateway_for(model), memory=self.bank if key[1] else None,
+                                      strategy=self.settings.strategy, namespace=self.settings.default_namespace,
+                                      db_url=self.settings.db_url, checkpoint=self.settings.checkpoint,
+                                      memory_channel=self.settings.memory_channel, **shared)
         return self._agents[key]
 
     @property

@@ -1,0 +1,50 @@
+"""The agent's graphs compiled with a checkpointer, one set per event loop.
+
+Checkpoints are what make a run resumable: with ``checkpoint=True`` they go to a SQLite file under
+``SEASONED_HOME`` (LangGraph's async SQLite saver, whose connection belongs to the loop that opened
+it), otherwise to memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+
+from langgraph.graph import StateGraph
+from seasoned.models import seasoned_home
+
+
+class CheckpointedGraphs:
+    def __init__(self, builders: dict[str, StateGraph], checkpoint: bool = True):
+        self.builders = builders
+        self.checkpoint = checkpoint
+        self._by_loop: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+    async def get(self, kind: str):
+        """The ``kind`` graph (``solve`` or ``task``) compiled with this loop's checkpointer."""
+        graphs = self._by_loop.setdefault(asyncio.get_running_loop(), {})
+        if kind not in graphs:
+            if "saver" not in graphs:
+                graphs["saver"] = await self._saver()
+            graphs[kind] = self.builders[kind].compile(checkpointer=graphs["saver"])
+        return graphs[kind]
+
+    async def _saver(self):
+        if not self.checkpoint:
+            from langgraph.checkpoint.memory import InMemorySaver
+
+            return InMemorySaver()
+        import aiosqlite
+        from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+
+        connection = await aiosqlite.connect(str(seasoned_home() / "checkpoints.sqlite"))
+        saver = AsyncSqliteSaver(connection)
+        await saver.setup()
+        return saver
+
+    async def aclose(self) -> None:
+        """Close the checkpoint connection opened on the running loop."""
+        graphs = self._by_loop.pop(asyncio.get_running_loop(), {})
+        connection = getattr(graphs.get("saver"), "conn", None)
+        if connection is not None:
+            await connection.close()
