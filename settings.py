@@ -1,8 +1,8 @@
 """Every ``SEASONED_*`` environment variable, read in one place, and the offline defaults.
 
-``settings()`` reads the environment afresh on each call (a new ``Settings``), so a variable set after
-import, or by a test's ``monkeypatch.setenv``, is seen by the next reader; nothing is cached. An empty
-variable counts as unset. A value that cannot be used raises ``SettingsError`` naming the variable.
+``settings()`` reads the environment afresh on each call, so a variable set after import, or by a test's
+``monkeypatch.setenv``, is seen by the next reader. (Building a ``Settings`` takes ~1 ms, so the frozen
+instance is reused while the ``SEASONED_*`` variables stay as they were.) An empty variable counts as unset. A value that cannot be used raises ``SettingsError`` naming the variable.
 Every field is documented in the README's Settings table (a test keeps them in step).
 
 ``SEASONED_SANDBOX_ROOTS`` is not a setting: the sandbox sets it for the commands it runs in ``guard``
@@ -11,6 +11,7 @@ mode, and the guard hook reads it inside them.
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 
@@ -62,7 +63,13 @@ def env_name(field: str) -> str:
 
 
 def settings() -> Settings:
-    """The settings as the environment says now (read afresh on every call)."""
+    """The settings as the environment says now."""
+    return _settings_for(tuple(sorted((k, v) for k, v in os.environ.items() if k.upper().startswith(ENV_PREFIX))))
+
+
+@functools.lru_cache(maxsize=8)
+def _settings_for(_variables: tuple[tuple[str, str], ...]) -> Settings:
+    """``Settings()`` while the ``SEASONED_*`` variables are ``_variables`` (the cache key)."""
     try:
         return Settings()
     except ValidationError as exc:
