@@ -71,7 +71,8 @@ class Arm:
                 "cache_hits": self.cache_hits, "seconds": round(self.seconds, 1), "posterior": self.posterior}
 
 
-def run_arm(stream: Stream, model: str, memory_on: bool, workdir: Path, seed: int) -> Arm:
+def run_arm(stream: Stream, model: str, memory_on: bool, workdir: Path, seed: int,
+            allocation: str = "learned") -> Arm:
     from seasoned.envs import get_env
     from seasoned.graphs import Agent, parse_strategy
     from seasoned.memory import MemoryBank
@@ -87,7 +88,7 @@ def run_arm(stream: Stream, model: str, memory_on: bool, workdir: Path, seed: in
         path = workdir / f"{stream.name}-memory.db"
         bank = MemoryBank.open(f"sqlite:///{path}", namespace=namespace, chroma_path=str(workdir / f"{stream.name}.chroma"))
     agent = Agent(model, memory=bank, namespace=namespace, record=False, checkpoint=False,
-                  strategy=parse_strategy(stream.strategy, seed=seed), allocation="learned")
+                  strategy=parse_strategy(stream.strategy, seed=seed), allocation=allocation)
     arm = Arm()
     started = time.perf_counter()
     for index, task in enumerate(tasks):
@@ -140,17 +141,19 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--streams", nargs="+", default=list(STREAMS), choices=list(STREAMS))
     parser.add_argument("--tasks", type=int, default=None, help="override every stream's length")
     parser.add_argument("--seed", type=int, default=SEED)
+    parser.add_argument("--allocation", default="learned", choices=["uniform", "difficulty", "learned"],
+                        help="allocation policy of both arms (multi-stage streams)")
     parser.add_argument("--out", default="experience.json", help="where to write the figures (JSON)")
     args = parser.parse_args(argv)
-    report: dict = {"model": args.model, "seed": args.seed, "streams": {}}
+    report: dict = {"model": args.model, "seed": args.seed, "allocation": args.allocation, "streams": {}}
     with tempfile.TemporaryDirectory(prefix="seasoned-experience-") as tmp:
         for name in args.streams:
             stream = STREAMS[name]
             if args.tasks:
                 stream = Stream(**{**stream.__dict__, "tasks": args.tasks, "tail": min(stream.tail, args.tasks)})
             print(f"== {name}: {stream.tasks} tasks, {stream.strategy}, memory off then on", flush=True)
-            off = run_arm(stream, args.model, False, Path(tmp), args.seed).summary(stream.tail)
-            on = run_arm(stream, args.model, True, Path(tmp), args.seed).summary(stream.tail)
+            off = run_arm(stream, args.model, False, Path(tmp), args.seed, args.allocation).summary(stream.tail)
+            on = run_arm(stream, args.model, True, Path(tmp), args.seed, args.allocation).summary(stream.tail)
             lines = verdicts(stream, off, on)
             report["streams"][name] = {"off": off, "on": on, "verdict": lines}
             for line in lines:

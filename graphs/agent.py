@@ -39,7 +39,7 @@ from .allocation import AllocationPolicy, make_policy
 from .checking import as_checker
 from .checkpoints import CheckpointedGraphs
 from .curate import apply_feedback, credit_items, curate, env_checked, solve_trajectory
-from .protocols import Checker, Environment, Memory
+from .protocols import Checker, Environment, Memory, TaskInput
 from .results import Event, RunResult, build_result, event_of, run_spend
 from .solve import SolveContext, build_solve_graph
 from .strategy import StrategyConfig, parse_strategy
@@ -109,18 +109,18 @@ class Agent:
         "run_id", "tokens"}``. Each call is a full, recorded run; ``run_options`` go to every ``arun``."""
         return agent_subgraph(self, **run_options)
 
-    def context_for(self, task: Any = None, *, env: Environment | None = None, budget: Budget | None = None,
+    def context_for(self, task: TaskInput | None = None, *, env: Environment | None = None, budget: Budget | None = None,
                     strategy: StrategyConfig | None = None, checker: Checker | None = None,
                     namespace: str | None = None) -> SolveContext:
         """The runtime context of one solve (to drive ``agent.graph`` yourself)."""
         return run_context.solve_context(self, task, env=env, budget=budget, strategy=strategy, checker=checker,
                                          namespace=namespace)
 
-    def is_multi_stage(self, task: Any, plan: bool | None = None) -> bool:
+    def is_multi_stage(self, task: TaskInput, plan: bool | None = None) -> bool:
         return run_context.is_multi_stage(self, task, plan)
 
     # --- running -------------------------------------------------------------------------------------
-    async def astream(self, task: Any, *, env: Environment | None = None, budget: Budget | dict | int | None = None,
+    async def astream(self, task: TaskInput, *, env: Environment | None = None, budget: Budget | dict | int | None = None,
                       strategy: str | StrategyConfig | None = None, run_id: str | None = None,
                       checker: Checker | None = None, namespace: str | None = None, allocation: str | None = None,
                       plan: bool | None = None) -> AsyncIterator[Event]:
@@ -145,7 +145,7 @@ class Agent:
             yield event
 
     async def astream_resume(self, run_id: str, *, env: Environment | None = None,
-                             task: Any = None) -> AsyncIterator[Event]:
+                             task: TaskInput | None = None) -> AsyncIterator[Event]:
         """``aresume`` as events; ``run_id`` may be any unique prefix of the id (as progress lines show)."""
         record = None
         self._attach_ledger()
@@ -175,7 +175,7 @@ class Agent:
             yield event
 
     async def _drive(self, run_id: str, initial: dict | None, context: SolveContext | TaskContext,
-                     task: Any) -> AsyncIterator[Event]:
+                     task: TaskInput) -> AsyncIterator[Event]:
         kind = "task" if isinstance(context, TaskContext) else "solve"
         solve = context.solve if isinstance(context, TaskContext) else context
         graph = await self._checkpointed.get(kind)
@@ -238,7 +238,7 @@ class Agent:
             raise SeasonedError("feedback needs recorded runs (Agent(record=True))")
         return apply_feedback(self.store, self.memory, self.stats, run_id, success, comment, self.namespace)
 
-    async def arun(self, task: Any, **kwargs: Any) -> RunResult:
+    async def arun(self, task: TaskInput, **kwargs: Any) -> RunResult:
         result = None
         async for event in self.astream(task, **kwargs):
             if event.kind == "result":
@@ -246,18 +246,18 @@ class Agent:
         assert result is not None
         return result
 
-    async def aresume(self, run_id: str, *, env: Environment | None = None, task: Any = None) -> RunResult:
+    async def aresume(self, run_id: str, *, env: Environment | None = None, task: TaskInput | None = None) -> RunResult:
         """Continue a killed run from its last checkpoint (finished samples are not redone)."""
         events = [event async for event in self.astream_resume(run_id, env=env, task=task)]
         return events[-1].data["result"]
 
-    def run(self, task: Any, **kwargs: Any) -> RunResult:
+    def run(self, task: TaskInput, **kwargs: Any) -> RunResult:
         return run_sync(self.arun(task, **kwargs))
 
     def resume(self, run_id: str, **kwargs: Any) -> RunResult:
         return run_sync(self.aresume(run_id, **kwargs))
 
-    def stream(self, task: Any, **kwargs: Any) -> Iterator[Event]:
+    def stream(self, task: TaskInput, **kwargs: Any) -> Iterator[Event]:
         """Synchronous ``astream``: events as they happen. Leaving the loop early (or Ctrl-C) cancels the
         run, which is then recorded as interrupted."""
         return iterate_sync(lambda: self.astream(task, **kwargs), STOP_WAIT_S)

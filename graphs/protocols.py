@@ -6,7 +6,10 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol, runtime_checkable
 
-from seasoned.envs.base import Verdict
+from seasoned.envs.base import Task, Verdict
+
+#: A question as text, or an environment's task (its prompt, id, stages).
+TaskInput = str | Task
 
 #: ``fn(text)``, sync or async, returning a bool, a reward in 0..1 or a ``Verdict`` (``graphs.checking``).
 Checker = Callable[[str], "bool | float | Verdict | Awaitable[bool | float | Verdict]"]
