@@ -24,10 +24,10 @@ from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from .auth import Slot
-from .service import Plan, Service
+from .service import RequestPlan, Service
 
 
-def run_summary(result: RunResult, plan: Plan) -> dict:
+def run_summary(result: RunResult, plan: RequestPlan) -> dict:
     """The ``seasoned`` field of a reply."""
     return {"run_id": result.run_id, "answer": result.answer, "verified": result.verified,
             "confidence": result.confidence, "verified_by": result.verified_by, "stop_reason": result.stop_reason,
@@ -59,7 +59,7 @@ def dumps(value: Any) -> str:
     return json.dumps(json_safe(value), allow_nan=False)
 
 
-def completion_body(result: RunResult, plan: Plan, usage: dict, finish_reason: str = "stop") -> dict:
+def completion_body(result: RunResult, plan: RequestPlan, usage: dict, finish_reason: str = "stop") -> dict:
     return json_safe({
         "id": f"chatcmpl-{result.run_id}", "object": "chat.completion", "created": int(time.time()),
         "model": plan.label,
@@ -70,7 +70,7 @@ def completion_body(result: RunResult, plan: Plan, usage: dict, finish_reason: s
     })
 
 
-def _chunk(chunk_id: str, plan: Plan, created: int, delta: dict, finish: str | None = None,
+def _chunk(chunk_id: str, plan: RequestPlan, created: int, delta: dict, finish: str | None = None,
            **extra: Any) -> str:
     body = {"id": chunk_id, "object": "chat.completion.chunk", "created": created, "model": plan.label,
             "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}], **extra}
@@ -81,7 +81,7 @@ def progress(event: Event) -> dict:
     return {"event": event.kind, "run_id": event.run_id, "node": event.node, "data": event.data}
 
 
-async def sse_events(service: Service, plan: Plan) -> AsyncIterator[str]:
+async def sse_events(service: Service, plan: RequestPlan) -> AsyncIterator[str]:
     """The run as server-sent events. A client that disconnects cancels the run (``Service.events``)."""
     created = int(time.time())
     chunk_id = f"chatcmpl-{plan.run_id}"

@@ -32,7 +32,7 @@ SETTLE_POLLS = 1000  # x 10 ms: how long a cancelled run's calls may take to unw
 
 
 @dataclass
-class Plan:
+class RequestPlan:
     """A checked request, ready to run."""
 
     task: str
@@ -122,7 +122,7 @@ class Service:
                            f"{', '.join(self.settings.served_models)}", param="model",
                            code="unknown_strategy") from None
 
-    async def plan(self, body: ChatCompletionRequest, caller: Caller) -> Plan:
+    async def plan(self, body: ChatCompletionRequest, caller: Caller) -> RequestPlan:
         """Everything about a request that can be wrong is found here, before anything is written."""
         body.refuse_unsupported()
         options = body.seasoned
@@ -143,7 +143,7 @@ class Service:
         include_usage = True
         if body.stream_options and body.stream_options.get("include_usage") is False:
             include_usage = False
-        return Plan(task=task, model=model, label=body.model, strategy=strategy, namespace=namespace,
+        return RequestPlan(task=task, model=model, label=body.model, strategy=strategy, namespace=namespace,
                     budget=budget, memory=(options.memory if options else True) and self.bank is not None,
                     stream=body.stream, include_usage=include_usage)
 
@@ -182,7 +182,7 @@ class Service:
                            param="seasoned.budget.max_seconds", code="budget_too_small")
 
     # --- running -------------------------------------------------------------------------------------
-    async def events(self, plan: Plan) -> AsyncIterator[Event]:
+    async def events(self, plan: RequestPlan) -> AsyncIterator[Event]:
         """The run's progress events; the last is ``result``.
 
         A consumer that goes away (a client that disconnected: the task is cancelled, or this generator
@@ -208,7 +208,7 @@ class Service:
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    async def _cancel(self, plan: Plan, stream) -> None:
+    async def _cancel(self, plan: RequestPlan, stream) -> None:
         """Stop a run whose client went away and record it ``cancelled`` with its spend."""
         try:
             await stream.aclose()  # cancels what the run still has in flight (those calls are recorded)
@@ -227,7 +227,7 @@ class Service:
         finally:
             self.finished(plan.run_id)
 
-    def _finish_cancelled(self, plan: Plan) -> None:
+    def _finish_cancelled(self, plan: RequestPlan) -> None:
         from seasoned.runs import RunNotFound
 
         if self.store is None:
@@ -241,7 +241,7 @@ class Service:
         self.store.finish_run(plan.run_id, status="cancelled", answer=None, verified=False, confidence=None,
                               spend=self.spend(plan), error="the client disconnected; the run was cancelled")
 
-    def spend(self, plan: Plan) -> dict[str, Any]:
+    def spend(self, plan: RequestPlan) -> dict[str, Any]:
         """What the run spent so far, from the ledger (the same fields as a finished run's spend)."""
         spend = self.ledger.totals(run_id=plan.run_id)
         spend.seconds = round(time.perf_counter() - plan.started, 3)
@@ -274,7 +274,7 @@ class Service:
                 "models": self.settings.served_models, "default_strategy": self.settings.strategy,
                 "memory": memory}
 
-    async def run(self, plan: Plan) -> RunResult:
+    async def run(self, plan: RequestPlan) -> RunResult:
         result = None
         async for event in self.events(plan):
             if event.kind == "result":
