@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from seasoned.models.tokens import count_text_tokens
 
 from .items import Retrieved
 from .merge import sentences
+
+if TYPE_CHECKING:
+    from seasoned.models import Gateway
 
 SECTIONS = (
     ("behavior", "Behaviors"),
@@ -80,19 +84,21 @@ def deterministic(query: str, hits: Sequence[Retrieved], max_tokens: int) -> str
     return "\n".join(lines) if len(lines) > 1 else ""
 
 
-def synthesize(query: str, hits: Sequence[Retrieved], *, max_tokens: int = 400, model: str | None = None) -> str:
-    """With ``model``, an LLM rewrites the draft (kept only if non-empty and within ``max_tokens``)."""
+def synthesize(query: str, hits: Sequence[Retrieved], *, max_tokens: int = 400, model: str | None = None,
+               gateway: Gateway | None = None) -> str:
+    """With ``model``, an LLM rewrites the draft (kept only if non-empty and within ``max_tokens``), called
+    through ``gateway`` (default: the process-wide one), so the call is budgeted, tagged and in its ledger."""
     draft = deterministic(query, hits, max_tokens)
     if not model or not draft:
         return draft
-    from seasoned.models import Gateway, SeasonedError
+    from seasoned.models import SeasonedError, default_gateway
 
     prompt = (
         "Condense these notes into a short cheatsheet of reusable strategies, pitfalls and code for the task. "
         f"Keep code verbatim. At most {max_tokens} tokens.\n\nTask: {query}\n\nNotes:\n{draft}"
     )
     try:
-        reply = Gateway(model).complete(prompt, max_tokens=max_tokens, role="curator")
+        reply = (gateway or default_gateway()).complete(prompt, model=model, max_tokens=max_tokens, role="curator")
     except SeasonedError:
         return draft
     text = (reply.text or "").strip()

@@ -60,13 +60,6 @@ class LexicalIndex:
         self._built: dict[str, _Built] = {}
         self._lock = threading.Lock()
 
-    def invalidate(self, namespace: str | None = None) -> None:
-        with self._lock:
-            if namespace is None:
-                self._built.clear()
-            else:
-                self._built.pop(namespace, None)
-
     def _get(self, namespace: str, stamp: Hashable, load: Callable[[], Sequence[tuple[str, str]]]) -> _Built:
         with self._lock:
             built = self._built.get(namespace)

@@ -24,11 +24,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, Field, ValidationError
+from seasoned.errors import InvalidItemError
 from seasoned.models import untrusted
 from sqlalchemy import select
 
+from .core import SNAPSHOT_FIELDS
 from .db import ItemRow, NamespaceRow, VersionRow, retry_locked
-from .errors import InvalidItemError
 from .items import ItemVersion, MemoryItem, describe_error, new_id, utcnow
 
 if TYPE_CHECKING:
@@ -46,8 +47,6 @@ class Record(BaseModel):
     item: MemoryItem
     versions: list[ItemVersion] = Field(default_factory=list)  # hand-written lines: made by _default_versions
 
-SNAPSHOT_FIELDS = ("kind", "title", "content", "tags", "task_signature", "data", "key", "source", "run_ids",
-                   "verified", "pinned", "status", "superseded_by")  # what a version's snapshot holds
 
 
 def _default_versions(record: Record) -> None:
@@ -248,11 +247,11 @@ def import_jsonl(bank: MemoryBank, path: str | Path, *, namespace: str | None, r
                 for v in record.versions:
                     s.add(VersionRow(item_id=item.id, version=v.version, reason=v.reason, actor=v.actor,
                                      created_at=v.created_at, snapshot=v.snapshot))
-            bank._bump(s, namespaces)
+            bank.bump(s, namespaces)
         return counts
 
     counts = retry_locked(write)
-    bank._known_namespaces.update(namespaces)
+    bank.known_namespaces(namespaces)
     for ns in namespaces:
         bank.sync_index(ns)
     return counts
