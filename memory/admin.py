@@ -25,9 +25,9 @@ import tempfile
 from collections.abc import Sequence
 from typing import Any
 
+from seasoned.errors import InvalidItemError
 from seasoned.models import untrusted
 
-from .errors import InvalidItemError
 from .items import EDITABLE_FIELDS, KINDS, MemoryItem
 
 
@@ -267,10 +267,10 @@ def _first_line(err: BaseException) -> str:
 
 def resolve_id(bank, text: str, namespace: str) -> str:
     """The full id of the item ``text`` names in ``namespace``: its id, or a prefix unique there."""
+    from seasoned.errors import ItemNotFound
     from sqlalchemy import select
 
     from .db import ItemRow
-    from .errors import ItemNotFound
 
     text = (text or "").strip()
     if not text or len(text) > 64:

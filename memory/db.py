@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import quote
 
+from seasoned.errors import MemoryConfigError
 from seasoned.models.settings import seasoned_home
 from sqlalchemy import (
     JSON,
@@ -33,8 +34,6 @@ from sqlalchemy import (
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
-
-from .errors import MemoryConfigError
 
 SQLITE_BUSY_TIMEOUT_MS = 60_000
 T = TypeVar("T")

@@ -12,9 +12,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+from seasoned.errors import MemoryConfigError
 from seasoned.models.settings import apply_offline_defaults
-
-from .errors import MemoryConfigError
 
 DIMENSION = 384
 BATCH_SIZE = 64

@@ -18,9 +18,8 @@ from typing import Any
 from urllib.parse import urlparse
 
 import numpy as np
+from seasoned.errors import MemoryConfigError
 from seasoned.models.settings import apply_offline_defaults
-
-from .errors import MemoryConfigError
 
 CHROMA_BATCH = 4000  # below Chroma's maximum batch size
 log = logging.getLogger(__name__)
