@@ -8,7 +8,7 @@
 
 from seasoned.errors import CandidateNotFound, RunNotFound, RunStoreError
 
-from .store import RunStore
+from .store import FinishedRun, RunStore
 from .tables import RUN_ID_MAX
 from .traces import (
     UNTAGGED,
@@ -28,6 +28,6 @@ from .verifier_stats import VerifierStats
 
 __all__ = [
     "RUN_ID_MAX", "UNTAGGED", "CallTrace", "CandidateNotFound", "CandidateTrace", "EventTrace", "FeedbackTrace",
-    "RunDetail", "RunNotFound", "RunStore", "RunStoreError", "RunSummary", "RunTrace", "SpendKey", "SubtaskTrace",
-    "VerdictTrace", "VerifierStats", "group_spend",
+    "FinishedRun", "RunDetail", "RunNotFound", "RunStore", "RunStoreError", "RunSummary", "RunTrace", "SpendKey",
+    "SubtaskTrace", "VerdictTrace", "VerifierStats", "group_spend",
 ]

@@ -21,7 +21,7 @@ import logging
 import threading
 import uuid
 from collections.abc import Callable
-from typing import Any, Self
+from typing import Any, Protocol, Self
 
 from seasoned.errors import CandidateNotFound, RunNotFound, RunStoreError
 from seasoned.memory.db import Database, default_db_url, retry_locked
@@ -48,6 +48,21 @@ from .traces import CallTrace, RunSummary, RunTrace, SpendKey, group_spend
 log = logging.getLogger(__name__)
 
 AUTO_FLUSH_CALLS = 1000  # a buffer this long is written from the listener itself (bounded memory)
+
+
+class FinishedRun(Protocol):
+    """What ``RunStore.record_result`` reads from a finished run (``seasoned.graphs.RunResult``)."""
+
+    run_id: str
+    answer: str | None
+    verified: bool
+    confidence: float
+    verified_by: str | None
+    memory_ids: list[str]
+    subtasks: list[dict]  # each with its plan fields, ``allocation`` and ``result`` (None when skipped)
+    candidates: list  # Candidate dicts: id, text, answer, status, tokens
+    verdicts: list  # Verdict dicts: candidate_id, verifier, passed, score, details
+    spend: Spend
 
 
 class RunStore:
@@ -130,7 +145,7 @@ class RunStore:
 
         self._write(write)
 
-    def record_result(self, result: Any, *, namespace: str, outcome_recorded: bool) -> None:
+    def record_result(self, result: FinishedRun, *, namespace: str, outcome_recorded: bool) -> None:
         """Record a finished run from its result (a ``RunResult``): the outcome event, its subtasks, its
         candidates with their verdicts, then close the run as ``completed``. ``outcome_recorded`` says whether
         the memory items were credited already (an environment checked the answer)."""
@@ -427,4 +442,4 @@ class RunStore:
         return latest
 
 
-__all__ = ["AUTO_FLUSH_CALLS", "RunStore"]
+__all__ = ["AUTO_FLUSH_CALLS", "FinishedRun", "RunStore"]

@@ -10,6 +10,7 @@ import socket
 import subprocess
 import tempfile
 import uuid
+from types import SimpleNamespace
 
 import pytest
 from rich.console import Console
@@ -265,6 +266,51 @@ def test_resumed_run_keeps_its_record_and_candidates(store):
     assert again == first
     assert [(c.index, c.text) for c in trace.candidates] == [(0, "redo"), (1, "more")]
     assert [(v.verifier, v.passed) for v in trace.candidates[0].verdicts] == [("tests", True)]
+
+
+def test_record_result_writes_a_finished_run_and_spend_totals_its_calls(store):
+    gateway = _gateway("runstore-result")
+    store.attach(gateway.ledger)
+    _start(store, "done")
+    with call_tags(run_id="done", role="solver"):
+        gateway.complete("q1", max_tokens=8)
+        gateway.complete("q2", max_tokens=8)
+    with call_tags(run_id="done"):
+        gateway.complete("untagged", max_tokens=8)
+    spend = store.spend("done")
+    calls = gateway.ledger.calls(run_id="done")
+    assert spend.calls == 3 and spend.tokens == sum(c.total_tokens for c in calls) == spend.total_tokens
+    assert spend.by_role == {"solver": sum(c.total_tokens for c in calls if c.role == "solver"),
+                             "other": calls[-1].total_tokens}
+    spend.seconds = 2.5
+
+    verdicts = [{"candidate_id": "a", "verifier": "env:x", "passed": True, "score": 1.0},
+                {"candidate_id": "a", "verifier": "judge:m", "passed": True, "score": 0.5},
+                {"candidate_id": "b", "verifier": "env:x", "passed": False, "score": 0.0}]
+    candidates = [{"id": "a", "text": "Answer: 42", "answer": "42", "status": "ok", "tokens": 7},
+                  {"id": "b", "text": "Answer: 41", "answer": "41", "status": "ok"}]
+    subtasks = [{"id": "s1", "description": "add", "kind": "math", "difficulty": 0.3, "depends_on": [],
+                 "allocation": {"tokens": 50}, "result": {"answer": "42", "verified": True, "tokens": 9}},
+                {"id": "s2", "description": "check", "kind": "check", "difficulty": None, "depends_on": ["s1"],
+                 "allocation": None, "result": None}]
+    result = SimpleNamespace(run_id="done", answer="42", verified=True, confidence=0.9, verified_by="env:x",
+                             memory_ids=["m1"], subtasks=subtasks, candidates=candidates, verdicts=verdicts,
+                             spend=spend)
+    store.record_result(result, namespace="ns", outcome_recorded=True)
+
+    trace = store.get_run("done")
+    assert (trace.run.status, trace.run.answer, trace.run.verified, trace.run.confidence) == (
+        "completed", "42", True, 0.9)
+    assert trace.run.spend["tokens"] == spend.tokens and trace.run.seconds == 2.5
+    assert trace.run.tokens == spend.tokens and trace.run.calls == 3
+    outcome = [e.data for e in trace.events if e.kind == "outcome"]
+    assert outcome == [{"verified": True, "verified_by": "env:x", "memory_ids": ["m1"], "namespace": "ns",
+                        "outcome_recorded": True}]
+    assert [(s.id, s.status, s.verified, s.depends_on) for s in trace.subtasks] == [
+        ("s1", "completed", True, []), ("s2", "skipped", False, ["s1"])]
+    assert trace.subtasks[0].spend == {"tokens": 9, "usd": None, "calls": None, "allocated": None}
+    main = [(c.index, c.answer, c.score, c.tokens, [v.verifier for v in c.verdicts]) for c in trace.candidates]
+    assert main == [(0, "42", 1.0, 7, ["env:x", "judge:m"]), (1, "41", 0.0, 0, ["env:x"])]
 
 
 def test_listing_order_filters_and_totals(store, sqlite_url):
