@@ -46,7 +46,15 @@ items rank below verified ones until ``confirm_after`` successful runs verify th
 from .bank import MemoryBank, RetrievalWeights
 from .errors import InvalidItemError, ItemNotFound, MemoryConfigError, MemoryError_, ProtectedItemError
 from .items import KINDS, Action, AddResult, ItemVersion, MemoryItem, Retrieved
-from .store import BankStore
+
+
+def __getattr__(name: str) -> object:
+    """``BankStore`` is imported on first use: it pulls in LangGraph, which the admin tool does not need."""
+    if name == "BankStore":
+        from .store import BankStore
+
+        return BankStore
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
     "KINDS",

@@ -216,31 +216,6 @@ def _edit_in_editor(item: MemoryItem) -> dict[str, Any]:
 READ_ONLY_COMMANDS = ("stats", "list", "search", "show", "history", "export")
 
 
-def open_read_only(url: str | None, namespace: str):
-    """The bank without writing anything (no schema, no index sync; the index is searched from a copy):
-    what the read-only commands need on a read-only SEASONED_HOME."""
-    import os
-    from pathlib import Path
-
-    from seasoned.models.settings import seasoned_home
-
-    from .bank import MemoryBank
-    from .db import Database, default_db_url, redact
-    from .index import VectorIndex
-
-    db = Database(url or default_db_url(), setting="--db" if url else "SEASONED_DB_URL", read_only=True)
-    chroma_url = os.environ.get("SEASONED_CHROMA_URL") or None
-    chroma_path = (db.sqlite_path.with_name(db.sqlite_path.name + ".chroma") if db.sqlite_path
-                   else seasoned_home() / "chroma")
-    try:
-        index = VectorIndex(redact(db.url), path=None if chroma_url else Path(chroma_path), url=chroma_url,
-                            read_only=not chroma_url)
-    except Exception:
-        db.dispose()
-        raise
-    return MemoryBank(db, index, namespace)
-
-
 def _open(args: argparse.Namespace, namespace: str):
     from seasoned.models.errors import SeasonedError
     from sqlalchemy.exc import SQLAlchemyError
@@ -253,7 +228,7 @@ def _open(args: argparse.Namespace, namespace: str):
         if args.command not in READ_ONLY_COMMANDS:
             raise
         try:
-            bank = open_read_only(args.db, namespace)
+            bank = MemoryBank.open(url=args.db, namespace=namespace, read_only=True)
         except Exception:  # noqa: BLE001 - the first error is the one worth reporting
             raise err from None
         print(f"seasoned-admin: note: opened read-only ({_first_line(err)})", file=sys.stderr)
@@ -429,10 +404,22 @@ def _report(args: argparse.Namespace, text: str, data: Any) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """The program (``argv`` None: ``sys.argv``), or one command from Python (``argv`` given)."""
+    args = _parser().parse_args(argv)
+    code = _main(args)
+    if argv is None and args.command == "search":
+        # As a program, a search ends without Python's teardown of torch and transformers (about 2 s of
+        # CPU here): it wrote nothing, the bank is closed and the output is flushed.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
+
+
+def _main(args: argparse.Namespace) -> int:
     from seasoned.models.errors import SeasonedError
     from sqlalchemy.exc import SQLAlchemyError
 
-    args = _parser().parse_args(argv)
     try:
         return run(args)
     except SeasonedError as err:

@@ -62,25 +62,28 @@ class MemoryBank(Upkeep, Ranking):
     # --- opening -----------------------------------------------------------------------------------
     @classmethod
     def open(cls, url: str | None = None, namespace: str = "default", *, chroma_url: str | None = None,
-             chroma_path: str | Path | None = None, sync: bool = True, **options: Any) -> MemoryBank:
+             chroma_path: str | Path | None = None, sync: bool = True, read_only: bool = False,
+             **options: Any) -> MemoryBank:
         """Open (creating if needed) the bank at ``url`` (default ``SEASONED_DB_URL`` or SQLite under
         ``SEASONED_HOME``). Chroma: ``chroma_url`` / ``SEASONED_CHROMA_URL`` (server) or a local folder
-        next to the SQLite file (``<file>.chroma``) or ``$SEASONED_HOME/chroma``."""
+        next to the SQLite file (``<file>.chroma``) or ``$SEASONED_HOME/chroma``. ``read_only``: write
+        nothing (no schema, no index sync; a local index is searched from a copy), for a read-only home."""
         import os
 
         setting = "--db/url" if url else "SEASONED_DB_URL"
-        db = Database(url or default_db_url(), setting=setting)
+        db = Database(url or default_db_url(), setting=setting, read_only=read_only)
         chroma_url = chroma_url or os.environ.get("SEASONED_CHROMA_URL") or None
         if chroma_path is None and not chroma_url:
             chroma_path = (db.sqlite_path.with_name(db.sqlite_path.name + ".chroma") if db.sqlite_path
                            else seasoned_home() / "chroma")
         try:
-            index = VectorIndex(redact(db.url), path=Path(chroma_path) if chroma_path else None, url=chroma_url)
+            index = VectorIndex(redact(db.url), path=Path(chroma_path) if chroma_path else None, url=chroma_url,
+                                read_only=read_only and not chroma_url)
         except Exception:
             db.dispose()
             raise
         bank = cls(db, index, namespace, **options)
-        if sync:
+        if sync and not read_only:
             bank.sync_index(full=True)
         return bank
 
