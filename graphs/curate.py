@@ -37,7 +37,7 @@ async def curate(memory: Any, trajectory: dict, namespace: str, *, gateway: Gate
     actions: dict[str, int] = {}
     with call_tags(run_id=trajectory.get("run_id"), role="curator"):
         for item in items:
-            added = await memory.aadd(MemoryItem(**item), namespace=namespace, actor="curator")
+            added = await memory.aadd(MemoryItem(**item), namespace=namespace, actor="curator", gateway=gateway)
             actions[added.action.value] = actions.get(added.action.value, 0) + 1
     for demo in demos:  # key-addressed: one per task, the newest verified reply
         await asyncio.to_thread(memory.put, demo["key"], demo, namespace=namespace, actor="curator",
