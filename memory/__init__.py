@@ -12,13 +12,16 @@
 
 API (every method takes ``namespace=``; default: the bank's namespace; items never cross namespaces):
 
-- ``MemoryBank.open(url=None, namespace="default", *, chroma_url=None, chroma_path=None,
-  dedup_threshold=0.85, noop_threshold=0.97, merge_model=None, ...) -> MemoryBank`` (also a context manager)
-- ``add(item, *, dedup=True, actor="curator", model=None) -> AddResult(action, item, reason, similarity,
-  superseded)``; ``await aadd(item, model=None)`` (LLM merge through the gateway, loop never blocked);
+- ``MemoryBank.open(url=None, namespace="default", *, chroma_url=None, chroma_path=None, read_only=False,
+  dedup_threshold=0.85, noop_threshold=0.97, merge_model=None, gateway=None, ...) -> MemoryBank``
+  (also a context manager)
+- ``add(item, *, dedup=True, actor="curator", model=None, gateway=None) -> AddResult(action, item, reason,
+  similarity, superseded)``; ``await aadd(...)`` (same arguments; ``add`` is its synchronous form). With
+  ``model`` or the bank's ``merge_model`` an LLM decides merges, through ``gateway`` (the caller's: its
+  budget, tags and ledger; default: the bank's ``gateway``, built once);
   ``add_many(items, *, dedup=True, embeddings=None) -> list[AddResult]`` (batched embedding)
 - ``retrieve(query, k=5, kinds=None, namespace=None, *, track=True) -> list[Retrieved(item, score, parts)]``
-- ``cheatsheet(query, max_tokens=400, *, k=12, kinds=None, model=None) -> str``
+- ``cheatsheet(query, max_tokens=400, *, k=12, kinds=None, model=None, gateway=None) -> str``
 - ``record_outcome(item_ids, success) -> list[MemoryItem]``; ``prune(min_failures=3, max_utility=0.34,
   stale_days=90, dry_run=False) -> list[(id, reason)]``
 - ``record_allocation(subtask_kind, *, budget, spent, success, difficulty=None, model=None, run_id=None)``
