@@ -46,7 +46,7 @@ class Upkeep(Writes):
         current = self.get(item_id, namespace=namespace)
         try:
             candidate = MemoryItem.model_validate({**current.model_dump(), **changes})
-        except ValueError as err:  # pydantic's ValidationError
+        except (TypeError, ValueError) as err:  # pydantic's ValidationError is a ValueError
             raise InvalidItemError(f"invalid edit: {describe_error(err)}") from None
         if actor == "curator" and current.protected:
             raise ProtectedItemError(f"item {item_id} is pinned or human-written: the curator may not change it")
