@@ -33,9 +33,9 @@ def check_cap(label: str, value: object) -> None:
 
 
 class Reservation:
-    """What one call holds of a budget (and its ancestors) until it is settled."""
+    """What one call holds of a budget (and its ancestors) until it is settled: (tokens, usd, calls)."""
 
-    def __init__(self, budget: Budget, amount: Spend):
+    def __init__(self, budget: Budget, amount: tuple[int, float, int]):
         self.budget = budget
         self.amount = amount
         self.settled = False
@@ -111,44 +111,42 @@ class Budget:
     # --- reserve / settle -----------------------------------------------------------------------
     def reserve(self, tokens: int, usd: float = 0.0, calls: int = 1) -> Reservation:
         """Hold ``tokens``/``usd``/``calls`` for one call, or raise ``BudgetExceeded`` (nothing held)."""
-        amount = Spend(tokens=tokens, usd=usd, calls=calls)
         with self._lock:
-            self._check(amount)
+            self._check(tokens, usd, calls)
             node: Budget | None = self
             while node is not None:
-                node.reserved += amount
+                node.reserved.count(tokens, usd, calls)
                 node = node.parent
-        return Reservation(self, amount)
+        return Reservation(self, (tokens, usd, calls))
 
     def settle(self, reservation: Reservation, tokens: int, usd: float = 0.0, calls: int = 1) -> None:
         """Release a reservation and charge what the call really spent (idempotent)."""
-        actual = Spend(tokens=tokens, usd=usd, calls=calls)
+        held_tokens, held_usd, held_calls = reservation.amount
         with self._lock:
             if reservation.settled:
                 return
             reservation.settled = True
             node: Budget | None = reservation.budget
             while node is not None:
-                node.reserved -= reservation.amount
-                node.spent += actual
+                node.reserved.count(-held_tokens, -held_usd, -held_calls)
+                node.spent.count(tokens, usd, calls)
                 node = node.parent
 
     def charge(self, tokens: int = 0, usd: float = 0.0, calls: int = 0) -> None:
         """Count spending that happened elsewhere (e.g. before a resumed run was killed)."""
-        amount = Spend(tokens=tokens, usd=usd, calls=calls)
         with self._lock:
             node: Budget | None = self
             while node is not None:
-                node.spent += amount
+                node.spent.count(tokens, usd, calls)
                 node = node.parent
 
-    def _check(self, amount: Spend) -> None:
+    def _check(self, tokens: int, usd: float, calls: int) -> None:
         if time.monotonic() >= self.deadline:
             raise BudgetExceeded(f"{self.name}: no wall-clock time left (max_seconds)", limit="seconds")
         checks = (
-            ("tokens", amount.tokens, self.remaining_tokens()),
-            ("USD", amount.usd, self.remaining_usd()),
-            ("calls", amount.calls, self.remaining_calls()),
+            ("tokens", tokens, self.remaining_tokens()),
+            ("USD", usd, self.remaining_usd()),
+            ("calls", calls, self.remaining_calls()),
         )
         for limit, requested, remaining in checks:
             if requested > remaining:

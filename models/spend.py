@@ -10,7 +10,7 @@ readers of either name keep working.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Protocol, Self
+from typing import Protocol
 
 from pydantic import BaseModel, Field, computed_field
 
@@ -54,16 +54,17 @@ class Spend(BaseModel):
         return self.usd
 
     def add(self, call: CallCost) -> None:
-        """Count one call."""
+        """Count one call (fields written in place, as in ``count``: totals run over every call of a run)."""
         tokens = call.prompt_tokens + call.completion_tokens
-        self.calls += 1
-        self.prompt_tokens += call.prompt_tokens
-        self.completion_tokens += call.completion_tokens
-        self.tokens += tokens
-        self.usd += call.cost_usd
-        self.cost_known = self.cost_known and call.cost_known
-        self.latency_s += call.latency_s
-        self.errors += call.error is not None
+        fields = self.__dict__
+        fields["calls"] += 1
+        fields["prompt_tokens"] += call.prompt_tokens
+        fields["completion_tokens"] += call.completion_tokens
+        fields["tokens"] += tokens
+        fields["usd"] += call.cost_usd
+        fields["cost_known"] = self.cost_known and call.cost_known
+        fields["latency_s"] += call.latency_s
+        fields["errors"] += call.error is not None
         role = call.role or OTHER_ROLE
         self.by_role[role] = self.by_role.get(role, 0) + tokens
 
@@ -71,18 +72,13 @@ class Spend(BaseModel):
         """``tokens``, ``usd`` and ``calls`` as a plain dict: what a budget caps (a graph node's spend)."""
         return {"tokens": self.tokens, "usd": self.usd, "calls": self.calls}
 
-    def __iadd__(self, other: Spend) -> Self:
-        """Budget arithmetic: tokens, USD and calls."""
-        self.tokens += other.tokens
-        self.usd += other.usd
-        self.calls += other.calls
-        return self
-
-    def __isub__(self, other: Spend) -> Self:
-        self.tokens -= other.tokens
-        self.usd -= other.usd
-        self.calls -= other.calls
-        return self
+    def count(self, tokens: int, usd: float, calls: int) -> None:
+        """Budget arithmetic in place (negative amounts release a reservation). A budget does this under its
+        lock on every call, so the fields are written directly, past pydantic's attribute hook (~3 us each)."""
+        fields = self.__dict__
+        fields["tokens"] += tokens
+        fields["usd"] += usd
+        fields["calls"] += calls
 
 
 def total_spend(calls: Iterable[CallCost]) -> Spend:
