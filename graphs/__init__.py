@@ -17,7 +17,7 @@ _EXPORTS = {
     "parse_strategy": ".strategy",
 }
 
-__all__ = [*sorted(_EXPORTS)]
+__all__ = sorted(_EXPORTS)
 
 
 def __getattr__(name: str):

@@ -29,6 +29,7 @@ from langgraph.runtime import Runtime
 from langgraph.types import Send
 from seasoned.agents import critic, solver, verifier
 from seasoned.models import Budget, BudgetExceeded, Gateway, SeasonedError, call_tags
+from seasoned.runs.verifier_stats import VerifierStats
 
 from .context import ContextBuilder
 from .decide import (
@@ -53,7 +54,6 @@ from .state import (
     with_answer_keys,
 )
 from .strategy import StrategyConfig
-from seasoned.runs.verifier_stats import VerifierStats
 from .voting import weighted_votes
 
 REPLY_TOKENS_GUESS = 96  # what a reply is expected to cost before any was seen (memory allowance)
