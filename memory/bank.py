@@ -16,12 +16,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
-from seasoned.models.settings import seasoned_home
+from seasoned.settings import default_db_url, seasoned_home, settings
 from sqlalchemy import Integer, cast, func, select
 
 from .channels import ChannelStats
 from .core import check_namespace, row_to_item
-from .db import Database, ItemRow, VersionRow, default_db_url, redact
+from .db import Database, ItemRow, VersionRow, redact
 from .index import VectorIndex
 from .items import ItemVersion, MemoryItem
 from .lexical import LexicalIndex
@@ -68,11 +68,9 @@ class MemoryBank(Upkeep, Ranking):
         ``SEASONED_HOME``). Chroma: ``chroma_url`` / ``SEASONED_CHROMA_URL`` (server) or a local folder
         next to the SQLite file (``<file>.chroma``) or ``$SEASONED_HOME/chroma``. ``read_only``: write
         nothing (no schema, no index sync; a local index is searched from a copy), for a read-only home."""
-        import os
-
         setting = "--db/url" if url else "SEASONED_DB_URL"
         db = Database(url or default_db_url(), setting=setting, read_only=read_only)
-        chroma_url = chroma_url or os.environ.get("SEASONED_CHROMA_URL") or None
+        chroma_url = chroma_url or settings().chroma_url
         if chroma_path is None and not chroma_url:
             chroma_path = (db.sqlite_path.with_name(db.sqlite_path.name + ".chroma") if db.sqlite_path
                            else seasoned_home() / "chroma")

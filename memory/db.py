@@ -7,7 +7,6 @@ can fail with "database is locked" without waiting when another process committe
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -17,7 +16,6 @@ from typing import Any, TypeVar
 from urllib.parse import quote
 
 from seasoned.errors import MemoryConfigError
-from seasoned.models.settings import seasoned_home
 from sqlalchemy import (
     JSON,
     Boolean,
@@ -102,11 +100,6 @@ class NamespaceRow(Base):
     namespace: Mapped[str] = mapped_column(String(256), primary_key=True)
     generation: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-
-
-def default_db_url() -> str:
-    """``SEASONED_DB_URL`` or the SQLite file ``$SEASONED_HOME/memory.db``."""
-    return os.environ.get("SEASONED_DB_URL") or f"sqlite:///{seasoned_home() / 'memory.db'}"
 
 
 def redact(url: str) -> str:

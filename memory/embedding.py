@@ -6,14 +6,13 @@ Nothing is downloaded: the model is a local folder (``SEASONED_EMBED_MODEL`` may
 from __future__ import annotations
 
 import importlib.resources
-import os
 import threading
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 from seasoned.errors import MemoryConfigError
-from seasoned.models.settings import apply_offline_defaults
+from seasoned.settings import apply_offline_defaults, settings
 
 DIMENSION = 384
 BATCH_SIZE = 64
@@ -23,9 +22,8 @@ _lock = threading.Lock()
 
 
 def model_path() -> Path:
-    override = os.environ.get("SEASONED_EMBED_MODEL")
-    if override:
-        path = Path(override).expanduser()
+    path = settings().embed_model
+    if path is not None:
         if not (path / "modules.json").exists() and not (path / "config.json").exists():
             raise MemoryConfigError(f"SEASONED_EMBED_MODEL: {str(path)!r} is not a sentence-transformers folder")
         return path

@@ -24,9 +24,10 @@ from collections.abc import Callable
 from typing import Any, Protocol, Self
 
 from seasoned.errors import CandidateNotFound, RunNotFound, RunStoreError
-from seasoned.memory.db import Database, default_db_url, retry_locked
+from seasoned.memory.db import Database, retry_locked
 from seasoned.models.ledger import CallRecord, Ledger
 from seasoned.models.spend import Spend, total_spend
+from seasoned.settings import default_db_url
 from sqlalchemy import func, select
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session

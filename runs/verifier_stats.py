@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import threading
 
-from seasoned.memory.db import Database, default_db_url, retry_locked
+from seasoned.memory.db import Database, retry_locked
+from seasoned.settings import default_db_url
 from sqlalchemy import Integer, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
