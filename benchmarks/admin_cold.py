@@ -6,7 +6,8 @@
 Builds a bank in a temporary SEASONED_HOME (real embeddings), then times ``seasoned-admin search QUERY``
 in new processes, each with a query it has not seen. ``--floor`` also times what no search can avoid
 with sentence-transformers: starting Python and importing ``sentence_transformers`` (which imports torch,
-transformers and scikit-learn), loading the model and embedding one query.
+transformers and scikit-learn), loading the model and embedding one query (each ends with ``os._exit``,
+as the search does).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ WORDS = ["timeout", "retry", "cache", "index", "parser", "config", "token", "bud
 QUIET = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "LITELLM_LOCAL_MODEL_COST_MAP": "True",
          "TOKENIZERS_PARALLELISM": "false", "ANONYMIZED_TELEMETRY": "False"}
 FLOOR = ("from seasoned.memory import embedding; embedding.embed_one('how do I retry a flaky socket call')")
+NO_TEARDOWN = "; import os; os._exit(0)"  # as the search does: the floor, not Python's teardown of torch
 
 
 def build(home: Path, items: int) -> None:
@@ -79,9 +81,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.floor:
             python = [sys.executable, "-c"]
             steps = {"python + sentence_transformers import + model load + one query":
-                     python + [FLOOR],
-                     "python + import sentence_transformers": python + ["import sentence_transformers"],
-                     "python + import torch": python + ["import torch"],
+                     python + [FLOOR + NO_TEARDOWN],
+                     "python + import sentence_transformers": python + ["import sentence_transformers" + NO_TEARDOWN],
+                     "python + import torch": python + ["import torch" + NO_TEARDOWN],
                      "python alone": python + ["pass"]}
             for name, cmd in steps.items():
                 print(f"  {name}: {summary([timed(cmd, env) for _ in range(args.runs)])}")
