@@ -17,10 +17,9 @@ import json
 from dataclasses import dataclass, field
 
 from seasoned.envs.base import Environment, Session, Task, Verdict
+from seasoned.errors import SeasonedError, ToolError
 from seasoned.models import Budget, BudgetExceeded
-from seasoned.models.errors import SeasonedError
-from seasoned.tools.actions import Action, ToolSpec, parse_text_action, parse_tool_call
-from seasoned.tools.errors import ToolError
+from seasoned.tools.actions import ToolSpec, parse_text_action, parse_tool_call
 
 SYSTEM_TEXT = """You act in an environment, one action per reply. First think briefly, then give exactly one
 action in a fenced block:

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from seasoned.models.errors import SeasonedError
+from seasoned.errors import GridError
+from seasoned.settings import settings
 
 DEFAULTS: dict[str, Any] = {
     "env": ["addition"], "strategy": ["single", "best_of_n-8", "adaptive-8"], "budget": [None],
@@ -24,10 +24,6 @@ DEFAULTS: dict[str, Any] = {
 OPTIONS = tuple(DEFAULTS)
 POLICIES = ("uniform", "difficulty", "learned")
 NO_CAP = ("none", "inf", "unlimited", "")
-
-
-class GridError(SeasonedError, ValueError):
-    """A bad grid option (the message names the option) or a grid that could not finish."""
 
 
 @dataclass(frozen=True)
@@ -265,7 +261,7 @@ def _ray_option(value: Any) -> str | None:
 
 
 def memory_url_for(config: GridConfig) -> str | None:
-    return config.memory_url or os.environ.get("SEASONED_DB_URL") or None
+    return config.memory_url or settings().db_url
 
 
 def _check_memory_backend(config: GridConfig) -> None:
@@ -279,6 +275,6 @@ def _check_memory_backend(config: GridConfig) -> None:
             "--ray with --memory on needs a shared memory database: set SEASONED_DB_URL (or --memory-url) to a "
             "PostgreSQL URL such as postgresql+psycopg://user:pass@host/seasoned, and SEASONED_CHROMA_URL to a "
             f"Chroma server, so every Ray worker reads and writes the same memory (got {url or 'no URL'!r})")
-    if not os.environ.get("SEASONED_CHROMA_URL"):
+    if not settings().chroma_url:
         raise GridError("--ray with --memory on needs a Chroma server every worker reaches: set SEASONED_CHROMA_URL "
                         "(e.g. http://host:8000); the memory database is " + url.split("@")[-1])

@@ -23,6 +23,8 @@ import time
 import uuid
 from pathlib import Path
 
+from seasoned.settings import settings
+
 REPO = Path(__file__).resolve().parent.parent
 INSTANCES = REPO / "envs" / "fixtures" / "swe" / "instances.jsonl"
 
@@ -72,7 +74,7 @@ def attacks(tools, isolation: str = "auto") -> list[tuple[str, bool, str]]:
         done = box.run(["cat", str(path)])
         rows.append((name, needle not in done.stdout, f"exit {done.exit_code}"))
 
-    home = Path(os.environ.get("SEASONED_HOME") or Path.home() / ".seasoned").expanduser()
+    home = settings().home
     cleanup = [_secret_file(home), _secret_file(Path.home())]
     try:
         read_attack(f"read a file in SEASONED_HOME ({home})", cleanup[0], "TOP-SECRET")

@@ -282,7 +282,7 @@ app.add_typer(envs_app, name="envs")
 @envs_app.command("list")
 def envs_list() -> None:
     """The environments `seasoned run --env NAME` accepts."""
-    from seasoned.envs.cli import list_environments
+    from seasoned.envs.registry import list_environments
     from seasoned.tools.isolation import describe_isolation
 
     list_environments(out=lambda line: console.print(line, markup=False, highlight=False))

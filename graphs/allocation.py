@@ -23,15 +23,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from seasoned.models.errors import SeasonedError
+from seasoned.errors import AllocationError
 
 from . import stopping
 
 DIFFICULTY_FLOOR = 0.25  # an "easy" subtask still gets a share
-
-
-class AllocationError(SeasonedError, ValueError):
-    pass
 
 
 @dataclass

@@ -14,13 +14,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from seasoned.envs.base import Verdict
-from seasoned.models import SeasonedError
+from seasoned.errors import CheckerError
 
 PASS_REWARD = 0.5
-
-
-class CheckerError(SeasonedError, TypeError):
-    """A checker returned something that is not a bool, a number or a verdict."""
 
 
 def to_verdict(value: Any, name: str = "checker") -> Verdict:

@@ -9,14 +9,10 @@ from __future__ import annotations
 from typing import Literal
 
 from pydantic import BaseModel, Field
-from seasoned.models.errors import SeasonedError
+from seasoned.errors import StrategyError
 
 StrategyName = Literal["single", "best_of_n", "self_consistency", "revise", "adaptive"]
 STRATEGIES: tuple[str, ...] = ("single", "best_of_n", "self_consistency", "revise", "adaptive")
-
-
-class StrategyError(SeasonedError, ValueError):
-    """A strategy name or setting that does not exist."""
 
 
 class StrategyConfig(BaseModel):

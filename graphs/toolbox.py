@@ -12,8 +12,8 @@ from __future__ import annotations
 from typing import Any
 
 from seasoned.envs.base import Environment, Observation, Session, Task, Verdict
+from seasoned.errors import ToolError
 from seasoned.tools.actions import Action, Param, ToolSpec
-from seasoned.tools.errors import ToolError
 from seasoned.tools.user_tools import UserTool, as_tools
 
 ANSWER = ToolSpec("answer", "Give the final answer and finish.", (Param("text", "the final answer", rest=True),))

@@ -46,8 +46,15 @@ never deleted; pinned and human items are never changed by the curator (``actor=
 items rank below verified ones until ``confirm_after`` successful runs verify them.
 """
 
+from seasoned.errors import (
+    InvalidItemError,
+    ItemNotFound,
+    MemoryConfigError,
+    MemoryStoreError,
+    ProtectedItemError,
+)
+
 from .bank import MemoryBank, RetrievalWeights
-from .errors import InvalidItemError, ItemNotFound, MemoryConfigError, MemoryError_, ProtectedItemError
 from .items import KINDS, Action, AddResult, ItemVersion, MemoryItem, Retrieved
 
 
@@ -69,8 +76,8 @@ __all__ = [
     "ItemVersion",
     "MemoryBank",
     "MemoryConfigError",
-    "MemoryError_",
     "MemoryItem",
+    "MemoryStoreError",
     "ProtectedItemError",
     "RetrievalWeights",
     "Retrieved",

@@ -217,7 +217,7 @@ READ_ONLY_COMMANDS = ("stats", "list", "search", "show", "history", "export")
 
 
 def _open(args: argparse.Namespace, namespace: str):
-    from seasoned.models.errors import SeasonedError
+    from seasoned.errors import SeasonedError
     from sqlalchemy.exc import SQLAlchemyError
 
     from .bank import MemoryBank
@@ -417,7 +417,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _main(args: argparse.Namespace) -> int:
-    from seasoned.models.errors import SeasonedError
+    from seasoned.errors import SeasonedError
     from sqlalchemy.exc import SQLAlchemyError
 
     try:

@@ -19,7 +19,7 @@ from urllib.parse import urlparse
 
 import numpy as np
 from seasoned.errors import MemoryConfigError
-from seasoned.models.settings import apply_offline_defaults
+from seasoned.settings import apply_offline_defaults
 
 CHROMA_BATCH = 4000  # below Chroma's maximum batch size
 log = logging.getLogger(__name__)

@@ -8,16 +8,17 @@
 Importing this package is light: litellm, llama.cpp and torch load on first use.
 """
 
-from .settings import apply_offline_defaults
+from seasoned.settings import apply_offline_defaults
 
 apply_offline_defaults()
 
+from seasoned.errors import BudgetExceeded, ModelCallError, ModelConfigError, SeasonedError
+from seasoned.settings import default_model, seasoned_home
+
 from . import scripted, sim
 from .budget import Budget
-from .errors import BudgetExceeded, ModelCallError, ModelConfigError, SeasonedError
 from .gateway import Completion, Gateway, RetryPolicy, acomplete, complete, default_gateway
 from .ledger import CallRecord, Ledger, default_ledger
-from .settings import default_model, seasoned_home
 from .spend import Spend
 from .tags import call_tags, current_tags
 

@@ -15,7 +15,8 @@ import math
 import threading
 import time
 
-from .errors import BudgetExceeded
+from seasoned.errors import BudgetExceeded
+
 from .spend import Spend
 
 

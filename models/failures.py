@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import asyncio
 
+from seasoned.errors import ModelCallError, ModelConfigError, SeasonedError
+
 from . import providers
-from .errors import ModelCallError, ModelConfigError, SeasonedError
 
 TRANSIENT_STATUS = {408, 409, 425, 429, 500, 502, 503, 504, 529}
 

@@ -23,13 +23,14 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Self
 
+from seasoned.errors import BudgetExceeded, ModelConfigError, SeasonedError
+from seasoned.settings import default_model
+
 from . import providers
 from .budget import Budget, Reservation
-from .errors import BudgetExceeded, ModelConfigError, SeasonedError
 from .failures import describe_failure, is_timeout, is_transient, one_line
 from .handle import CallHandle, reset_handle, set_handle
 from .ledger import CallRecord, Ledger, default_ledger
-from .settings import default_model
 from .sync import run_sync
 from .tags import current_tags
 

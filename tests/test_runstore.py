@@ -15,8 +15,8 @@ from types import SimpleNamespace
 import pytest
 from rich.console import Console
 from seasoned.cli.views import print_runs, print_trace, runs_json, trace_json
+from seasoned.errors import MemoryConfigError
 from seasoned.memory.db import Database
-from seasoned.memory.errors import MemoryConfigError
 from seasoned.models import Gateway, Ledger, ModelCallError, RetryPolicy, SeasonedError, call_tags, scripted
 from seasoned.runs import UNTAGGED, CandidateNotFound, RunNotFound, RunStore, RunSummary, RunTrace
 from sqlalchemy import inspect
