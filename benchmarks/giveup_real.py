@@ -33,6 +33,7 @@ from seasoned.memory import MemoryBank
 from seasoned.models import Budget, Gateway, Ledger
 
 from . import curves
+from .allocation import run_stream
 
 SAMPLE_TOKENS = 48
 KIND = "addition-d2"
@@ -108,12 +109,7 @@ async def part_c(args, root: Path) -> dict:
 
 
 async def run_tasks(agent: Agent, env, tasks, budget: int) -> dict:
-    passed, tokens = [], []
-    for task in tasks:
-        result = await agent.arun(task, env=env, budget={"max_tokens": budget})
-        verdict = await env.verify(task, result.text)
-        passed.append(bool(verdict.passed))
-        tokens.append(result.spend.tokens)
+    passed, tokens = await run_stream(agent, env, tasks, budget)
     return curves.point(sum(passed), len(passed), sum(tokens) / max(len(tokens), 1))
 
 

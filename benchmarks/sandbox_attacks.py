@@ -43,7 +43,8 @@ def load_tools(directory: str | None):
     return module
 
 
-def _procs_with(marker: str) -> list[int]:
+def procs_with(marker: str) -> list[int]:
+    """The host's processes whose command line contains ``marker`` (what escaped a sandbox leaves)."""
     found = []
     for entry in os.listdir("/proc"):
         if entry.isdigit():
@@ -136,7 +137,7 @@ def _fork_bomb(box) -> tuple[str, bool, str]:
             f"    if pid == 0:\n        os.execv('/bin/sleep', ['sleep', '{marker}'])\n    n += 1\nprint(n)")
     done = box.run_python(code, timeout=60)
     started = int(done.stdout.strip() or 0) if done.stdout.strip().isdigit() else -1
-    for pid in _procs_with(marker):
+    for pid in procs_with(marker):
         try:
             os.kill(pid, signal.SIGKILL)
         except OSError:
@@ -148,7 +149,7 @@ def _survivors(box) -> tuple[str, bool, str]:
     marker = f"{600 + uuid.uuid4().int % 1000}.{uuid.uuid4().int % 10 ** 6}"
     box.run(f"setsid sleep {marker} >/dev/null 2>&1 < /dev/null & "
             f"(sh -c 'sleep {marker} >/dev/null 2>&1 < /dev/null &' &) ; echo started")
-    alive = _procs_with(marker)
+    alive = procs_with(marker)
     for pid in alive:
         try:
             os.kill(pid, signal.SIGKILL)

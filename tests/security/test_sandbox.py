@@ -12,6 +12,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from seasoned.benchmarks.sandbox_attacks import procs_with
 from seasoned.tools import Limits, Sandbox, ToolError, bwrap
 from seasoned.tools.isolation import isolation_report
 
@@ -37,18 +38,6 @@ def box(ws):
 def _marker() -> str:
     """A unique ``sleep`` duration: how a test finds its own processes in the host's /proc."""
     return f"{500 + uuid.uuid4().int % 400}.{uuid.uuid4().int % 10 ** 6:06d}"
-
-
-def _procs_with(marker: str) -> list[int]:
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                if marker.encode() in Path("/proc", entry, "cmdline").read_bytes():
-                    found.append(int(entry))
-            except OSError:
-                continue
-    return found
 
 
 def _kill(pids: list[int]) -> None:
@@ -159,9 +148,9 @@ def test_fork_bomb_stops_at_the_process_limit(ws):
             "print(n)")
     try:
         result = box.run_python(code)
-        left = _procs_with(marker)
+        left = procs_with(marker)
     finally:
-        _kill(_procs_with(marker))
+        _kill(procs_with(marker))
     assert result.ok, result.render()
     assert 0 < int(result.stdout) < 32
     assert left == []  # and nothing of it outlives run()
@@ -174,9 +163,9 @@ def test_setsid_and_double_fork_do_not_survive_run(box):
         result = box.run(f"setsid sleep {marker} >/dev/null 2>&1 </dev/null & "
                          f"(sh -c 'sleep {marker} >/dev/null 2>&1 </dev/null &' &); "
                          f"nohup sleep {marker} >/dev/null 2>&1 & echo started")
-        left = _procs_with(marker)
+        left = procs_with(marker)
     finally:
-        _kill(_procs_with(marker))
+        _kill(procs_with(marker))
     assert result.ok and "started" in result.stdout
     assert left == []
 
@@ -185,9 +174,9 @@ def test_everything_is_killed_at_the_time_limit(box):
     marker = _marker()
     try:
         result = box.run(f"setsid sleep {marker} >/dev/null 2>&1 </dev/null & sleep {marker}", timeout=1)
-        left = _procs_with(marker)
+        left = procs_with(marker)
     finally:
-        _kill(_procs_with(marker))
+        _kill(procs_with(marker))
     assert result.timed_out and result.killed_reason == "time limit"
     assert left == []
 
