@@ -7,6 +7,7 @@ and a salvage from prose.
 
 from __future__ import annotations
 
+import math
 import re
 
 from pydantic import BaseModel, Field, field_validator
@@ -38,6 +39,8 @@ class Judgement(BaseModel):
         try:
             number = float(str(value).strip().rstrip("%"))
         except ValueError:
+            return 0.5
+        if not math.isfinite(number):  # "nan" would poison every confidence it touches; "inf" means nothing
             return 0.5
         number = number / 100 if number > 1 else number
         return min(max(number, 0.0), 1.0)

@@ -75,6 +75,7 @@ async def test_judge_salvages_plain_words_and_clamps_scores():
     outcome = await judge(Gateway("scripted/judge-words", ledger=Ledger()), "What is 40+2?", "41")
     assert outcome.ok and outcome.value.correct is False
     assert Judgement(score="150").score == 1.0 and Judgement(score="abc").score == 0.5
+    assert Judgement(score="nan").score == 0.5 and Judgement(score="-inf").score == 0.5  # model output: untrusted
 
 
 async def test_critic_accepts_prose():
