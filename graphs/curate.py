@@ -56,7 +56,7 @@ def env_checked(result: RunResult, context: SolveContext) -> bool:
     """Whether the run's outcome is known now (an environment's check is ground truth); otherwise it
     comes later through ``Agent.feedback``."""
     by_env = (result.verified_by or "").startswith("env")
-    return by_env or (context.can_check and not result.verified) or bool(result.subtasks and by_env)
+    return by_env or (context.can_check and not result.verified)
 
 
 def credit_items(memory: Any, result: RunResult, namespace: str) -> None:

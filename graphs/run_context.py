@@ -22,6 +22,7 @@ from .solve import ActorOutput, SolveContext
 from .stopping import stopping_for
 from .strategy import StrategyConfig
 from .task import TaskContext
+from .watch import Watched, stream_writer
 
 if TYPE_CHECKING:
     from .agent import Agent
@@ -54,8 +55,9 @@ def is_multi_stage(agent: Agent, task: Any, plan: bool | None = None) -> bool:
 
 def solve_context(agent: Agent, task: Any = None, *, env: Any = None, budget: Budget | None = None,
                   strategy: StrategyConfig | None = None, checker: Any = None,
-                  namespace: str | None = None) -> SolveContext:
-    """The runtime context of one solve: checker/actor from the environment, memory retrieval."""
+                  namespace: str | None = None, multi_stage: bool | None = None) -> SolveContext:
+    """The runtime context of one solve: checker/actor from the environment, memory retrieval.
+    ``multi_stage``: whether it is the template of a multi-stage run's subtasks (default: as the task says)."""
     namespace = namespace or agent.namespace
     context = SolveContext(gateway=agent.gateway, budget=budget or budget_from(agent.budget, "run"),
                            strategy=strategy or agent.strategy, namespace=namespace, stats=agent.stats,
@@ -80,7 +82,9 @@ def solve_context(agent: Agent, task: Any = None, *, env: Any = None, budget: Bu
         scope = getattr(env, "name", None) or "general"
         context.memory = ContextBuilder(agent.memory, namespace, agent.gateway.model, scope,
                                         channel=agent.memory_channel, seed=context.strategy.seed)
-        if not is_multi_stage(agent, task):  # multi-stage subtasks get theirs from the allocation
+        if multi_stage is None:
+            multi_stage = is_multi_stage(agent, task)
+        if not multi_stage:  # multi-stage subtasks get theirs from the allocation
             context.stopping = learned_stopping(agent, task, context)
     return context
 
@@ -103,8 +107,6 @@ def learned_stopping(agent: Agent, task: Any, context: SolveContext) -> dict | N
 def actor_for(agent: Agent, env: Any, task: Any):
     """One acting episode per candidate (interactive environments, the application's tools)."""
     from seasoned.agents.actor import run_actor
-
-    from .watch import Watched, stream_writer
 
     async def act(memory: dict, budget: Budget, seed: int | None) -> ActorOutput:
         memory = memory or {}
@@ -153,7 +155,7 @@ def run_contexts(agent: Agent, task: Any, env: Any, budget: Budget, strategy: St
                  allocation: Any = None) -> SolveContext | TaskContext:
     """The context a run's graph is driven with: a solve context, or a task context around one."""
     solve = solve_context(agent, task, env=env, budget=budget, strategy=strategy, checker=checker,
-                          namespace=namespace)
+                          namespace=namespace, multi_stage=bool(options.get("multi_stage")))
     if not options.get("multi_stage"):
         return solve
     if allocation is None:  # resuming: the recorded policy name, or this agent's own policy object

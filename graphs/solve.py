@@ -49,7 +49,6 @@ from .state import (
     env_verdicts,
     judge_verdicts,
     mean_tokens,
-    spend_of,
     usable,
     with_answer_keys,
 )
@@ -239,11 +238,11 @@ async def sample_node(payload: dict, runtime: Runtime[SolveContext]) -> dict:
                                  "details": _short(verdict.details)})
                 if verdict.passed and cfg.name in FIRST_FINISH:
                     stop.set()  # first-finish: siblings still running are cancelled
-    candidate.update(spend_of(budget))
+    candidate.update(budget.spent.counts())
     emit(runtime, "candidate", candidate={k: candidate[k] for k in ("id", "answer", "status", "tokens")},
           verdicts=verdicts)
     return {"candidates": [candidate], "verdicts": verdicts,
-            "spend": [{"node": "sample", "role": "solver", **spend_of(budget)}]}
+            "spend": [{"node": "sample", "role": "solver", **budget.spent.counts()}]}
 
 
 async def _race(work: Awaitable, stop: asyncio.Event) -> Any:
@@ -277,7 +276,7 @@ async def verify_node(state: SolveState, runtime: Runtime[SolveContext]) -> dict
         budget = ctx.budget.child(name=f"{state.get('subtask', 'main')}-judge")
         outcomes = await asyncio.gather(*[_judge(state, ctx, c, budget) for c in to_judge])
         update["verdicts"] = [v for v in outcomes if v is not None]
-        update["spend"] = [{"node": "verify", "role": "verifier", **spend_of(budget)}]
+        update["spend"] = [{"node": "verify", "role": "verifier", **budget.spent.counts()}]
         for verdict in update["verdicts"]:
             emit(runtime, "verdict", verdict=verdict)
     merged: SolveState = {**state, "verdicts": state.get("verdicts", []) + update["verdicts"]}  # type: ignore
@@ -326,7 +325,7 @@ async def critique_node(state: SolveState, runtime: Runtime[SolveContext]) -> di
             text = outcome.value.as_text()
     except BudgetExceeded:
         pass
-    return {"critique": text, "spend": [{"node": "critique", "role": "critic", **spend_of(budget)}]}
+    return {"critique": text, "spend": [{"node": "critique", "role": "critic", **budget.spent.counts()}]}
 
 
 def route_after_critique(state: SolveState, runtime: Runtime[SolveContext]) -> list[Send] | str:

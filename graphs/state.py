@@ -13,7 +13,6 @@ from typing import Annotated, Any, Literal, NotRequired
 
 from langgraph.runtime import Runtime
 from seasoned.agents import solver
-from seasoned.models import Budget
 from typing_extensions import TypedDict
 
 
@@ -119,10 +118,6 @@ def with_answer_keys(candidates: list[Candidate]) -> list[dict]:
 def mean_tokens(state: SolveState) -> float:
     spent = [c.get("tokens", 0) for c in state.get("candidates", []) if c["status"] == "ok"]
     return sum(spent) / len(spent) if spent else 0.0
-
-
-def spend_of(budget: Budget) -> dict:
-    return budget.spent.counts()
 
 
 def emit(runtime: Runtime, event: str, **data: Any) -> None:

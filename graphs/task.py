@@ -29,7 +29,7 @@ from seasoned.models import Budget, BudgetExceeded, call_tags
 from .allocation import AllocationPolicy, SubtaskNeed
 from .decide import MIN_SAMPLE_TOKENS
 from .solve import Checker, SolveContext, build_solve_graph
-from .state import TaskState, emit, env_verdicts, spend_of
+from .state import TaskState, emit, env_verdicts
 
 PLANNER_TOKENS = 400
 MIN_SUBTASK_TOKENS = 32
@@ -79,7 +79,7 @@ async def plan_node(state: TaskState, runtime: Runtime[TaskContext]) -> dict:
             source = "planner" if outcome.ok else "fallback"
         except BudgetExceeded:
             plan, source = planner.single_subtask(state["task"]), "fallback"
-        spent = spend_of(budget)
+        spent = budget.spent.counts()
     subtasks = [s.model_dump() for s in plan.subtasks]
     emit(runtime, "plan", source=source, subtasks=subtasks)
     return {"subtasks": subtasks, "plan_source": source,
@@ -217,7 +217,7 @@ async def solve_subtask_node(payload: dict, runtime: Runtime[TaskContext]) -> di
     result = {"tried": tried, "description": subtask["description"], "id": sid,"answer": outcome.get("answer"), "text": outcome.get("text", ""),
               "verified": bool(outcome.get("verified")), "verified_by": outcome.get("verified_by"),
               "confidence": outcome.get("confidence", 0.0), "stop_reason": outcome.get("stop_reason", ""),
-              "candidates": len(state.get("candidates", [])), "allocated": tokens, **spend_of(budget),
+              "candidates": len(state.get("candidates", [])), "allocated": tokens, **budget.spent.counts(),
               "samples": sum(c["status"] == "ok" for c in state.get("candidates", [])),
               "kind": subtask["kind"], "difficulty": subtask["difficulty"], "model": solve_ctx.gateway.model,
               "checked": checker is not None, "prompt": prompt, "memory_ids": state.get("memory_ids") or [],
@@ -225,7 +225,7 @@ async def solve_subtask_node(payload: dict, runtime: Runtime[TaskContext]) -> di
     if ctx.on_subtask:
         ctx.on_subtask("finish", {"subtask": subtask, "result": result})
     emit(runtime, "subtask", subtask=sid, result={k: result[k] for k in ("answer", "verified", "tokens")})
-    return {"results": {sid: result}, "spend": [{"node": f"subtask {sid}", "role": "solver", **spend_of(budget)}]}
+    return {"results": {sid: result}, "spend": [{"node": f"subtask {sid}", "role": "solver", **budget.spent.counts()}]}
 
 
 async def one_call_tokens(ctx: TaskContext, prompt: str, allocation: dict) -> int:

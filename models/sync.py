@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import queue
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import TypeVar
@@ -47,8 +48,6 @@ def run_sync(awaitable: Awaitable[T]) -> T:
 def iterate_sync(make: Callable[[], AsyncIterator[T]], stop_wait_s: float = 1.5) -> Iterator[T]:
     """Iterate an async generator from synchronous code, on the background loop. Leaving the loop early
     (or Ctrl-C) cancels the generator, and waits up to ``stop_wait_s`` for it to clean up."""
-    import queue
-
     items: queue.Queue = queue.Queue()
 
     async def pump() -> None:
