@@ -3,11 +3,11 @@
     .venv/bin/python benchmarks/admin_cold.py                  # 200 items, 3 runs, median
     .venv/bin/python benchmarks/admin_cold.py --items 200 --runs 5 --floor
 
-Builds a bank in a temporary SEASONED_HOME (real embeddings), then times ``seasoned-admin search QUERY``
-in new processes, each with a query it has not seen. ``--floor`` also times what no search can avoid
-with sentence-transformers: starting Python and importing ``sentence_transformers`` (which imports torch,
-transformers and scikit-learn), loading the model and embedding one query (each ends with ``os._exit``,
-as the search does).
+Builds a bank in a temporary SEASONED_HOME (real embeddings; that first load of the embedder writes its
+ONNX export into the home), then times ``seasoned-admin search QUERY`` in new processes, each with a query
+it has not seen. ``--floor`` also times the parts: starting Python, importing the bank, the embedder's
+load and one query through the ONNX export, and for comparison the same through sentence-transformers
+(which imports torch, transformers and scikit-learn). Each ends with ``os._exit``, as the search does.
 """
 
 from __future__ import annotations
@@ -26,7 +26,10 @@ from pathlib import Path
 WORDS = ["timeout", "retry", "cache", "index", "parser", "config", "token", "budget", "planner", "solver", "critic", "verifier", "graph", "node", "error", "exception", "division", "zero", "overflow", "string", "list", "dict", "sort", "search", "merge", "heap", "queue", "stack", "tree", "socket", "http", "json", "yaml", "regex", "unicode", "path", "file", "lock", "thread", "async", "await", "batch", "vector", "embed"]
 QUIET = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "LITELLM_LOCAL_MODEL_COST_MAP": "True",
          "TOKENIZERS_PARALLELISM": "false", "ANONYMIZED_TELEMETRY": "False"}
-FLOOR = ("from seasoned.memory import embedding; embedding.embed_one('how do I retry a flaky socket call')")
+ONE_QUERY = "from seasoned.memory import embedding; embedding.embed_one('how do I retry a flaky socket call')"
+WITHOUT_EXPORT = ("from seasoned.memory import embedding, onnx_embedder; "
+                  "onnx_embedder.export = lambda model, target: False; "
+                  "onnx_embedder.export_dir = lambda home, folder: home / 'no-export'; ")
 NO_TEARDOWN = "; import os; os._exit(0)"  # as the search does: the floor, not Python's teardown of torch
 
 
@@ -64,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--items", type=int, default=200)
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--floor", action="store_true", help="also time the sentence-transformers floor")
+    parser.add_argument("--floor", action="store_true", help="also time the parts of a cold search")
     args = parser.parse_args(argv)
     admin = str(Path(sys.executable).with_name("seasoned-admin"))
     with tempfile.TemporaryDirectory(prefix="seasoned-cold-") as tmp:
@@ -80,10 +83,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"cold `seasoned-admin search` ({args.items} items): {summary(times)}")
         if args.floor:
             python = [sys.executable, "-c"]
-            steps = {"python + sentence_transformers import + model load + one query":
-                     python + [FLOOR + NO_TEARDOWN],
-                     "python + import sentence_transformers": python + ["import sentence_transformers" + NO_TEARDOWN],
-                     "python + import torch": python + ["import torch" + NO_TEARDOWN],
+            steps = {"python + import the bank": python + ["import seasoned.memory.bank" + NO_TEARDOWN],
+                     "python + ONNX embedder load + one query": python + [ONE_QUERY + NO_TEARDOWN],
+                     "python + sentence-transformers load + one query (no export)":
+                     python + [WITHOUT_EXPORT + ONE_QUERY + NO_TEARDOWN],
+                     "python + import chromadb": python + ["import chromadb" + NO_TEARDOWN],
                      "python alone": python + ["pass"]}
             for name, cmd in steps.items():
                 print(f"  {name}: {summary([timed(cmd, env) for _ in range(args.runs)])}")

