@@ -75,6 +75,22 @@ def test_openai_client_against_seasoned_serve(run_example, tmp_path, monkeypatch
     assert "streamed: " in out and "feedback: 200" in out
 
 
+def test_python_api(run_example):
+    out = run_example("python_api.py", lambda messages, params: "Adding them.\nAnswer: 42")
+    lines = out.splitlines()
+    assert lines[0].startswith("42 True ") and "'solver':" in lines[0]
+    assert re.fullmatch(r"\S+ -> (True|False)", lines[1])
+    assert re.match(r"42 \d+ subtask\(s\), \d+ verified", lines[2])
+    assert lines[3] == "True 42"  # the interrupted run was resumed under its own id
+
+
+def test_gateway(run_example):
+    out = run_example("gateway.py", lambda messages, params: "17 plus 25.\nAnswer: 42")
+    assert "reply: '17 plus 25.\\nAnswer: 42'" in out and "a sample says 42" in out
+    calls, tokens = re.search(r"calls: (\d+)  tokens: (\d+)", out).groups()
+    assert 2 <= int(calls) <= 9 and int(tokens) > 0
+
+
 def test_swe_dataset(run_example):
     def actor(messages, params):  # looks at the tree, then submits no change: the tests must fail
         return "```action\nsubmit\n```" if len(messages) > 2 else "```action\nview .\n```"
@@ -138,6 +154,10 @@ def readme_blocks(markdown: str) -> list[tuple[str, str]]:
 
 def test_readme_snippets_are_the_examples_code():
     pages = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    for page in pages:  # a block without the marker would be code nothing runs
+        text = page.read_text()
+        assert len(readme_blocks(text)) == len(re.findall(r"```python\n", text)), \
+            f"{page.name}: every python block starts with '# examples/NAME.py'"
     blocks = [block for page in pages for block in readme_blocks(page.read_text())]
     assert len({path for path, _ in blocks}) >= 5  # docs/embedding.md shows every Python example
     for path, code in blocks:
