@@ -37,7 +37,7 @@ from seasoned.runs.verifier_stats import VerifierStats
 from . import run_context
 from .allocation import AllocationPolicy, make_policy
 from .checking import as_checker
-from .checkpoints import CheckpointedGraphs
+from .checkpoints import CheckpointedGraphs, cut_short_step
 from .curate import apply_feedback, credit_items, curate, env_checked, solve_trajectory
 from .protocols import Checker, Environment, Memory, TaskInput
 from .results import Event, RunResult, build_result, event_of, run_spend
@@ -171,11 +171,12 @@ class Agent:
             solve = context.solve if isinstance(context, TaskContext) else context
             self.store.start_run(run_id, task=snapshot.values["task"], model=self.gateway.model,
                                  strategy=strategy.label, namespace=solve.namespace, budget=caps)
-        async for event in self._drive(run_id, None, context, task):
+        async for event in self._drive(run_id, None, context, task, start_from=cut_short_step(snapshot)):
             yield event
 
     async def _drive(self, run_id: str, initial: dict | None, context: SolveContext | TaskContext,
-                     task: TaskInput) -> AsyncIterator[Event]:
+                     task: TaskInput, start_from: dict | None = None) -> AsyncIterator[Event]:
+        """Run (or continue) the run's graph; ``start_from``: a checkpoint's config to fork from instead."""
         kind = "task" if isinstance(context, TaskContext) else "solve"
         solve = context.solve if isinstance(context, TaskContext) else context
         graph = await self._checkpointed.get(kind)
@@ -183,7 +184,7 @@ class Agent:
         started = time.perf_counter()
         try:
             with call_tags(run_id=run_id):
-                async for mode, chunk in graph.astream(initial, config, context=context,
+                async for mode, chunk in graph.astream(initial, {**config, **(start_from or {})}, context=context,
                                                        stream_mode=["updates", "custom"]):
                     event = event_of(run_id, mode, chunk)
                     if event is not None:

@@ -48,3 +48,12 @@ class CheckpointedGraphs:
         connection = getattr(graphs.get("saver"), "conn", None)
         if connection is not None:
             await connection.close()
+
+
+def cut_short_step(snapshot) -> dict | None:
+    """The config to fork a resumed run from when its last step was cut short without a trace LangGraph
+    resumes: a task cancelled after writing part of its output (its state update without the ``Send``s of
+    its edge) leaves an error and no next node, so continuing would end the run unfinished. Such a step
+    is run again from the checkpoint before it; otherwise None (continue from the last checkpoint)."""
+    stalled = not snapshot.next and any(task.error is not None for task in snapshot.tasks)
+    return snapshot.parent_config if stalled and snapshot.parent_config else None

@@ -7,7 +7,6 @@ loop stay valid, and a sync call works even from inside a running loop (e.g. a n
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import queue
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -49,6 +48,7 @@ def iterate_sync(make: Callable[[], AsyncIterator[T]], stop_wait_s: float = 1.5)
     """Iterate an async generator from synchronous code, on the background loop. Leaving the loop early
     (or Ctrl-C) cancels the generator, and waits up to ``stop_wait_s`` for it to clean up."""
     items: queue.Queue = queue.Queue()
+    finished = threading.Event()  # the generator has cleaned up (a cancelled future says nothing of it)
 
     async def pump() -> None:
         try:
@@ -58,6 +58,7 @@ def iterate_sync(make: Callable[[], AsyncIterator[T]], stop_wait_s: float = 1.5)
             items.put(exc)
         finally:
             items.put(_DONE)
+            finished.set()
 
     future = asyncio.run_coroutine_threadsafe(pump(), _background_loop())
     try:
@@ -65,11 +66,10 @@ def iterate_sync(make: Callable[[], AsyncIterator[T]], stop_wait_s: float = 1.5)
             if isinstance(item, BaseException):
                 raise item
             yield item
-    finally:  # Ctrl-C or the consumer stopped: cancel the generator
+    finally:  # Ctrl-C or the consumer stopped: cancel the generator and let it record itself
         if not future.done():
             future.cancel()
-            with contextlib.suppress(BaseException):
-                future.result(timeout=stop_wait_s)
+            finished.wait(stop_wait_s)
 
 
 _DONE = object()

@@ -254,3 +254,34 @@ def test_close_releases_the_checkpoint_connection(tmp_path):
     assert agent.store.get_run(result.run_id).run.status == "completed"
     assert agent.run("again?").answer == "42"  # a new connection opens on demand
     agent.close()
+
+
+def test_resume_after_an_interrupt_between_a_node_and_its_edge_finishes_the_run(tmp_path, monkeypatch):
+    """Cancelled after ``retrieve`` wrote its update but before its edge sent the samples, LangGraph keeps
+    the update and an error and no next node: a resume must run that step again, not end unfinished."""
+    import asyncio
+
+    from seasoned.graphs import solve
+
+    cut = {"done": False}
+    plan_samples = solve.plan_samples
+
+    def cut_once(state, runtime):
+        if not cut["done"]:
+            cut["done"] = True
+            raise asyncio.CancelledError  # as Ctrl-C landing in the edge
+        return plan_samples(state, runtime)
+
+    monkeypatch.setattr(solve, "plan_samples", cut_once)
+    monkeypatch.setenv("SEASONED_HOME", str(tmp_path))
+    scripted.register("cut", fn=lambda messages, params: f"Answer: {RIGHT}")
+    agent = Agent(gateway=Gateway("scripted/cut", ledger=Ledger()), db_url=f"sqlite:///{tmp_path}/runs.db",
+                  strategy="adaptive-4")
+    with pytest.raises(BaseException):  # noqa: B017 - the cancellation, however the sync wrapper surfaces it
+        list(agent.stream("What is 40 + 2?"))
+    run_id = agent.store.list_runs()[0].id
+    assert agent.store.get_run(run_id).run.status in ("interrupted", "failed")
+    resumed = agent.resume(run_id)
+    assert resumed.answer == RIGHT and resumed.verified is not None and resumed.candidates
+    assert agent.store.get_run(run_id).run.status == "completed"
+    agent.close()
