@@ -40,8 +40,10 @@ def test_gateway_reply_is_reproducible_with_a_seed_and_exactly_reserved():
 
 async def test_cancelled_local_generation_stops_and_is_accounted():
     gw = Gateway(MODEL, ledger=Ledger())
+    await gw.acomplete("Say yes.", max_tokens=1)  # the model is loaded: the wait below is generation time
     async with gw.samples("Write a long story about a cat.", 1, max_tokens=400, temperature=0.8) as stream:
-        await asyncio.sleep(0.5)  # let it generate a few tokens
+        # let it generate a few tokens (400 would take over 3 s at this model's fastest)
+        await asyncio.sleep(1.0)
         await stream.cancel()
     record = gw.ledger.calls()[-1]
     assert record.error == "cancelled"
