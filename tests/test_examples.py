@@ -42,11 +42,17 @@ def test_custom_checker_and_tools(run_example):
     assert "price(fruit='apple') -> 0.5" in out and "multiply(a=0.5, b=3.0) -> 1.5" in out
 
 
-def test_langgraph_subgraph(run_example):
+def test_langgraph_subgraph(run_example, tmp_path):
+    from seasoned.runs import RunStore
+
     out = run_example("langgraph_subgraph.py", lambda messages, params: "40 plus 2.\nAnswer: 42")
     assert "What is 40 + 2? = 42 (verified: True)" in out
-    assert re.search(r"run recorded: seasoned runs show [0-9a-f]{16}", out)
+    run_id = re.search(r"run recorded: seasoned runs show ([0-9a-f]{16})", out).group(1)
     assert re.search(r"notes in the bank: [1-9]", out)
+    with RunStore.open(f"sqlite:///{tmp_path}/seasoned.db") as store:  # where `seasoned runs show` looks
+        record = store.get_run(run_id).run
+    assert record.id == run_id and record.status == "completed"
+    assert record.answer == "42" and record.verified
 
 
 def test_embed_in_fastapi(run_example):
@@ -144,7 +150,7 @@ def readme_blocks(markdown: str) -> list[tuple[str, str]]:
     """``(example path, code)`` for each ```python block of the README whose first line is
     ``# examples/NAME.py``: such a block is that example's code (all of it, or a contiguous part)."""
     found = []
-    for block in re.findall(r"```python\n(.*?)```", markdown, re.S):
+    for block in re.findall(r"```python\n(.*?)```", markdown, re.DOTALL):
         first, _, rest = block.partition("\n")
         marker = re.fullmatch(r"#\s*(examples/[\w-]+\.py)\s*", first)
         if marker:
