@@ -318,3 +318,21 @@ def test_run_reaches_an_openai_compatible_server_from_the_command_line(monkeypat
                             "http://127.0.0.1:9/v1", "--api-key", "sk-local", "--strategy", "single", "--quiet")
     assert code == 0, err
     assert seen["api_base"] == "http://127.0.0.1:9/v1" and seen["api_key"] == "sk-local"
+
+
+@pytest.mark.parametrize("command", [["runs", "show"], ["run", "-m", "scripted/cli-x", "--resume"]])
+def test_an_ambiguous_run_id_prefix_names_the_matching_runs_and_exits_2(monkeypatch, capsys, db, command):
+    from seasoned.runs import RunStore
+
+    ids = ["abc1230000000001", "abc1230000000002"]
+    with RunStore.open() as store:
+        for run_id in [*ids, "abd1230000000003"]:
+            store.start_run(run_id, task="What is 40 + 2?", model="scripted/cli-x", strategy="single")
+    scripted.register("cli-x", fn=lambda messages, params: "Answer: 42")
+    code, out, err = seasoned(monkeypatch, capsys, *command, "abc123")
+    assert code == 2, out + err
+    assert "ambiguous" in err and all(run_id in err for run_id in ids) and "abd1230000000003" not in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err + out
+    code, out, err = seasoned(monkeypatch, capsys, "runs", "show", "abc1230000000002", "--json")
+    assert code == 0, err
+    assert json.loads(out)["run"]["status"] == "running"  # nothing was resumed or changed by the refusal
