@@ -336,3 +336,32 @@ def test_an_ambiguous_run_id_prefix_names_the_matching_runs_and_exits_2(monkeypa
     code, out, err = seasoned(monkeypatch, capsys, "runs", "show", "abc1230000000002", "--json")
     assert code == 0, err
     assert json.loads(out)["run"]["status"] == "running"  # nothing was resumed or changed by the refusal
+
+
+def test_bench_env_opt_and_env_file_reach_the_environment(monkeypatch, capsys, db):
+    from seasoned.envs import get_env
+    from seasoned.envs.addition import AdditionEnv
+    from seasoned.envs.registry import _CUSTOM, register_env
+
+    seen = []
+
+    def factory(**options):
+        seen.append(options)
+        return AdditionEnv()
+
+    register_env("cli-bench-opts", factory)
+    monkeypatch.setitem(_CUSTOM, "cli-bench-opts", factory)
+    data = db / "mine.jsonl"
+    data.write_text("{}\n")
+    scripted.register("cli-bench-opt", fn=lambda messages, params: "Answer: 3")
+    out = db / "grid"
+    code, _, err = seasoned(monkeypatch, capsys, "bench", "--env", "cli-bench-opts", "--strategy", "single",
+                            "--n", "2", "--model", "scripted/cli-bench-opt", "--out", str(out),
+                            "--env-opt", "scale=2", "--env-opt", "label=two words", "--env-file", str(data))
+    assert code == 0, err
+    rows = [json.loads(line) for line in (out / "per-task.jsonl").read_text().splitlines()]
+    assert len(rows) == 2 and {row["env"] for row in rows} == {"cli-bench-opts"}
+    assert seen and all(options == {"scale": 2, "label": "two words", "path": str(data)} for options in seen)
+    seen.clear()
+    get_env("cli-bench-opts").close()  # afterwards the registry builds it as it did before the bench
+    assert seen == [{}]
