@@ -80,6 +80,8 @@ def run_bench(
     record: bool | None = None,
     config: str | Path | None = None,
     setup: Callable[[], None] | None = None,
+    api_base: str | None = None,
+    api_key: str | None = None,
     progress: bool = True,
     console: Console | None = None,
 ) -> dict:
@@ -90,7 +92,8 @@ def run_bench(
     (YAML or JSON, same names), else the defaults. ``ray``: None (no Ray), ``"local"``/True, or an
     address. ``setup`` runs once before any task in every process that runs tasks (e.g. to register
     scripted models or custom environments on Ray workers). Raises ``GridError`` with a message naming
-    the option at fault, or naming the failed task (finished rows are kept).
+    the option at fault, or naming the failed task (finished rows are kept). ``api_base``/``api_key``
+    reach the models of every arm (an OpenAI-compatible server); they are not written to the output folder.
     """
     console = console or Console()
     options = {"env": env, "strategy": strategy, "budget": budget, "allocation": allocation, "memory": memory,
@@ -110,7 +113,8 @@ def run_bench(
         console.print(f"resuming: {skipped} finished (arm, task) row(s) in {folder / ROWS} are kept")
     if setup is not None:
         setup()
-    _execute(jobs, grid, folder, grid_id, setup, progress, console)
+    connection = {key: value for key, value in (("api_base", api_base), ("api_key", api_key)) if value}
+    _execute(jobs, grid, folder, grid_id, setup, progress, console, connection)
     summary = summarize(grid, folder, tasks)
     console.print(summary_table(summary, grid))
     for env_name, named in summary["curves"].items():
@@ -154,7 +158,7 @@ def read_rows(folder: Path) -> list[dict]:
 
 
 def _execute(jobs: list[Job], grid: GridConfig, folder: Path, grid_id: str, setup: Callable | None,
-             show: bool, console: Console) -> None:
+             show: bool, console: Console, connection: dict) -> None:
     lock = threading.Lock()
     columns = [TextColumn("[bold]bench[/bold] {task.description}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("solved {task.fields[solved]}"), TimeElapsedColumn(), TimeRemainingColumn()]
@@ -175,9 +179,9 @@ def _execute(jobs: list[Job], grid: GridConfig, folder: Path, grid_id: str, setu
         if not jobs:
             return
         if grid.ray is not None:
-            run_ray(jobs, grid, grid_id, on_row, setup=setup)
+            run_ray(jobs, grid, grid_id, on_row, setup=setup, connection=connection)
         else:
-            asyncio.run(run_local(jobs, grid, folder, grid_id, on_row))
+            asyncio.run(run_local(jobs, grid, folder, grid_id, on_row, connection))
 
 
 # --- summary -----------------------------------------------------------------------------------------

@@ -22,12 +22,15 @@ OnRow = Callable[[dict], None]
 
 
 # --- one task ----------------------------------------------------------------------------------------
-def build_agent(arm: Arm, *, memory: Any, record: bool, namespace: str, concurrency: int = 8):
+def build_agent(arm: Arm, *, memory: Any, record: bool, namespace: str, concurrency: int = 8,
+                connection: dict | None = None):
+    """``connection``: ``api_base``/``api_key`` for the arm's model (an OpenAI-compatible server)."""
     from seasoned.graphs import Agent, parse_strategy
     from seasoned.models import Gateway, Ledger
 
     strategy = parse_strategy(arm.strategy, max_tokens=arm.max_tokens, seed=arm.seed)
-    return Agent(gateway=Gateway(arm.model, ledger=Ledger(), max_concurrency=concurrency), memory=memory,
+    gateway = Gateway(arm.model, ledger=Ledger(), max_concurrency=concurrency, **(connection or {}))
+    return Agent(gateway=gateway, memory=memory,
                  record=record, checkpoint=False, strategy=strategy, namespace=namespace,
                  allocation=arm.allocation or "uniform")
 
@@ -72,7 +75,8 @@ def _fail(arm: Arm, task_id: str, exc: BaseException) -> GridError:
 
 
 # --- in this process ---------------------------------------------------------------------------------
-async def run_local(jobs: list[Job], config: GridConfig, out: Path, grid_id: str, on_row: OnRow) -> None:
+async def run_local(jobs: list[Job], config: GridConfig, out: Path, grid_id: str, on_row: OnRow,
+                    connection: dict | None = None) -> None:
     """``config.workers`` tasks at once (a semaphore); memory streams run their tasks in order."""
     from seasoned.envs import get_env
 
@@ -104,7 +108,7 @@ async def run_local(jobs: list[Job], config: GridConfig, out: Path, grid_id: str
                     memory = await asyncio.to_thread(open_memory, arm, config, out, grid_id)
                     banks.append(memory)
                 agent = build_agent(arm, memory=memory, record=config.record, namespace="bench",
-                                    concurrency=max(8, config.workers))
+                                    concurrency=max(8, config.workers), connection=connection)
                 if arm.memory:
                     group.create_task(stream(agent, arm_jobs))
                 else:
@@ -144,7 +148,8 @@ def ray_task(arm_fields: dict, index: int, task_id: str, options: dict) -> dict:
     if arm.memory:
         memory = MemoryBank.open(options["memory_url"], namespace=f"bench-{options['grid_id']}-{arm.slug}")
     try:
-        agent = build_agent(arm, memory=memory, record=options["record"], namespace="bench")
+        agent = build_agent(arm, memory=memory, record=options["record"], namespace="bench",
+                            connection=options.get("connection"))
         return asyncio.run(run_task(agent, env, arm, index, task))
     finally:
         if memory is not None:
@@ -152,7 +157,7 @@ def ray_task(arm_fields: dict, index: int, task_id: str, options: dict) -> dict:
 
 
 def run_ray(jobs: list[Job], config: GridConfig, grid_id: str, on_row: OnRow,
-            setup: Callable[[], None] | None = None) -> None:
+            setup: Callable[[], None] | None = None, connection: dict | None = None) -> None:
     """Every task as a Ray task (memory streams: one at a time, in order); rows come back to this process."""
     ray = import_ray()
     started = False
@@ -164,7 +169,8 @@ def run_ray(jobs: list[Job], config: GridConfig, grid_id: str, on_row: OnRow,
             raise GridError(f"--ray {config.ray}: cannot connect to Ray ({exc})") from None
         started = True
     remote = ray.remote(ray_task)
-    options = {"setup": setup, "memory_url": memory_url_for(config), "grid_id": grid_id, "record": config.record}
+    options = {"setup": setup, "memory_url": memory_url_for(config), "grid_id": grid_id, "record": config.record,
+               "connection": connection}
     streams: dict[str, list[Job]] = {}
     pending: dict[Any, Job] = {}
 

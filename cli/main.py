@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import os
 import sys
 import uuid
@@ -14,6 +13,7 @@ from importlib.metadata import PackageNotFoundError, version
 import typer
 from rich.console import Console
 from seasoned.errors import CliUsageError, SeasonedError
+from seasoned.settings import quiet_third_party
 
 app = typer.Typer(help="seasoned: LLM agents that get better with experience.", no_args_is_help=True,
                   add_completion=False, pretty_exceptions_enable=False)
@@ -32,17 +32,6 @@ def _show_version(value: bool) -> None:
     if value:
         console.print(f"seasoned {_version()}")
         raise typer.Exit()
-
-
-def quiet_third_party(verbose: bool) -> None:
-    """Third-party progress bars (``Loading weights``) and shutdown warnings (litellm's ``Task was
-    destroyed but it is pending!``) are noise in a command's output: off unless ``-v``."""
-    if verbose:
-        return
-    for key, value in (("HF_HUB_DISABLE_PROGRESS_BARS", "1"), ("TRANSFORMERS_VERBOSITY", "error"),
-                       ("TQDM_DISABLE", "1")):
-        os.environ.setdefault(key, value)
-    logging.getLogger("asyncio").setLevel(logging.CRITICAL)
 
 
 @app.callback()
@@ -76,6 +65,17 @@ def env_options(pairs: list[str] | None, env_file: str | None) -> dict:
     return options
 
 
+API_BASE = typer.Option(None, "--api-base", help="An OpenAI-compatible server for the model "
+                        "(e.g. http://127.0.0.1:8080/v1 with -m openai/NAME).")
+API_KEY = typer.Option(None, "--api-key", help="The key for --api-base (else the provider's usual variable, "
+                       "e.g. OPENAI_API_KEY).")
+
+
+def connection(api_base: str | None, api_key: str | None) -> dict:
+    """The gateway's ``api_base``/``api_key`` as given on the command line (nothing when not given)."""
+    return {key: value for key, value in (("api_base", api_base), ("api_key", api_key)) if value}
+
+
 @app.command()
 def chat(
     prompt: str = typer.Argument(..., help="What to ask."),
@@ -86,14 +86,16 @@ def chat(
     seed: int | None = typer.Option(None, "--seed", help="Seed for reproducible sampling."),
     budget_tokens: int | None = typer.Option(None, "--budget-tokens", help="Hard cap on tokens (prompt + reply)."),
     as_json: bool = typer.Option(False, "--json", help="Print the reply and its spend as JSON."),
+    api_base: str | None = API_BASE,
+    api_key: str | None = API_KEY,
 ) -> None:
     """Send one prompt and print the reply and what it cost."""
     from seasoned.models import Budget, Gateway
 
     messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": prompt}]
     budget = Budget(max_tokens=budget_tokens) if budget_tokens else None
-    reply = Gateway(model).complete(messages, max_tokens=max_tokens, temperature=temperature, seed=seed,
-                                    budget=budget)
+    gateway = Gateway(model, **connection(api_base, api_key))
+    reply = gateway.complete(messages, max_tokens=max_tokens, temperature=temperature, seed=seed, budget=budget)
     spend = {"model": reply.model, "prompt_tokens": reply.prompt_tokens, "completion_tokens": reply.completion_tokens,
              "total_tokens": reply.total_tokens, "cost_usd": reply.cost_usd, "latency_s": round(reply.latency_s, 3)}
     if as_json:
@@ -150,10 +152,8 @@ def run(
                                  "task, answer, verified, confidence, stop_reason, candidates, verdicts, "
                                  "subtasks, spend {tokens, usd, calls, seconds, by_role}."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No live progress."),
-    api_base: str | None = typer.Option(None, "--api-base", help="An OpenAI-compatible server for --model "
-                                        "(e.g. http://127.0.0.1:8080/v1 with -m openai/NAME)."),
-    api_key: str | None = typer.Option(None, "--api-key", help="The key for --api-base (else the provider's "
-                                       "usual variable, e.g. OPENAI_API_KEY)."),
+    api_base: str | None = API_BASE,
+    api_key: str | None = API_KEY,
 ) -> None:
     """Solve a task (or an environment's tasks) with test-time scaling, within a hard budget.
 
@@ -348,6 +348,8 @@ def bench(
                                       help="An option for the grid's environments, repeatable (in-process "
                                            "workers; not sent to Ray workers)."),
     env_file: str | None = typer.Option(None, "--env-file", help="Your own SWE-bench JSONL (--env swe)."),
+    api_base: str | None = API_BASE,
+    api_key: str | None = API_KEY,
 ) -> None:
     """A grid of environment x strategy x allocation x budget x memory (x model): JSONL, summary, plots."""
     from seasoned.benchmarks.grid import run_bench
@@ -358,7 +360,7 @@ def bench(
     with _env_options_for((env or "addition").split(","), options):
         run_bench(out, env=env, strategy=strategy, budget=budget, allocation=allocation, memory=memory,
                   model=model, n=n, seed=seed, difficulty=difficulty, max_tokens=max_tokens, workers=workers,
-                  ray=ray, config=config, window=window, console=console)
+                  ray=ray, config=config, window=window, console=console, **connection(api_base, api_key))
 
 
 @contextmanager
