@@ -12,6 +12,7 @@ mode, and the guard hook reads it inside them.
 from __future__ import annotations
 
 import functools
+import logging
 import os
 from pathlib import Path
 
@@ -82,6 +83,18 @@ def apply_offline_defaults() -> None:
     """Set the offline environment defaults (a user's explicit values win)."""
     for key, value in _OFFLINE_DEFAULTS.items():
         os.environ.setdefault(key, value)
+
+
+def quiet_third_party(verbose: bool) -> None:
+    """Third-party progress bars (``Loading weights``) and shutdown warnings (litellm's ``Task was
+    destroyed but it is pending!``) are noise in a command's output: off unless ``verbose`` (``-v``).
+    The commands call it first, before those libraries are imported."""
+    if verbose:
+        return
+    for key, value in (("HF_HUB_DISABLE_PROGRESS_BARS", "1"), ("TRANSFORMERS_VERBOSITY", "error"),
+                       ("TQDM_DISABLE", "1")):
+        os.environ.setdefault(key, value)
+    logging.getLogger("asyncio").setLevel(logging.CRITICAL)
 
 
 def default_model() -> str:

@@ -27,6 +27,7 @@ from typing import Any
 
 from seasoned.errors import InvalidItemError
 from seasoned.models import untrusted
+from seasoned.settings import quiet_third_party
 
 from .items import EDITABLE_FIELDS, KINDS, MemoryItem
 
@@ -39,6 +40,8 @@ def _common(defaults: bool) -> argparse.ArgumentParser:
     common.add_argument("--db", metavar="URL", help="SQLAlchemy URL (default: SEASONED_DB_URL or SQLite under "
                         "SEASONED_HOME)", **({"default": None} | kw))
     common.add_argument("--json", action="store_true", help="machine-readable output", **kw)
+    common.add_argument("--verbose", "-v", action="store_true",
+                        help="show third-party progress bars and warnings (default: hidden)", **kw)
     return common
 
 
@@ -406,6 +409,7 @@ def _report(args: argparse.Namespace, text: str, data: Any) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """The program (``argv`` None: ``sys.argv``), or one command from Python (``argv`` given)."""
     args = _parser().parse_args(argv)
+    quiet_third_party(getattr(args, "verbose", False))
     code = _main(args)
     if argv is None and args.command == "search":
         # As a program, a search ends without Python's teardown of torch and transformers (about 2 s of

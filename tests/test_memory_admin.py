@@ -215,3 +215,21 @@ def test_every_flag_has_help_and_states_its_default(capsys):
             main([command, "--help"])
         out = capsys.readouterr().out
         assert "default" in out
+
+
+def test_the_first_embedding_in_a_fresh_home_prints_no_progress_bar(tmp_path):
+    """The program (not the Python call): a fresh home loads the embedder with sentence-transformers, whose
+    ``Loading weights`` bar is third-party noise; ``-v`` is how to see it."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    admin = Path(sys.executable).with_name("seasoned-admin")
+    env = {key: value for key, value in os.environ.items()
+           if key not in ("HF_HUB_DISABLE_PROGRESS_BARS", "TRANSFORMERS_VERBOSITY", "TQDM_DISABLE")}
+    env.update(SEASONED_HOME=str(tmp_path), SEASONED_DB_URL=f"sqlite:///{tmp_path}/memory.db")
+    done = subprocess.run([str(admin), "add", "--content", "retry a flaky socket call with backoff"],
+                          env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "Loading weights" not in done.stderr + done.stdout and "it/s" not in done.stderr
