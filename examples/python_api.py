@@ -19,12 +19,12 @@ bank = MemoryBank.open(namespace="math")         # SQL (SQLite or SEASONED_DB_UR
 agent = Agent(memory=bank, namespace="math", allocation="learned", budget={"max_tokens": 3000})
 sums = get_env("sums")
 staged = agent.run(sums.tasks(n=1)[0], env=sums)  # multi-stage: plan, allocate, solve, curate
-print(staged.answer, staged.stop_reason, staged.memory)  # memory: the channel chosen and why
+print(staged.answer, staged.stop_reason)           # e.g. "2 subtask(s), 1 verified"
 agent.feedback(staged.run_id, success=False)     # outcomes that arrive later credit memory and verifiers
 
 for event in agent.stream("What is 12 + 30?"):  # leaving the loop early interrupts the run...
     break
 resumed = agent.resume(event.run_id)             # ...which continues from its checkpoint
-print(resumed.run_id == event.run_id, resumed.answer)
+print(resumed.run_id == event.run_id, resumed.answer, resumed.memory)  # memory: channel used and why
 node = agent.as_subgraph()                       # a node for your own LangGraph graph: examples/langgraph_subgraph.py
 agent.close()
