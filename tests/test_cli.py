@@ -120,18 +120,25 @@ def test_a_refused_bench_env_option_leaves_the_registry_as_it_was(monkeypatch, c
     get_env("addition").close()  # still the plain environment for everyone else in this process
 
 
-def test_env_opt_and_env_file_reach_the_environment(monkeypatch, capsys, db):
-    from seasoned.envs.arithmetic import ArithmeticEnv
+def recording_env(monkeypatch, name: str, env_class) -> list[dict]:
+    """Registers ``name`` as ``env_class`` built with any options; returns the options of every build."""
     from seasoned.envs.registry import _CUSTOM, register_env
 
-    seen = []
+    seen: list[dict] = []
 
     def factory(**options):
         seen.append(options)
-        return ArithmeticEnv()
+        return env_class()
 
-    register_env("cli-opts", factory)
-    monkeypatch.setitem(_CUSTOM, "cli-opts", factory)
+    register_env(name, factory)
+    monkeypatch.setitem(_CUSTOM, name, factory)
+    return seen
+
+
+def test_env_opt_and_env_file_reach_the_environment(monkeypatch, capsys, db):
+    from seasoned.envs.arithmetic import ArithmeticEnv
+
+    seen = recording_env(monkeypatch, "cli-opts", ArithmeticEnv)
     data = db / "mine.jsonl"
     data.write_text("{}\n")
     scripted.register("cli-opt", fn=lambda messages, params: "Answer: 3")
@@ -341,16 +348,8 @@ def test_an_ambiguous_run_id_prefix_names_the_matching_runs_and_exits_2(monkeypa
 def test_bench_env_opt_and_env_file_reach_the_environment(monkeypatch, capsys, db):
     from seasoned.envs import get_env
     from seasoned.envs.addition import AdditionEnv
-    from seasoned.envs.registry import _CUSTOM, register_env
 
-    seen = []
-
-    def factory(**options):
-        seen.append(options)
-        return AdditionEnv()
-
-    register_env("cli-bench-opts", factory)
-    monkeypatch.setitem(_CUSTOM, "cli-bench-opts", factory)
+    seen = recording_env(monkeypatch, "cli-bench-opts", AdditionEnv)
     data = db / "mine.jsonl"
     data.write_text("{}\n")
     scripted.register("cli-bench-opt", fn=lambda messages, params: "Answer: 3")

@@ -2,25 +2,12 @@
 `seasoned serve` with a scripted model behind it), with no environment variable set."""
 
 import json
-import sys
 
 import pytest
-from seasoned.cli import main
 from seasoned.models import scripted
+from test_cli import seasoned
 
 KEY = "sk-test-key"
-
-
-def seasoned(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["seasoned", *args])
-    monkeypatch.setenv("COLUMNS", "200")
-    try:
-        main()
-        code = 0
-    except SystemExit as exc:
-        code = exc.code or 0
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture
@@ -53,6 +40,14 @@ def test_chat_reaches_the_server_given_by_flags(server, monkeypatch, capsys):
     assert code == 0, err
     assert json.loads(out)["reply"].endswith("Answer: 42")
     assert len(asked) == 1 and asked[0].startswith("What is 40 + 2?")  # the server ran the question
+
+
+def test_run_reaches_the_server_given_by_flags(server, monkeypatch, capsys):
+    base, asked = server
+    code, out, err = seasoned(monkeypatch, capsys, "run", "What is 40 + 2?", "-m", "openai/scripted/behind-server",
+                              "--api-base", base, "--api-key", KEY, "--strategy", "single", "--quiet", "--json")
+    assert code == 0, err
+    assert json.loads(out)[0]["answer"] == "42" and asked
 
 
 def test_without_the_flags_no_key_is_one_clear_error(server, monkeypatch, capsys):
