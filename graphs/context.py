@@ -32,7 +32,7 @@ from seasoned.memory.channels import CHANNELS, ChannelCounts
 from seasoned.memory.items import NOTE_KINDS, MemoryItem
 from seasoned.models import Budget
 
-MAX_DEMOS = 4
+MAX_DEMOS = 2
 DEMO_POOL = 12  # demonstrations considered before fitting the allowance
 MAX_DEMO_REPLY_CHARS = 1200
 NOTE_ITEMS = 3
@@ -150,7 +150,8 @@ class ContextBuilder:
         return Demonstration(item.id, item.data.get("task", task), item.data.get("reply", ""))
 
     def _demos(self, task: str, allowance: int) -> list[Demonstration]:
-        """Verified demonstrations ranked by similarity x utility x recency, fitted to the allowance."""
+        """Verified demonstrations that show their work first, then by similarity x utility x recency, fitted
+        to the allowance."""
         if allowance <= 0 or self.max_demos <= 0:
             return []
         hits = self.bank.retrieve(task, k=DEMO_POOL, kinds=["demonstration"], namespace=self.namespace,
@@ -165,11 +166,11 @@ class ContextBuilder:
                 continue  # (verified by construction: utility only ranks them, it never drops one)
             age_days = max(0.0, (now - (item.updated_at or now)).total_seconds() / 86400)
             recency = 0.5 ** (age_days / RECENCY_DAYS)
-            ranked.append((hit.score + 0.1 * recency, item))
-        ranked.sort(key=lambda pair: -pair[0])
+            ranked.append((shows_its_work(str(data["reply"])), hit.score + 0.1 * recency, item))
+        ranked.sort(key=lambda entry: (not entry[0], -entry[1]))
         chosen: list[Demonstration] = []
         used = 0
-        for _, item in ranked:
+        for _, _, item in ranked:
             data = item.data or {}
             reply = str(data["reply"])[:MAX_DEMO_REPLY_CHARS]
             demo = Demonstration(item.id, str(data.get("task", item.title)), reply)
@@ -230,6 +231,12 @@ class ContextBuilder:
 
     async def acredit(self, channel: str, successes: int, failures: int) -> None:
         await asyncio.to_thread(self.credit, channel, successes, failures)
+
+
+def shows_its_work(reply: str) -> bool:
+    """Whether a demonstration's reply shows how it got there (code, steps, or a line of reasoning before
+    its answer) rather than a bare ``Answer: X``, which lifts a small model far less."""
+    return reply.lstrip().startswith("```") or sum(bool(line.strip()) for line in reply.splitlines()) > 1
 
 
 def pooled_prior(counts: dict[str, ChannelCounts]) -> tuple[float, float]:

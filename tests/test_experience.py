@@ -179,6 +179,9 @@ def test_a_verified_reply_is_compacted_to_the_reasoning_that_reaches_its_answer(
     assert compact_reply(noisy, "173", "What is 92 + 81?") == "92 + 81 = 173\nAnswer: 173"
     assert compact_reply("54 + 20 = 74\n\nThe answer is: 74", "74", "What is 54 + 20?") == "54 + 20 = 74\nAnswer: 74"
     assert compact_reply("Answer: 5", "5", "What is 2 + 3?") == "Answer: 5"
+    # a line that shares only filler words with the task ("is") shows nothing of how to get there
+    assert compact_reply("Hmm.\nso it is indeed 167.", "167", "What is 93 + 74?") == "Answer: 167"
+    assert compact_reply("93 plus 74 is 167.", "167", "What is 93 + 74?") == "93 plus 74 is 167\nAnswer: 167"
     code = "Here it is:\n```python\ndef f():\n    return 1\n```\nDone."
     assert compact_reply(code, "def f(): ...", "Write f.") == "```python\ndef f():\n    return 1\n```"
 
@@ -192,3 +195,16 @@ def test_without_a_checker_feedback_credits_the_channel_the_run_used(bank, tmp_p
     agent.feedback(result.run_id, success=True)
     after = bank.channels.counts("exp", "scripted/exp-feedback", "general")["none"]
     assert (after.successes, after.failures) == (1, 0)
+
+
+def test_demonstrations_that_show_their_work_go_first_and_only_two_are_shown(bank):
+    """A bare ``Answer: X`` lifts a small model far less than a line from the task to its answer, and two
+    demonstrations lift it as much as four at less cost (graphs/context.py MAX_DEMOS)."""
+    shown = {"What is 12 + 30?": "12 + 30 = 42\nAnswer: 42", "What is 15 + 31?": "15 + 31 = 46\nAnswer: 46",
+             "What is 13 + 30?": "Answer: 43", "What is 12 + 31?": "Answer: 43"}
+    for task, reply in shown.items():
+        bank.put(demo_key(task), {"kind": "demonstration", "title": task, "content": reply, "verified": True,
+                                  "data": {"task": task, "reply": reply}}, namespace="exp")
+    built = ContextBuilder(bank, "exp", "m", channel="demos")._build("What is 12 + 30?!", Budget(), 1, 64)
+    assert len(built.demos) == 2
+    assert all("=" in demo["reply"] for demo in built.demos)  # the bare answers are closer, yet not shown
