@@ -23,8 +23,9 @@ from .base import ask_structured
 MAX_TEXT = 600
 _CODE = re.compile(r"```(?:\w+)?\n(.*?)```", re.DOTALL)
 # Words that tie no line to its task ("so it is indeed 167" shares only "is" with "What is 93 + 74?").
-_FILLER = frozenset("a an and are as at be by for from has have i in is it its of on or so that the then "
-                    "this to was we what which who with you".split())
+_FILLER = frozenset({"a", "an", "and", "are", "as", "at", "be", "by", "for", "from", "has", "have", "i", "in", "is",
+                     "it", "its", "of", "on", "or", "so", "that", "the", "then", "this", "to", "was", "we", "what",
+                     "which", "who", "with", "you"})
 
 SYSTEM = "You write short, reusable advice from solved and failed tasks. You reply with JSON only."
 PROMPT = """Task: {task}
