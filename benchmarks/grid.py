@@ -46,6 +46,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 from rich.table import Table
+from seasoned.models import connection_params
 
 from . import grid_plots
 from .grid_config import Arm, GridConfig, GridError, build_config
@@ -113,8 +114,7 @@ def run_bench(
         console.print(f"resuming: {skipped} finished (arm, task) row(s) in {folder / ROWS} are kept")
     if setup is not None:
         setup()
-    connection = {key: value for key, value in (("api_base", api_base), ("api_key", api_key)) if value}
-    _execute(jobs, grid, folder, grid_id, setup, progress, console, connection)
+    _execute(jobs, grid, folder, grid_id, setup, progress, console, connection_params(api_base, api_key))
     summary = summarize(grid, folder, tasks)
     console.print(summary_table(summary, grid))
     for env_name, named in summary["curves"].items():

@@ -71,11 +71,6 @@ API_KEY = typer.Option(None, "--api-key", help="The key for --api-base (else the
                        "e.g. OPENAI_API_KEY).")
 
 
-def connection(api_base: str | None, api_key: str | None) -> dict:
-    """The gateway's ``api_base``/``api_key`` as given on the command line (nothing when not given)."""
-    return {key: value for key, value in (("api_base", api_base), ("api_key", api_key)) if value}
-
-
 @app.command()
 def chat(
     prompt: str = typer.Argument(..., help="What to ask."),
@@ -90,11 +85,11 @@ def chat(
     api_key: str | None = API_KEY,
 ) -> None:
     """Send one prompt and print the reply and what it cost."""
-    from seasoned.models import Budget, Gateway
+    from seasoned.models import Budget, Gateway, connection_params
 
     messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": prompt}]
     budget = Budget(max_tokens=budget_tokens) if budget_tokens else None
-    gateway = Gateway(model, **connection(api_base, api_key))
+    gateway = Gateway(model, **connection_params(api_base, api_key))
     reply = gateway.complete(messages, max_tokens=max_tokens, temperature=temperature, seed=seed, budget=budget)
     spend = {"model": reply.model, "prompt_tokens": reply.prompt_tokens, "completion_tokens": reply.completion_tokens,
              "total_tokens": reply.total_tokens, "cost_usd": reply.cost_usd, "latency_s": round(reply.latency_s, 3)}
@@ -360,7 +355,7 @@ def bench(
     with _env_options_for((env or "addition").split(","), options):
         run_bench(out, env=env, strategy=strategy, budget=budget, allocation=allocation, memory=memory,
                   model=model, n=n, seed=seed, difficulty=difficulty, max_tokens=max_tokens, workers=workers,
-                  ray=ray, config=config, window=window, console=console, **connection(api_base, api_key))
+                  ray=ray, config=config, window=window, console=console, api_base=api_base, api_key=api_key)
 
 
 @contextmanager

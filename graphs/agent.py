@@ -30,7 +30,7 @@ from typing import Any
 
 from seasoned.errors import RunNotResumable
 from seasoned.memory.channels import CHANNELS
-from seasoned.models import Budget, Gateway, SeasonedError, Spend, call_tags
+from seasoned.models import Budget, Gateway, SeasonedError, Spend, call_tags, connection_params
 from seasoned.models.sync import iterate_sync, run_sync
 from seasoned.runs.verifier_stats import VerifierStats
 
@@ -70,7 +70,7 @@ class Agent:
         ``McpServer`` objects; with tools the agent answers by acting. ``checker``: ``fn(text)``, sync
         or async, returning a bool, a reward in 0..1 or a Verdict (see ``graphs.checking``).
         ``store``/``stats``: a run store and verifier stats to share (default: opened from ``db_url``)."""
-        connection = {k: v for k, v in (("api_base", api_base), ("api_key", api_key)) if v is not None}
+        connection = connection_params(api_base, api_key)
         if gateway is not None and connection:
             raise SeasonedError("give api_base/api_key to the Gateway you pass, or pass no gateway")
         if memory_channel != "auto" and memory_channel not in CHANNELS:

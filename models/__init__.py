@@ -17,13 +17,13 @@ from seasoned.settings import default_model, seasoned_home
 
 from . import scripted, sim
 from .budget import Budget
-from .gateway import Completion, Gateway, RetryPolicy, acomplete, complete, default_gateway
+from .gateway import Completion, Gateway, RetryPolicy, acomplete, complete, connection_params, default_gateway
 from .ledger import CallRecord, Ledger, default_ledger
 from .spend import Spend
 from .tags import call_tags, current_tags
 
 __all__ = [
     "Budget", "BudgetExceeded", "CallRecord", "Completion", "Gateway", "Ledger", "ModelCallError",
-    "ModelConfigError", "RetryPolicy", "SeasonedError", "Spend", "acomplete", "call_tags", "complete",
+    "ModelConfigError", "RetryPolicy", "SeasonedError", "Spend", "acomplete", "call_tags", "complete", "connection_params",
     "current_tags", "default_gateway", "default_ledger", "default_model", "scripted", "seasoned_home", "sim",
 ]

@@ -84,6 +84,11 @@ def parse_model_spec(spec: str) -> list[str]:
     return chain
 
 
+def connection_params(api_base: str | None, api_key: str | None) -> dict[str, str]:
+    """``api_base``/``api_key`` as ``Gateway`` keyword arguments, leaving out the ones not given (None or empty)."""
+    return {key: value for key, value in (("api_base", api_base), ("api_key", api_key)) if value}
+
+
 def _as_messages(prompt: str | list[dict]) -> list[dict]:
     if isinstance(prompt, str):
         return [{"role": "user", "content": prompt}]
@@ -422,6 +427,7 @@ __all__ = [
     "SampleStream",
     "acomplete",
     "complete",
+    "connection_params",
     "default_gateway",
     "parse_model_spec",
 ]
