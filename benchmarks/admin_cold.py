@@ -23,9 +23,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from seasoned.settings import apply_offline_defaults
+
 WORDS = ["timeout", "retry", "cache", "index", "parser", "config", "token", "budget", "planner", "solver", "critic", "verifier", "graph", "node", "error", "exception", "division", "zero", "overflow", "string", "list", "dict", "sort", "search", "merge", "heap", "queue", "stack", "tree", "socket", "http", "json", "yaml", "regex", "unicode", "path", "file", "lock", "thread", "async", "await", "batch", "vector", "embed"]
-QUIET = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "LITELLM_LOCAL_MODEL_COST_MAP": "True",
-         "TOKENIZERS_PARALLELISM": "false", "ANONYMIZED_TELEMETRY": "False"}
 ONE_QUERY = "from seasoned.memory import embedding; embedding.embed_one('how do I retry a flaky socket call')"
 WITHOUT_EXPORT = ("from seasoned.memory import embedding, onnx_embedder; "
                   "onnx_embedder.export = lambda model, target: False; "
@@ -72,10 +72,11 @@ def main(argv: list[str] | None = None) -> int:
     admin = str(Path(sys.executable).with_name("seasoned-admin"))
     with tempfile.TemporaryDirectory(prefix="seasoned-cold-") as tmp:
         home = Path(tmp)
-        env = {**os.environ, **QUIET, "SEASONED_HOME": str(home)}
-        env.pop("SEASONED_DB_URL", None)
-        env.pop("SEASONED_CHROMA_URL", None)
-        os.environ.update({k: v for k, v in env.items() if k.startswith("SEASONED_") or k in QUIET})
+        apply_offline_defaults()  # in this process and, through the environment, in the timed ones
+        os.environ["SEASONED_HOME"] = str(home)
+        os.environ.pop("SEASONED_DB_URL", None)
+        os.environ.pop("SEASONED_CHROMA_URL", None)
+        env = dict(os.environ)
         build(home, args.items)
         queries = [f"{random.Random(i).choice(WORDS)} {random.Random(i + 99).choice(WORDS)} func_{i}"
                    for i in range(args.runs)]
