@@ -74,6 +74,17 @@ class InvalidItemError(MemoryStoreError, ValueError):
     """An item, an edit or an imported line does not validate."""
 
 
+class AdapterError(MemoryStoreError):
+    """A LoRA adapter cannot be trained, stored or used here (the message says why: not a local model,
+    too few verified items, a time or memory cap, a missing or damaged file)."""
+
+
+class AdapterNotFound(_KeyMessage, AdapterError, KeyError):
+    """No adapter with this id."""
+
+    missing = "adapter not found"
+
+
 # --- runs ----------------------------------------------------------------------------------------
 class RunStoreError(SeasonedError):
     """Base class of run store errors (one line for people)."""
