@@ -6,7 +6,8 @@ The view is built from an empty root, every path listed explicitly:
   the few entries programs need to start (``ETC``: no shadow, no keys, no credentials), this interpreter (``sys.prefix``, ``sys.base_prefix``,
   the venv, the directory of the real executable), and the caller's ``ro`` paths;
 * read-write: the workspace and the caller's ``rw`` paths;
-* private: ``/dev`` (``--dev``, read-only but for the device nodes), ``/proc`` (``--proc``), ``/tmp`` and
+* private: ``/dev`` (``--dev``, read-only but for the device nodes), ``/proc`` (``--proc``, with its
+  host-wide knobs ``/proc/sys``, ``/proc/sysrq-trigger``... bound read-only over it), ``/tmp`` and
   ``/dev/shm`` (tmpfs of ``tmpfs_mb`` each); the empty root itself is read-only.
 
 Nothing else exists inside: no home directories, no ``SEASONED_HOME``, no ``/work``, no ``/run``
@@ -36,6 +37,11 @@ ETC = ("alternatives", "ld.so.cache", "ld.so.conf", "ld.so.conf.d", "passwd", "g
        "hosts", "host.conf", "gai.conf", "localtime", "timezone", "mime.types", "os-release", "debian_version",
        "protocols", "services", "ssl", "ca-certificates", "ca-certificates.conf", "fonts", "inputrc", "magic")
 ETC_NETWORK = ("resolv.conf", "pip.conf")  # only when the command is given the network
+# Host-wide kernel knobs under /proc, bound read-only over the sandbox's own /proc. bwrap covers some of
+# them itself only when it finds them writable *as a directory*, which /proc/sys never is: run by root it
+# left every sysctl writable (core_pattern, suid_dumpable, randomize_va_space...).
+PROC_READ_ONLY = ("sys", "sysrq-trigger", "irq", "bus", "fs", "driver", "acpi", "scsi", "mtrr", "pressure",
+                  "sysvipc", "tty")
 
 
 @dataclass(frozen=True)
@@ -94,6 +100,12 @@ def etc_copy(network: bool = False) -> str:
     return target
 
 
+@functools.lru_cache(maxsize=1)
+def proc_read_only() -> tuple[str, ...]:
+    """The ``PROC_READ_ONLY`` entries this kernel has."""
+    return tuple(name for name in PROC_READ_ONLY if os.path.lexists(f"/proc/{name}"))
+
+
 def _bind(kind: str, src: Path | str, dest: Path | str | None = None) -> tuple[int, list[str]]:
     dest = str(dest or src)
     return len(Path(dest).parts), [kind, str(src), dest]
@@ -110,7 +122,10 @@ def command(argv: list[str], *, workspace: Path, cwd: Path, ro: list[Path] = (),
     if network:
         args.append("--share-net")
     size = str(int(tmpfs_mb) * 1024 * 1024)  # tmpfs is memory: bounded, or /tmp could fill the RAM
-    args += ["--proc", "/proc", "--size", size, "--tmpfs", "/tmp",
+    args += ["--proc", "/proc"]
+    for name in proc_read_only():
+        args += ["--ro-bind", f"/proc/{name}", f"/proc/{name}"]
+    args += ["--size", size, "--tmpfs", "/tmp",
              "--dev", "/dev", "--size", size, "--tmpfs", "/dev/shm", "--remount-ro", "/dev"]
     binds: list[tuple[int, list[str]]] = [_bind("--ro-bind", "/usr")]
     for top in TOP_LEVEL:

@@ -1,0 +1,66 @@
+"""Issue 22 row 1: code in the bwrap sandbox must not reach host-wide kernel settings (a ``core_pattern``
+starting with a pipe runs a program as host root at the next core dump). Tried from model code
+(``Sandbox.run_python``), from ``python_tool()`` and from a JSONL ``install`` step (network on)."""
+
+import asyncio
+import json
+
+import pytest
+from seasoned.tools import Limits, Sandbox, bwrap
+from seasoned.tools.user_tools import python_tool
+
+STATUS = bwrap.status()
+pytestmark = pytest.mark.skipif(not STATUS.usable, reason=f"bwrap unusable here: {STATUS.reason}")
+
+SYSCTLS = ["/proc/sys/kernel/core_pattern", "/proc/sys/fs/suid_dumpable", "/proc/sys/kernel/randomize_va_space",
+           "/proc/sys/vm/overcommit_memory"]
+# Opening for writing changes nothing by itself: the probe never writes a value.
+PROBE = f"""
+import json, os
+opened = []
+for path in {SYSCTLS!r} + ["/proc/sysrq-trigger"]:
+    try:
+        os.close(os.open(path, os.O_WRONLY))
+        opened.append(path)
+    except OSError:
+        pass
+print("OPENED=" + json.dumps(opened))
+"""
+
+
+def _opened(output: str) -> list[str]:
+    line = next(line for line in output.splitlines() if line.startswith("OPENED="))
+    return json.loads(line[len("OPENED="):])
+
+
+@pytest.fixture
+def box(tmp_path):
+    sandbox = Sandbox(tmp_path, Limits(time_s=30, memory_mb=512), isolation="bwrap")
+    yield sandbox
+    sandbox.cleanup()
+
+
+def test_model_code_cannot_open_host_sysctls_for_writing(box):
+    result = box.run_python(PROBE)
+    assert result.ok, result.render()
+    assert _opened(result.stdout) == []
+
+
+def test_an_install_step_with_network_cannot_either(box):
+    script = box.root / "probe.py"
+    script.write_text(PROBE)
+    result = box.run(["python3", str(script)], network=True)
+    assert result.ok, result.render()
+    assert _opened(result.stdout) == []
+
+
+def test_python_tool_cannot_either():
+    tool = python_tool(Limits(time_s=30, memory_mb=512))
+    output = asyncio.run(tool.run({"code": PROBE}))
+    assert _opened(output) == [], output
+
+
+def test_sysctls_stay_readable_and_sys_is_absent(box):
+    result = box.run("cat /proc/sys/kernel/randomize_va_space; ls /sys 2>&1 | head -1")
+    assert result.stdout.splitlines()[0] in {"0", "1", "2"}
+    assert "No such file" in result.stdout or result.stdout.splitlines()[1:] == []
