@@ -5,16 +5,25 @@ actions of a session, plus ``answer TEXT`` which ends the episode with the final
 loop is the one environments use (``seasoned.agents.actor``): tool calls for models that support them,
 plain-text actions otherwise; every step is recorded with the candidate. A tool's exception comes back
 to the model as an observation; the run's checker judges the answer like any candidate's.
+
+Names are unique: the application's own tools (and ``answer``) win over an MCP server's tool of the same
+name, and an earlier server's over a later one's. A tool left out is never silent: it is logged, listed
+in ``Toolbox.collisions`` and sent as a ``tools`` event to whoever streams the run.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from seasoned.envs.base import Environment, Observation, Session, Task, Verdict
 from seasoned.errors import ToolError
 from seasoned.tools.actions import Action, Param, ToolSpec
 from seasoned.tools.user_tools import UserTool, as_tools
+
+from .watch import stream_writer
+
+_log = logging.getLogger(__name__)
 
 ANSWER = ToolSpec("answer", "Give the final answer and finish.", (Param("text", "the final answer", rest=True),))
 
@@ -66,13 +75,33 @@ class Toolbox(Environment):
 
     def __init__(self, tools: list[Any]):
         self.items = as_tools(tools)
+        self.collisions: list[str] = []  # one line per MCP tool left out because its name was taken
 
     async def resolve(self) -> list[UserTool]:
-        """Callables as they are; each MCP server's tools listed (the server starts on first use)."""
+        """Callables as they are; each MCP server's tools listed (the server starts on first use), except
+        those whose name is already taken (reported, see the module's docstring)."""
+        owner = {t.name: "the application's own tool" for t in self.items if isinstance(t, UserTool)}
+        owner[ANSWER.name] = "the answer action"
         tools: list[UserTool] = []
         for item in self.items:
-            tools.extend(await item.list_tools() if hasattr(item, "list_tools") else [item])
+            if isinstance(item, UserTool):
+                tools.append(item)
+                continue
+            for tool in await item.list_tools():
+                if tool.name in owner:
+                    self._collision(f"{item!r}: tool {tool.name!r} is not offered: the name is taken by "
+                                    f"{owner[tool.name]}")
+                    continue
+                owner[tool.name] = f"a tool of {item!r}"
+                tools.append(tool)
         return tools
+
+    def _collision(self, line: str) -> None:
+        if line in self.collisions:  # each session lists the tools again: report once
+            return
+        self.collisions.append(line)
+        _log.warning("%s", line)
+        stream_writer()({"event": "tools", "collision": line})
 
     def task(self, prompt: str, system: str | None = None, task_id: str = "task") -> Task:
         return Task(task_id, self.name, f"{system.strip()}\n\n{prompt}" if system else prompt)

@@ -16,10 +16,12 @@ Tools may parse their own body (``edit`` reads SEARCH/REPLACE blocks).
 from __future__ import annotations
 
 import json
+import math
 import re
 import shlex
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from seasoned.errors import ToolError
 from seasoned.models import untrusted
@@ -83,6 +85,8 @@ class ToolSpec:
                     value = value if isinstance(value, str) else json.dumps(value)
             except (TypeError, ValueError, OverflowError):
                 raise ToolError(f"{self.name}: argument {p.name!r} must be {p.type}, got {str(value)[:80]!r}") from None
+            if isinstance(value, float) and not math.isfinite(value):  # nan passes `x <= 0 or x > 100`
+                raise ToolError(f"{self.name}: argument {p.name!r} must be a finite number, got {value!r}")
             out[p.name] = value
         return out
 
@@ -100,7 +104,7 @@ class Action:
         return f"{self.name}({inner})"
 
 
-_FENCE = re.compile(r"```([A-Za-z0-9_-]*)[ \t]*\n(.*?)```", re.S)
+_FENCE = re.compile(r"```([A-Za-z0-9_-]*)[ \t]*\n(.*?)```", re.DOTALL)
 MAX_ARGUMENT_DEPTH = 32
 
 
@@ -133,12 +137,19 @@ def parse_text_action(text: str, tools: list[ToolSpec]) -> Action:
         action = _parse_json(blob, by_name)
         if action is not None:
             return action
+    refused: ToolError | None = None  # a bare line naming a tool with a bad argument ("transfer nan")
     for line in reversed((text or "").strip().splitlines()):
         line = line.strip().strip("`")
         for candidate in (line, line.rpartition(":")[2]):  # "Action: click 4", "Next: add 2"
-            action = _parse_one(candidate.strip(), by_name, strict=True)
+            try:
+                action = _parse_one(candidate.strip(), by_name, strict=True)
+            except ToolError as exc:
+                refused = refused or exc
+                continue
             if action is not None:
                 return action
+    if refused is not None:
+        raise refused
     names = ", ".join(by_name)
     raise ToolError(f"no action found. Reply with exactly one action in a fenced block, e.g.\n```action\n"
                     f"{tools[0].text_usage() if tools else 'submit'}\n```\navailable actions: {names}")
@@ -170,7 +181,9 @@ def _parse_one(block: str, by_name: dict[str, ToolSpec], strict: bool = False) -
         return _parse_json(block, by_name)
     head, _, body = block.partition("\n")
     name, _, first = head.strip().partition(" ")
-    name = name.strip().rstrip(":").lower()
+    name = name.strip().rstrip(":")
+    if name not in by_name:  # "Bash", "VIEW": case does not matter, unless a tool's name has capitals
+        name = name.lower()
     spec = by_name.get(name)
     if spec is None:
         return None
@@ -194,12 +207,7 @@ def _parse_one(block: str, by_name: dict[str, ToolSpec], strict: bool = False) -
         args[p.name] = token
     if text.strip() and strict:
         return None
-    try:
-        return Action(name, spec.coerce(args))
-    except ToolError:
-        if strict:
-            return None
-        raise
+    return Action(name, spec.coerce(args))
 
 
 def _next_token(text: str) -> tuple[str, str]:

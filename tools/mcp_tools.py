@@ -8,13 +8,21 @@
 The SDK's client is a pair of async context managers that must be entered and left by the same task,
 so one background task per event loop owns the connection and serves calls from a queue; the server
 process lives until ``aclose``. What the server does is the server's business: it is not sandboxed.
+
+What a server *says* about its tools reaches the model's prompt, so it is read as untrusted text: names
+(of tools and parameters) keep only letters, digits, ``_`` and ``-`` (64 at most: no newline can start a
+fake line of the tool list), descriptions are cut to ``MAX_DESCRIPTION_CHARS``. A renamed tool is
+logged; calls still reach the server under its own names. Name collisions with the application's own
+tools are settled by the toolbox (``seasoned.graphs.toolbox``): the application's tools win.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
+import re
 from typing import Any
 
 from seasoned.errors import ToolError
@@ -23,15 +31,47 @@ from .actions import Param, ToolSpec
 from .user_tools import UserTool
 
 _TYPES = {"integer": "integer", "number": "number", "boolean": "boolean"}
+MAX_NAME_CHARS = 64
+MAX_DESCRIPTION_CHARS = 1_000
+MAX_PARAM_DESCRIPTION_CHARS = 200
+_NOT_NAME = re.compile(r"[^A-Za-z0-9_-]+")
+_log = logging.getLogger(__name__)
 
 
-def _spec(tool: Any) -> ToolSpec:
+def safe_name(raw: Any, fallback: str = "tool") -> str:
+    """A server-given name as the model may see it: runs of other characters become ``_``, at most
+    ``MAX_NAME_CHARS``, starting with a letter or ``_``."""
+    name = _NOT_NAME.sub("_", str(raw)).strip("_") or fallback
+    if not (name[0].isalpha() or name[0] == "_"):
+        name = f"_{name}"
+    return name[:MAX_NAME_CHARS]
+
+
+def _capped(text: Any, limit: int) -> str:
+    text = str(text or "").strip()
+    return text if len(text) <= limit else text[:limit] + " ... [cut]"
+
+
+def _spec(tool: Any) -> tuple[ToolSpec, dict[str, str]]:
+    """The tool as the model sees it, and its parameters' server names by the names shown."""
     schema = getattr(tool, "input_schema", None) or getattr(tool, "inputSchema", None) or {}
+    schema = schema if isinstance(schema, dict) else {}
     required = set(schema.get("required") or [])
-    params = tuple(Param(name, str(prop.get("description") or prop.get("title") or ""),
-                         _TYPES.get(prop.get("type"), "string"), required=name in required)
-                   for name, prop in (schema.get("properties") or {}).items())
-    return ToolSpec(tool.name, tool.description or tool.name, params)
+    properties = schema.get("properties")
+    params, server_names = [], {}
+    for raw, prop in (properties.items() if isinstance(properties, dict) else []):
+        prop = prop if isinstance(prop, dict) else {}
+        name = safe_name(raw, fallback="arg")
+        if name in server_names:  # two server names that read the same once cleaned: keep the first
+            continue
+        server_names[name] = raw
+        params.append(Param(name, _capped(prop.get("description") or prop.get("title"), MAX_PARAM_DESCRIPTION_CHARS),
+                            _TYPES.get(prop.get("type"), "string"), required=raw in required))
+    name = safe_name(tool.name)
+    if name != tool.name:
+        _log.warning("MCP tool %r is offered as %r (names keep letters, digits, _ and -, %d at most)",
+                     str(tool.name)[:200], name, MAX_NAME_CHARS)
+    return ToolSpec(name, _capped(tool.description or name, MAX_DESCRIPTION_CHARS), tuple(params)), server_names
 
 
 def _reply(result: Any) -> str:
@@ -64,12 +104,20 @@ class McpServer:
     async def list_tools(self) -> list[UserTool]:
         """The server's tools, each calling back into this connection."""
         link = await self._link()
+        if link.offered is None:  # built once per connection: a renamed tool is logged once
+            link.offered = self._offer(link.tools)
+        return list(link.offered)
+
+    def _offer(self, listed: list[Any]) -> list[UserTool]:
         tools = []
-        for tool in link.tools:
-            async def run(args: dict, _name: str = tool.name) -> str:
+        for tool in listed:
+            spec, server_names = _spec(tool)
+
+            async def run(args: dict, _name: str = tool.name, _names: dict = server_names) -> str:
+                args = {_names.get(key, key): value for key, value in args.items()}
                 return _reply(await (await self._link()).request("call", _name, args))
 
-            tools.append(UserTool(_spec(tool), run))
+            tools.append(UserTool(spec, run))
         return tools
 
     async def aclose(self) -> None:
@@ -87,6 +135,7 @@ class _Link:
         self.queue: asyncio.Queue = asyncio.Queue()
         self.ready: asyncio.Future = asyncio.get_running_loop().create_future()
         self.tools: list[Any] = []
+        self.offered: list[UserTool] | None = None
         self.closed = False
         self.task: asyncio.Task | None = None
 

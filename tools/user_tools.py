@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from seasoned.errors import ToolError
+from seasoned.models import untrusted
 
 from .actions import Param, ToolSpec
 from .limits import Limits
@@ -123,7 +124,9 @@ def user_tool(fn: Callable, *, name: str | None = None, description: str | None 
     async def run(args: dict) -> Any:
         for key in structured & set(args):  # lists, dicts, models: the model sends JSON text
             try:
-                args[key] = json.loads(args[key])
+                args[key] = untrusted.loads(args[key], allow_nan=False)
+            except untrusted.UntrustedInputError as exc:  # NaN/Infinity inside, or nested too deep
+                raise ToolError(f"{name}: argument {key!r}: {exc}") from None
             except (TypeError, ValueError):
                 pass
         if inspect.iscoroutinefunction(fn):
