@@ -17,7 +17,7 @@ import json
 from dataclasses import dataclass, field
 
 from seasoned.envs.base import Environment, Session, Task, Verdict
-from seasoned.errors import SeasonedError, ToolError
+from seasoned.errors import ModelConfigError, SeasonedError, ToolError
 from seasoned.models import Budget, BudgetExceeded
 from seasoned.tools.actions import ToolSpec, parse_text_action, parse_tool_call
 
@@ -131,6 +131,8 @@ async def _answer_once(env, task, gateway, budget, memory_context, max_tokens, r
     except BudgetExceeded as exc:
         attempt.stopped, attempt.verdict = "budget", Verdict(0.0, False, {"reason": str(exc)})
         return attempt
+    except ModelConfigError:
+        raise  # a setting is wrong: no episode can succeed, the run ends with it
     except SeasonedError as exc:
         attempt.stopped, attempt.verdict = "model_error", Verdict(0.0, False, {"reason": str(exc)})
         return attempt
@@ -177,6 +179,8 @@ class _Loop:
             except BudgetExceeded:
                 attempt.stopped = "budget"
                 break
+            except ModelConfigError:
+                raise
             except SeasonedError as exc:
                 attempt.steps.append(Step("", None, "", 0, error=f"model error: {exc}"))
                 attempt.stopped = "model_error"

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from seasoned.envs.registry import get_env
 from seasoned.errors import EnvError
 from seasoned.models import Budget, Gateway
+from seasoned.models.preflight import preflight
 
 from .actor import run_actor
 
@@ -30,6 +31,7 @@ async def arun_environment(name: str, *, model: str | None = None, task_id: str 
         tasks = [env.get_task(task_id)] if task_id else env.tasks(n=3 if n is None else n, seed=seed,
                                                                   difficulty=difficulty)
         gateway = Gateway(model)
+        await preflight(gateway)  # a wrong model, file or endpoint: one error before any task
         out(f"env {name} · model {gateway.model} · {len(tasks)} task(s)")
         rows = []
         for task in tasks:

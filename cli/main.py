@@ -160,6 +160,10 @@ def run(
 
     if sum(x is not None for x in (task, env, resume)) != 1:
         raise CliUsageError("give exactly one of: a TASK, --env NAME, or --resume RUN_ID")
+    if resume is not None and not resume.strip():
+        raise CliUsageError("--resume: give a run id, or a unique prefix of one (see `seasoned runs list`)")
+    if task is not None and not task.strip():
+        raise CliUsageError("TASK is empty: say what to solve, e.g. seasoned run \"What is 2+3?\"")
     options = env_options(env_opt, env_file)
     if options and not (env or resume):
         raise CliUsageError("--env-opt and --env-file need --env NAME (or --resume)")
@@ -294,20 +298,31 @@ def envs_check(
                                      "repositories (default: SEASONED_SWE_REPOS)."),
     install: str | None = typer.Option(None, "--install", help="Install command for instances without one."),
     test_cmd: str | None = typer.Option(None, "--test-cmd", help="Test command for instances without one."),
+    env_opt: list[str] = typer.Option(None, "--env-opt", metavar="KEY=VALUE",  # noqa: B008
+                                      help="An option of the swe environment, repeatable (e.g. test_timeout=600, "
+                                           "memory_mb=8192), as on `seasoned run`."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document with every verdict."),
 ) -> None:
     """Gold check: each instance's reference patch must resolve it and an empty patch must not."""
+    import inspect
+
     from seasoned.envs.base import EnvError
 
     if env != "swe":
         raise typer.BadParameter(f"only the swe environment has a gold check, not {env!r}", param_hint="ENV")
     from seasoned.envs.swe.check import check_file, describe
+    from seasoned.envs.swe.env import SWEEnv
 
+    options = env_options(env_opt, None)
+    options.update({k: v for k, v in (("install", install), ("test_cmd", test_cmd)) if v is not None})
+    try:
+        inspect.signature(SWEEnv).bind(file, repos=repos, **options)
+    except TypeError as exc:
+        raise CliUsageError(f"--env-opt: {exc} (swe options: {', '.join(_swe_options(SWEEnv))})") from None
     show = None if as_json else (lambda row: console.print(describe(row), markup=False, highlight=False,
                                                            soft_wrap=True))
     try:
-        rows = check_file(file, instance_ids=instance or None, repos=repos, install=install, test_cmd=test_cmd,
-                          out=show)
+        rows = check_file(file, instance_ids=instance or None, repos=repos, out=show, **options)
     except EnvError as exc:
         errors.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
@@ -320,6 +335,12 @@ def envs_check(
                       soft_wrap=True)
     if invalid:
         raise typer.Exit(1)
+
+
+def _swe_options(env_class) -> list[str]:
+    import inspect
+
+    return [name for name in inspect.signature(env_class).parameters if name not in ("path", "repos")]
 
 
 @app.command()

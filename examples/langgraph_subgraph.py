@@ -14,7 +14,7 @@ from typing import TypedDict
 
 from langgraph.graph import END, START, StateGraph
 from langgraph.store.base import BaseStore
-from seasoned.graphs import Agent
+from seasoned.graphs import Agent, answer_is
 from seasoned.memory import MemoryBank
 from seasoned.memory.store import BankStore
 
@@ -42,7 +42,7 @@ def remember(state: State, *, store: BaseStore) -> State:
 home = os.environ.get("SEASONED_HOME") or tempfile.mkdtemp(prefix="seasoned-example-")
 bank = MemoryBank.open(f"sqlite:///{home}/memory.db", namespace="examples", chroma_path=f"{home}/chroma")
 agent = Agent(os.environ.get("SEASONED_MODEL", "local/smollm2-135m"), memory=bank, namespace="examples",
-              strategy="adaptive-4", checker=lambda text: text.strip().endswith("42"))
+              strategy="adaptive-4", checker=answer_is(42))  # "Answer: 42." passes too
 
 builder = StateGraph(State)
 builder.add_node("prepare", prepare)

@@ -11,7 +11,8 @@ from importlib import import_module
 _EXPORTS = {
     "Agent": ".agent", "AgentInput": ".subgraph", "AgentOutput": ".subgraph", "Event": ".results",
     "RunResult": ".results", "ActorOutput": ".solve", "SolveContext": ".solve", "build_solve_graph": ".solve",
-    "Candidate": ".state", "Decision": ".state", "SolveState": ".state", "Verdict": ".state",
+    "Candidate": ".state", "Decision": ".state", "SolveState": ".state", "VerdictRecord": ".state",
+    "Verdict": ".checking", "answer_is": ".checking",
     "Checker": ".protocols", "Environment": ".protocols", "Memory": ".protocols",
     "STRATEGIES": ".strategy", "StrategyConfig": ".strategy", "StrategyError": ".strategy",
     "parse_strategy": ".strategy",

@@ -31,6 +31,7 @@ from typing import Any
 from seasoned.errors import RunNotResumable
 from seasoned.memory.channels import CHANNELS
 from seasoned.models import Budget, Gateway, SeasonedError, Spend, call_tags, connection_params
+from seasoned.models.preflight import preflight
 from seasoned.models.sync import iterate_sync, run_sync
 from seasoned.runs.verifier_stats import VerifierStats
 
@@ -183,6 +184,8 @@ class Agent:
         config = {"configurable": {"thread_id": run_id}, "recursion_limit": RECURSION_LIMIT}
         started = time.perf_counter()
         try:
+            await preflight(self.gateway, [solve.strategy.judge_model, *(self.models or []),
+                                           self.curator_model if self.memory is not None else None])
             with call_tags(run_id=run_id):
                 async for mode, chunk in graph.astream(initial, {**config, **(start_from or {})}, context=context,
                                                        stream_mode=["updates", "custom"]):

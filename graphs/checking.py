@@ -3,7 +3,9 @@
 ``Agent(checker=fn)`` and ``agent.run(task, checker=fn)`` accept ``fn(text)`` (``text``: a candidate's whole
 reply; with tools, the answer it gave) that is sync or async and
 returns a ``bool`` (passed or not), a number (a reward in 0..1, passed at ``PASS_REWARD`` or more) or a
-verdict (``seasoned.envs.base.Verdict``, or any object with ``passed``/``reward``/``details``).
+verdict (``seasoned.graphs.Verdict``, the same class as ``seasoned.envs.Verdict``, or any object with
+``passed``/``reward``/``details``). ``answer_is(42)`` is the checker of a known answer: it compares final
+answers, not reply texts ("Answer: 42." and "40 + 2 = 42" pass).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import inspect
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from seasoned.agents import solver
 from seasoned.envs.base import Verdict
 from seasoned.errors import CheckerError
 
@@ -33,6 +36,20 @@ def to_verdict(value: Any, name: str = "checker") -> Verdict:
         return Verdict(float(passed if reward is None else reward), passed, getattr(value, "details", "") or "")
     raise CheckerError(f"{name} must return a bool, a number in 0..1 or a Verdict, not {type(value).__name__} "
                        f"({str(value)[:60]!r})")
+
+
+def answer_is(expected: str | float) -> Callable[[str], bool]:
+    """A checker that passes a reply whose final answer (``solver.extract_answer``) equals ``expected`` once
+    both are normalised (``solver.normalize_answer``: case, spaces, trailing punctuation, number formats)."""
+    wanted = solver.normalize_answer(str(expected))
+    if wanted is None:
+        raise CheckerError("answer_is: expected a non-empty answer")
+
+    def check(text: str) -> bool:
+        return solver.normalize_answer(solver.extract_answer(text)) == wanted
+
+    check.__name__ = "answer_is"
+    return check
 
 
 def as_checker(fn: Callable[[str], Any] | None) -> Callable[[str], Awaitable[Verdict]] | None:

@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 from seasoned.models import Spend
 
 from .solve import SolveContext
-from .state import Candidate, Verdict
+from .state import Candidate, VerdictRecord
 
 
 class RunResult(BaseModel):
@@ -29,7 +29,7 @@ class RunResult(BaseModel):
     strategy: str = ""
     model: str = ""
     candidates: list[Candidate] = Field(default_factory=list)
-    verdicts: list[Verdict] = Field(default_factory=list)
+    verdicts: list[VerdictRecord] = Field(default_factory=list)
     decisions: list[dict] = Field(default_factory=list)  # wave decisions (Decision), or allocations when multi-stage
     memory_ids: list[str] = Field(default_factory=list)
     memory: dict | None = None  # channel chosen, why, demonstrations used, cache hit

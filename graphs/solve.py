@@ -28,7 +28,7 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
 from langgraph.types import Send
 from seasoned.agents import critic, solver, verifier
-from seasoned.models import Budget, BudgetExceeded, Gateway, SeasonedError, call_tags
+from seasoned.models import Budget, BudgetExceeded, Gateway, ModelConfigError, SeasonedError, call_tags
 from seasoned.runs.verifier_stats import VerifierStats
 
 from .context import ContextBuilder
@@ -44,7 +44,7 @@ from .decide import (
 from .state import (
     Candidate,
     SolveState,
-    Verdict,
+    VerdictRecord,
     emit,
     env_verdicts,
     judge_verdicts,
@@ -197,7 +197,7 @@ async def sample_node(payload: dict, runtime: Runtime[SolveContext]) -> dict:
                  "seed": payload["seed"], "text": "", "answer": None, "status": "ok", "error": None,
                  "trajectory": None}
     budget = ctx.budget.child(name=candidate_id)
-    verdicts: list[Verdict] = []
+    verdicts: list[VerdictRecord] = []
     if stop.is_set():
         candidate["status"] = "cancelled"
     elif payload["kind"] == "cached":  # no model call: the stored reply, checked like any candidate
@@ -218,6 +218,8 @@ async def sample_node(payload: dict, runtime: Runtime[SolveContext]) -> dict:
             outcome = await _race(work, stop)
         if outcome is None:
             candidate["status"] = "cancelled"
+        elif isinstance(outcome, ModelConfigError):  # a refused key, a model the provider does not know
+            raise outcome
         elif isinstance(outcome, BudgetExceeded):
             candidate.update(status="budget", error=str(outcome))
         elif isinstance(outcome, BaseException):
@@ -286,7 +288,7 @@ async def verify_node(state: SolveState, runtime: Runtime[SolveContext]) -> dict
     return update
 
 
-async def _judge(state: SolveState, ctx: SolveContext, candidate: Candidate, budget: Budget) -> Verdict | None:
+async def _judge(state: SolveState, ctx: SolveContext, candidate: Candidate, budget: Budget) -> VerdictRecord | None:
     try:
         with call_tags(subtask=state.get("subtask", "main"), role="verifier"):
             outcome = await verifier.judge(ctx.gateway, state["task"], candidate["text"], budget=budget,

@@ -34,8 +34,9 @@ class Candidate(TypedDict):
     calls: NotRequired[int]
 
 
-class Verdict(TypedDict):
-    """A verifier's judgement of one candidate (``verifier`` is ``env:<name>`` or ``judge:<model>``)."""
+class VerdictRecord(TypedDict):
+    """A verifier's judgement of one candidate as the graphs record it (``verifier`` is ``env:<name>`` or
+    ``judge:<model>``). Not to be confused with ``seasoned.envs.Verdict``, what checkers return."""
 
     candidate_id: str
     verifier: str
@@ -72,7 +73,7 @@ class SolveState(TypedDict, total=False):
     memory_ids: list[str] | None
     memory: dict | None  # MemoryContext.as_dict(): channel, demonstrations, cached answer, why
     candidates: Annotated[list[Candidate], operator.add]
-    verdicts: Annotated[list[Verdict], operator.add]
+    verdicts: Annotated[list[VerdictRecord], operator.add]
     spend: Annotated[list[SpendEntry], operator.add]
     decisions: Annotated[list[Decision], operator.add]
     critique: str | None
@@ -102,11 +103,11 @@ def usable(state: SolveState) -> list[Candidate]:
     return [c for c in state.get("candidates", []) if c["status"] == "ok"]
 
 
-def env_verdicts(state: SolveState) -> dict[str, Verdict]:
+def env_verdicts(state: SolveState) -> dict[str, VerdictRecord]:
     return {v["candidate_id"]: v for v in state.get("verdicts", []) if v["verifier"].startswith("env")}
 
 
-def judge_verdicts(state: SolveState) -> dict[str, Verdict]:
+def judge_verdicts(state: SolveState) -> dict[str, VerdictRecord]:
     return {v["candidate_id"]: v for v in state.get("verdicts", []) if v["verifier"].startswith("judge")}
 
 

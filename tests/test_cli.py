@@ -51,6 +51,11 @@ def test_chat_prints_reply_and_spend(monkeypatch, capsys):
     (["run", "hi", "--env-opt", "a=1", "-m", "scripted/cli-x"], "need --env"),
     (["run", "hi", "--plan", "--allocation", "lucky", "-m", "scripted/cli-x"], "lucky"),
     (["run", "--resume", "feedbeef", "-m", "scripted/cli-x"], "not found"),
+    (["run", "--resume", "", "-m", "scripted/cli-x"], "--resume: give a run id"),
+    (["run", "What is 2 + 2?", "-m", "local/missing.gguf"], "GGUF file not found"),
+    (["run", "--env", "arithmetic", "--n", "1", "-m", "local/missing.gguf"], "GGUF file not found"),
+    (["bench", "--env", "addition", "--n", "1", "--model", "local/missing.gguf"], "GGUF file not found"),
+    (["envs", "check", "swe", "/no/such.jsonl", "--env-opt", "colour=3"], "--env-opt: got an unexpected"),
     (["bench", "--env", "addition", "--env-opt", "colour=3", "--model", "scripted/cli-x"], "bad option(s)"),
 ])
 def test_mistakes_give_one_error_line_and_exit_2(monkeypatch, capsys, db, args, fragment):
@@ -364,3 +369,15 @@ def test_bench_env_opt_and_env_file_reach_the_environment(monkeypatch, capsys, d
     seen.clear()
     get_env("cli-bench-opts").close()  # afterwards the registry builds it as it did before the bench
     assert seen == [{}]
+
+
+def test_an_unreachable_api_base_is_one_error_line(monkeypatch, capsys, db):
+    import socket
+
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    code, out, err = seasoned(monkeypatch, capsys, "run", "What is 2 + 2?", "-m", "openai/any",
+                              "--api-base", f"http://127.0.0.1:{port}/v1", "--api-key", "k")
+    assert code == 2 and f"could not reach http://127.0.0.1:{port}/v1 (api_base / --api-base)" in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err + out
