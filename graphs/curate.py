@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any
 
-from seasoned.agents import curator
+from seasoned.agents import curator, solver
 from seasoned.models import Gateway, call_tags
 
 from .context import demonstration_item
@@ -31,6 +31,10 @@ async def curate(memory: Any, trajectory: dict, namespace: str, *, gateway: Gate
 
     items = curator.distill(trajectory)
     demos = [demonstration_item(**d, model=gateway.model) for d in curator.demonstrations(trajectory)]
+    if "answer_format" in trajectory:  # the messages the model was given, zero-shot: what an adapter trains on
+        for demo in demos:
+            demo["data"]["messages"] = solver.build_messages(demo["data"]["task"], system=trajectory.get("system"),
+                                                             answer_format=trajectory["answer_format"])
     if curator_model:
         with call_tags(run_id=trajectory.get("run_id"), role="curator"):
             items += await curator.propose(gateway, trajectory, model=curator_model)
@@ -44,6 +48,9 @@ async def curate(memory: Any, trajectory: dict, namespace: str, *, gateway: Gate
                                 reason="verified demonstration")
     if demos:
         actions["demonstrations"] = len(demos)
+        if hasattr(memory, "maybe_train"):  # every SEASONED_TRAIN_EVERY new ones: an adapter, in the background
+            await asyncio.to_thread(memory.maybe_train, gateway.model, trajectory.get("scope") or "general",
+                                    namespace=namespace)
     records = curator.allocation_records(trajectory)
     for record in records:
         kind = record.pop("subtask_kind")
@@ -91,6 +98,7 @@ def solve_trajectory(result: RunResult, context: SolveContext, task: Any) -> dic
     drawn = sum(c["status"] == "ok" and c["kind"] != "cached" for c in result.candidates)
     sampled = context.can_check and drawn > 0 and not (result.memory or {}).get("cache_hit")
     return {"run_id": result.run_id, "task": result.task, "scope": kind, "checker": context.checker_name,
+            "system": context.system, "answer_format": context.answer_format,
             "subtasks": [{"id": "main", "description": result.task, "kind": kind,
                           "difficulty": getattr(task, "difficulty", None), "verified": result.verified,
                           "checked": context.can_check, "answer": result.answer, "text": result.text,

@@ -3,6 +3,7 @@
     seasoned-admin stats | list | search QUERY | show ID | history ID | edit ID [--set field=value ...]
                    add (--content TEXT [--kind K --title T --tag X ...] | --json-line LINE | --json-line -)
                    pin ID [--unpin] | delete ID [--hard] | export FILE | import FILE [--into NS] | reindex | prune
+                   train [--model local/M --scope S --max-seconds N] | adapters list|show|export|delete
     common options: --namespace NS  --db URL  --json
 
 An ID may be any prefix of an item's id that is unique in the namespace (what tables show is enough).
@@ -113,6 +114,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="also archive items that never succeeded and were unused this many days "
                    "(default: %(default)s)")
     p.add_argument("--dry-run", action="store_true", help="list what would be archived, change nothing")
+    from .adapter_admin import add_commands
+
+    add_commands(sub, common)  # train, adapters list|show|export|delete
     return parser
 
 
@@ -304,6 +308,10 @@ def _new_item(args: argparse.Namespace, namespace: str) -> MemoryItem:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.command in ("train", "adapters"):  # LoRA adapters: their own table and files, no bank needed
+        from .adapter_admin import run as run_adapters
+
+        return run_adapters(args)
     namespace = args.namespace or "default"
     if args.command == "edit" and args.set:
         changes = _parse_set(args.set)  # validate before opening anything

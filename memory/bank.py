@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Self
 from seasoned.settings import default_db_url, seasoned_home, settings
 from sqlalchemy import Integer, cast, func, select
 
+from .adapters import Adapter, AdapterStore
 from .channels import ChannelStats
 from .core import check_namespace, row_to_item
 from .db import Database, ItemRow, VersionRow, redact
@@ -57,6 +58,7 @@ class MemoryBank(Upkeep, Ranking):
         self._gateway_lock = threading.Lock()
         self.lexical = LexicalIndex()
         self.channels = ChannelStats(db)  # which form of memory pays, per namespace/model/scope
+        self.adapters = AdapterStore(db)  # LoRA adapters of local models (rows here, files under SEASONED_HOME)
         self._known_namespaces: set[str] = set()
 
     # --- opening -----------------------------------------------------------------------------------
@@ -87,6 +89,18 @@ class MemoryBank(Upkeep, Ranking):
 
     def close(self) -> None:
         self.db.dispose()
+
+    # --- experience in the weights (local models) ------------------------------------------------------
+    def active_adapter(self, model: str, scope: str = "general", *, namespace: str | None = None) -> Adapter | None:
+        """The LoRA adapter to serve for (namespace, model, scope), or None (see ``AdapterStore.active``)."""
+        return self.adapters.active(self._ns(namespace), model, scope)
+
+    def maybe_train(self, model: str, scope: str = "general", *, namespace: str | None = None) -> bool:
+        """Start training an adapter in the background when enough new verified demonstrations arrived
+        (``SEASONED_TRAIN_EVERY``); True when one was started. Never waits, never raises."""
+        from .training import maybe_train_in_background
+
+        return maybe_train_in_background(self.db, self._ns(namespace), model, scope)
 
     def __enter__(self) -> Self:
         return self
