@@ -7,6 +7,7 @@ A diff is split into per-file sections by walking it line by line; hunk bodies a
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from seasoned.errors import EnvError, UnsafeDiff
@@ -164,3 +165,77 @@ def without(diff: str, paths: set[str]) -> str:
     preamble, found = sections(diff)
     kept = [s for s in found if not (s.paths() & paths)]
     return "".join(preamble.lines) + "".join("".join(s.lines) for s in kept) if kept else ""
+
+
+# --- the test harness: files whose candidate changes a judge does not apply ------------------------------
+# They decide how tests are collected, run and reported, not what the code under test does: a candidate
+# that changes them could forge the verdict (a conftest.py hook that marks every test passed).
+_HARNESS_NAMES = {
+    "conftest.py": "a conftest.py (pytest plugin)",
+    "pytest.ini": "pytest configuration", ".pytest.ini": "pytest configuration",
+    "pytest.toml": "pytest configuration", ".pytest.toml": "pytest configuration",
+    "sitecustomize.py": "an interpreter start-up file", "usercustomize.py": "an interpreter start-up file",
+    "tests.py": "a test module",
+}
+_SHARED_CONFIG = {"setup.cfg", "tox.ini", "pyproject.toml"}  # only their pytest sections are the harness
+_INI_HEADER = re.compile(r"^\s*\[+\s*([^\]]*?)\s*\]+")
+
+
+def _harness_kind(path: str) -> str | None:
+    name = path.rsplit("/", 1)[-1]
+    if name in _HARNESS_NAMES:
+        return _HARNESS_NAMES[name]
+    if name.endswith(".pth"):
+        return "an interpreter start-up file (.pth)"
+    if name.endswith(".py") and (name.startswith("test_") or name.endswith("_test.py")):
+        return "a test module"
+    return None
+
+
+def _pytest_section(header: str) -> bool:
+    return "pytest" in header.lower()
+
+
+def _changes_pytest_section(section: Section, base: str | None) -> bool:
+    """Does this file section of a diff change a pytest section of an ini/cfg/toml file (or a line that
+    names pytest)? ``base`` is the file at base_commit ('' when new, None when it cannot be read: then any
+    change counts)."""
+    if base is None or not section.hunks:
+        return True
+    base_lines = base.splitlines()
+    old_header = new_header = ""
+    for line in section.lines:
+        hunk = _HUNK.match(line)
+        if hunk:
+            start = int(hunk[1])
+            old_header = next((m[1] for m in map(_INI_HEADER.match, reversed(base_lines[:max(start - 1, 0)])) if m),
+                              "")
+            new_header = old_header
+            continue
+        tag, text = line[:1], line[1:]
+        header = _INI_HEADER.match(text)
+        if tag in ("-", "+") and ("pytest" in text.lower()
+                                  or _pytest_section(old_header if tag == "-" else new_header)):
+            return True
+        if header and tag in (" ", "-"):
+            old_header = header[1]
+        if header and tag in (" ", "+"):
+            new_header = header[1]
+    return False
+
+
+def harness_changes(diff: str, base_text: Callable[[str], str | None]) -> dict[str, str]:
+    """``{path: why}`` for each file of ``diff`` that is part of the test harness: conftest files, test
+    modules, pytest configuration (pytest.ini/.toml anywhere; the pytest sections of setup.cfg, tox.ini and
+    pyproject.toml), sitecustomize/usercustomize and ``.pth`` files. ``base_text(path)`` reads a file as it
+    is at base_commit."""
+    found: dict[str, str] = {}
+    for section in sections(diff)[1]:
+        for path in sorted(section.paths()):
+            why = _harness_kind(path)
+            if (why is None and path.rsplit("/", 1)[-1] in _SHARED_CONFIG
+                    and _changes_pytest_section(section, base_text(path))):
+                why = "its pytest configuration"
+            if why:
+                found[path] = why
+    return found

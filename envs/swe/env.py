@@ -5,11 +5,14 @@ The judge rebuilds the tree it evaluates from ``base_commit`` plus the text of t
 never from an agent's tree or ``.git``: it refuses a diff that touches ``.git/`` or ``.gitattributes``
 (or leaves the tree), drops the candidate's changes to the files ``test_patch`` touches, applies both
 inside the sandbox, runs every FAIL_TO_PASS and PASS_TO_PASS test in one run and reads their
-outcomes from report files. Resolved when every one of them passes."""
+outcomes from report files. Resolved when every one of them passes. The candidate's changes to the test
+harness (conftest files, test modules, pytest configuration, sitecustomize/usercustomize/``.pth``) are
+not applied; the verdict lists them under ``ignored_changes``."""
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import time
@@ -19,7 +22,7 @@ from pathlib import Path
 
 from seasoned.errors import EnvError, ToolError
 from seasoned.tools.actions import Action, Param, ToolSpec, parse_edit_body
-from seasoned.tools.files import FileTools
+from seasoned.tools.files import FileTools, read_inside, resolve_in
 from seasoned.tools.limits import Limits
 from seasoned.tools.sandbox import Sandbox
 
@@ -31,6 +34,7 @@ from .testing import run_tests
 from .workspace import Attempt, install_env, make_venv, pip_cache
 
 _log = logging.getLogger(__name__)
+MAX_CONFIG_BYTES = 1_000_000
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "swe" / "instances.jsonl"
 
 TOOLS = [
@@ -94,6 +98,17 @@ class Workspace:
     def close(self) -> None:
         self.sandbox.cleanup()
         self.attempt.remove()
+
+
+def _base_text(repo: Path, path: str) -> str | None:
+    """A file of the untouched checkout ('' when it does not exist, None when it cannot be read)."""
+    try:
+        target = resolve_in(repo, path)
+        if not os.path.lexists(target):
+            return ""
+        return read_inside(repo, target, limit=MAX_CONFIG_BYTES, errors="replace")
+    except (OSError, ToolError):
+        return None
 
 
 class SWEEnv(Environment):
@@ -240,8 +255,12 @@ class SWEEnv(Environment):
             diffs.check(patch)
         except EnvError as exc:
             return Verdict(0.0, False, {"resolved": False, "reason": f"the patch is refused: {exc}"})
-        # The tests of test_patch are the reference ones: the candidate's changes to them do not count.
+        # The tests of test_patch are the reference ones: the candidate's changes to them do not count;
+        # nor do its changes to the rest of the test harness (conftest files, test modules, pytest
+        # configuration, interpreter start-up files), which could decide the verdict rather than the code.
         candidate = diffs.without(patch, set(diffs.touched(instance.test_patch)))
+        ignored = diffs.harness_changes(candidate, functools.partial(_base_text, workspace.repo))
+        candidate = diffs.without(candidate, set(ignored))
         ok, how = await self.apply(workspace, candidate)
         if not ok:
             return Verdict(0.0, False, {"resolved": False, "reason": f"the patch does not apply: {how}"})
@@ -262,6 +281,8 @@ class SWEEnv(Environment):
             "PASS_TO_PASS": {"passed": len(instance.pass_to_pass) - len(p2p_fail),
                              "total": len(instance.pass_to_pass), "failing": p2p_fail},
             "statuses": {t: report.statuses[t] for t in f2p_fail + p2p_fail},
+            "ignored_changes": {path: f"not applied: {why} is part of the test harness"
+                                for path, why in ignored.items()},
             "notes": report.notes,
             "test_output": "\n".join(report.outputs)[-3000:],
             "seconds": {"tests": round(time.perf_counter() - started, 2)},

@@ -71,8 +71,11 @@ def plan(test_cmd: str | None, tests: list[str], python: str | None = None) -> l
     return batches(test_cmd, files + others, python)
 
 
-def _script(command: str, junit: Path, log: Path) -> str:
-    addopts = f"--junitxml={shlex.quote(str(junit))} -o junit_family=xunit1"
+def _script(command: str, junit: Path, log: Path, repo: Path) -> str:
+    """The judge's own pytest options, whatever the command: its report file, no cache written into the
+    tree, and no conftest.py above the repository (``/tmp`` is the sandbox's, the tested code can write it)."""
+    addopts = (f"--junitxml={shlex.quote(str(junit))} -o junit_family=xunit1 -p no:cacheprovider "
+               f"--confcutdir={shlex.quote(str(repo))}")
     return f"export PYTEST_ADDOPTS={shlex.quote(addopts)}\n( {command}\n) > {shlex.quote(str(log))} 2>&1"
 
 
@@ -92,7 +95,7 @@ async def run_tests(sandbox: Sandbox, tests: list[str], test_cmd: str | None, ti
     try:
         for number, batch in enumerate(plan(test_cmd, tests, python)):
             junit, log = reports / f"junit-{number}.xml", reports / f"output-{number}.txt"
-            result = await sandbox.arun(_script(command_for(test_cmd, batch, python), junit, log), timeout=timeout)
+            result = await sandbox.arun(_script(command_for(test_cmd, batch, python), junit, log, sandbox.root), timeout=timeout)
             output = (read_limited(log) or b"").decode("utf-8", "replace")
             report.outputs.append(output[-OUTPUT_TAIL:])
             if result.timed_out:
