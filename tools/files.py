@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import stat
 from pathlib import Path
 
@@ -66,6 +67,59 @@ def write_inside(path: Path, text: str) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         fh.write(text)
+
+
+def private_dir(root: Path, name: str) -> int:
+    """An fd of the directory ``root/name``, made a real directory if a command left a symlink, a file
+    or anything else there (a sandboxed command can replace any path of its workspace: the host must not
+    write through what it finds). ``name`` is one path component; the caller closes the fd."""
+    _check_component(name)
+    root_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for _ in range(3):  # a concurrent command could swap it again between the calls
+            try:
+                return os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=root_fd)
+            except FileNotFoundError:
+                pass
+            except OSError:  # ELOOP (a symlink) or ENOTDIR (a file, a FIFO...): not ours to follow
+                _remove_at(root_fd, name)
+            try:
+                os.mkdir(name, 0o755, dir_fd=root_fd)
+            except FileExistsError:
+                continue
+        raise ToolError(f"cannot make {name!r} a directory in the workspace {str(root)!r}")
+    finally:
+        os.close(root_fd)
+
+
+def write_new_at(dir_fd: int, name: str, data: bytes) -> None:
+    """Replace whatever ``name`` is in the directory ``dir_fd`` by a new regular file holding ``data``
+    (never written through a symlink or into an existing file another process holds open)."""
+    _check_component(name)
+    _remove_at(dir_fd, name)
+    fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644, dir_fd=dir_fd)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+
+
+def _check_component(name: str) -> None:
+    if not name or name in (".", "..") or "/" in name or "\0" in name:
+        raise ToolError(f"{name!r} must be a plain file name")
+
+
+def _remove_at(dir_fd: int, name: str) -> None:
+    """Remove ``name`` (a file, a link or a whole directory) from ``dir_fd``; nothing if it is absent."""
+    try:
+        os.unlink(name, dir_fd=dir_fd)
+    except FileNotFoundError:
+        pass
+    except IsADirectoryError:
+        shutil.rmtree(name, dir_fd=dir_fd)
+    except PermissionError:  # EPERM: unlink of a directory on Linux
+        if stat.S_ISDIR(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode):
+            shutil.rmtree(name, dir_fd=dir_fd)
+        else:
+            raise
 
 
 class FileTools:

@@ -54,6 +54,7 @@ from pathlib import Path
 from seasoned.errors import ToolError
 
 from . import bwrap, cgroups
+from .files import private_dir, resolve_in, write_new_at
 from .isolation import (
     GUARD_PY,
     ISOLATIONS,
@@ -226,7 +227,7 @@ class Sandbox:
 
     def child_env(self, network: bool = False) -> dict[str, str]:
         tmp = self.root / ".tmp"
-        tmp.mkdir(exist_ok=True)
+        os.close(private_dir(self.root, ".tmp"))  # a link or file a command left there is replaced
         keep = ("PATH", "LANG", "LC_ALL", "TERM", "VIRTUAL_ENV")
         env = {k: os.environ[k] for k in keep if k in os.environ}
         env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
@@ -259,8 +260,6 @@ class Sandbox:
         return prefix + [str(self.root), str(cwd), *map(str, rw), "--"] + argv
 
     def resolve_cwd(self, cwd: str | os.PathLike | None) -> Path:
-        from .files import resolve_in
-
         return resolve_in(self.root, cwd or ".")
 
     # --- running -----------------------------------------------------------------------------------
@@ -332,10 +331,14 @@ class Sandbox:
 
     def run_python(self, code: str, *, timeout: float | None = None, filename: str = "_snippet.py",
                    stdin: str | None = None) -> ExecResult:
-        """Write ``code`` to a file in the workspace and run it with this interpreter."""
+        """Write ``code`` to a file in the workspace's ``.tmp`` and run it with this interpreter. The file
+        is written through directory fds, never through a link an earlier command planted there."""
+        tmp_fd = private_dir(self.root, ".tmp")
+        try:
+            write_new_at(tmp_fd, filename, code.encode("utf-8", "surrogateescape"))
+        finally:
+            os.close(tmp_fd)
         path = self.root / ".tmp" / filename
-        path.parent.mkdir(exist_ok=True)
-        path.write_text(code)
         return self.run([sys.executable, str(path)], timeout=timeout, stdin=stdin)
 
     async def arun_python(self, code: str, **kwargs) -> ExecResult:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from seasoned.errors import EnvError, ToolError
 from seasoned.tools.actions import Action, Param, ToolSpec, parse_edit_body
-from seasoned.tools.files import FileTools, read_inside, resolve_in
+from seasoned.tools.files import FileTools, read_inside, resolve_in, write_new_at
 from seasoned.tools.limits import Limits
 from seasoned.tools.sandbox import Sandbox
 
@@ -230,7 +230,12 @@ class SWEEnv(Environment):
         if not patch.strip():
             return True, "empty patch"
         path = workspace.attempt.reports / f"patch-{uuid.uuid4().hex[:8]}.diff"
-        path.write_bytes((patch if patch.endswith("\n") else patch + "\n").encode("utf-8", "surrogateescape"))
+        reports = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)  # the sandbox writes there
+        try:
+            write_new_at(reports, path.name, (patch if patch.endswith("\n") else patch + "\n").encode(
+                "utf-8", "surrogateescape"))
+        finally:
+            os.close(reports)
         errors = []
         try:
             for argv in _APPLY:
