@@ -49,16 +49,24 @@ async def ask_structured(
     fallback: Callable[[str], T | None] | None = None,
     reask: bool = True,
     model: str | None = None,
+    response_format: dict | None = None,
 ) -> RoleOutcome[T]:
-    """Ask for ``schema``; ``fallback(text)`` may salvage a value from text that is not JSON."""
+    """Ask for ``schema``; ``fallback(text)`` may salvage a value from text that is not JSON.
+
+    ``response_format`` (an OpenAI-style ``json_schema`` request, for providers that constrain their output
+    to it) goes with every attempt; a provider that refuses it is asked again without it."""
     outcome: RoleOutcome[T] = RoleOutcome()
     conversation = list(messages)
     for attempt in range(2 if reask else 1):
+        structured = {"response_format": response_format} if response_format else {}
         try:
             reply = await gateway.acomplete(conversation, role=role, budget=budget, max_tokens=max_tokens,
-                                            temperature=temperature, model=model)
+                                            temperature=temperature, model=model, **structured)
         except ModelCallError as exc:
             outcome.failure = f"{role}: model call failed: {exc}"
+            if response_format and not exc.transient:  # the schema itself was refused: ask in words
+                response_format = None
+                continue
             return outcome
         outcome.completions.append(reply)
         try:

@@ -20,6 +20,10 @@ _ANSWER_LINE = re.compile(r"(?:final\s++answer|answer)\s*+(?:is)?\s*+[:=]\s*+(.+
 # "The answer is: Answer: 42": every leading "answer:" of the captured text is dropped in one pass.
 _ANSWER_PREFIXES = re.compile(r"(?:(?:final\s++answer|answer)\s*+(?:is)?\s*+[:=]\s*+)++", re.IGNORECASE)
 _BOXED = re.compile(r"\\boxed\{([^{}]+)\}")
+# A line that ends in its result: "2 + 3 = 5", "The sum is 5.", "so x equals -1.5": the number after the
+# last "=" or copula. Anchored at the end with possessive runs: linear on any line.
+_RESULT = re.compile(r"(?:=|\b(?:is|equals|are|was|makes|gives)\b)[ \t]*+(-?\$?\d[\d,]*+(?:\.\d++)?)[ \t]*+[.!]?[ \t]*+$",
+                     re.IGNORECASE)
 MAX_ANSWER_SOURCE = 100_000  # a longer reply is read from its end (the answer comes last)
 
 
@@ -54,7 +58,8 @@ def build_messages(task: str, *, context: str = "", previous: str | None = None,
 
 
 def extract_answer(text: str) -> str | None:
-    """The final answer in free text: the last 'Answer: X', else a \\boxed{X}, else the last line.
+    """The final answer in free text: the last 'Answer: X', else a \\boxed{X}, else the last line; an
+    answer or line that states a result ends on it ("2 + 3 = 5", "The sum is 5.") is read as that number.
 
     Linear time on any text; never raises (model output is untrusted)."""
     if not isinstance(text, str) or not text.strip():
@@ -65,12 +70,19 @@ def extract_answer(text: str) -> str | None:
         value = lines[-1].strip()
         prefixes = _ANSWER_PREFIXES.match(value)
         value = value[prefixes.end():] if prefixes else value
-        return value.strip().strip("*").strip() or None
+        return result_of(value.strip().strip("*").strip()) or None
     boxed = _BOXED.findall(text)
     if boxed:
         return boxed[-1].strip()
     last = [line.strip() for line in text.strip().splitlines() if line.strip()]
-    return last[-1] if last else None
+    return result_of(last[-1]) if last else None
+
+
+def result_of(line: str) -> str:
+    """The number a line ends on when it states a result ("2 + 3 = 5" -> "5", "The sum is 5." -> "5"), else
+    the line as it is ("Apollo 11", "y = 2x + 1")."""
+    found = _RESULT.search(line.strip().strip("*").rstrip())
+    return found.group(1) if found else line
 
 
 def normalize_answer(answer: str | None) -> str | None:

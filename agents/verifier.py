@@ -1,8 +1,8 @@
 """The verifier role: an LLM judge that scores a candidate answer (used when no environment check exists).
 
-Where the provider supports structured output (a JSON schema), the judge asks for it, so a verdict costs one
-call and no re-ask; otherwise (and when a schema reply still does not parse) today's parser with one re-ask
-and a salvage from prose.
+Where the provider supports structured output (a JSON schema; the embedded model through a llama.cpp
+grammar), the judge asks for it, so a verdict costs one call; an unusable reply is re-asked once (with the
+schema again where there is one), then the judgement is "no verdict".
 """
 
 from __future__ import annotations
@@ -11,11 +11,10 @@ import math
 import re
 
 from pydantic import BaseModel, Field, field_validator
-from seasoned.models import Budget, Gateway, ModelCallError
+from seasoned.models import Budget, Gateway
 from seasoned.models.providers import supports_response_schema
 
 from .base import RoleOutcome, ask_structured
-from .parsing import ParseError, parse_model
 
 SYSTEM = "You check answers strictly. You reply with JSON only."
 PROMPT = """Task:
@@ -72,24 +71,12 @@ def response_format() -> dict:
 
 async def judge(gateway: Gateway, task: str, answer: str, *, budget: Budget | None = None,
                 model: str | None = None, max_tokens: int = 96) -> RoleOutcome[Judgement]:
+    """A verdict in at most two calls: the reply is asked for as JSON (constrained to the ``Judgement``
+    schema where the provider supports it), and an unusable reply is re-asked once; after that the outcome
+    carries no value and its ``failure`` says why (the graph records it as "no verdict")."""
     messages = [{"role": "system", "content": SYSTEM},
                 {"role": "user", "content": PROMPT.format(task=task, answer=answer)}]
-    if supports_response_schema(model or gateway.model):
-        outcome: RoleOutcome[Judgement] = RoleOutcome()
-        try:
-            reply = await gateway.acomplete(messages, role="verifier", budget=budget, max_tokens=max_tokens,
-                                            temperature=0.0, model=model, response_format=response_format())
-        except ModelCallError:
-            reply = None  # e.g. the schema refused after all: today's path below
-        if reply is not None:
-            outcome.completions.append(reply)
-            try:
-                outcome.value = parse_model(reply.text, Judgement)
-                return outcome
-            except ParseError:
-                salvaged = _from_words(reply.text)
-                if salvaged is not None:
-                    outcome.value = salvaged
-                    return outcome
+    schema = response_format() if supports_response_schema(model or gateway.model) else None
     return await ask_structured(gateway, messages, Judgement, role="verifier", budget=budget,
-                                max_tokens=max_tokens, temperature=0.0, fallback=_from_words, model=model)
+                                max_tokens=max_tokens, temperature=0.0, fallback=_from_words, model=model,
+                                response_format=schema)

@@ -156,7 +156,7 @@ def run(
     `seasoned run --resume ID` continues it without redoing finished samples."""
     from seasoned.graphs import Agent, parse_strategy
 
-    from .progress import run_with_progress, summary_table
+    from .progress import judge_line, run_with_progress, summary_table
 
     if sum(x is not None for x in (task, env, resume)) != 1:
         raise CliUsageError("give exactly one of: a TASK, --env NAME, or --resume RUN_ID")
@@ -219,8 +219,10 @@ def run(
         return
     console.print(summary_table(results, width=console.width))
     solved = sum(r.verified for _, r in results)
+    judge = judge_line([r for _, r in results])
     console.print(f"{solved}/{len(results)} verified · {sum(r.spend.tokens for _, r in results)} tokens · "
-                  f"${sum(r.spend.usd for _, r in results):.4f} · trace: seasoned runs show {results[-1][1].run_id}")
+                  f"${sum(r.spend.usd for _, r in results):.4f}" + (f" · {judge}" if judge else "")
+                  + f" · trace: seasoned runs show {results[-1][1].run_id}", highlight=False)
 
 
 def _interrupted(agent, run_id: str | None) -> None:

@@ -7,6 +7,7 @@ from typing import Any
 
 from rich import box
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from seasoned.graphs import Agent, Event, RunResult
 
@@ -32,12 +33,26 @@ def describe(event: Event) -> str | None:
                 f"{candidate.get('tokens', 0)} tokens){verdict}")
     if event.kind == "verdict":
         verdict = data["verdict"]
+        if verdict["passed"] is None:
+            return f"verdict {verdict['verifier']} on {verdict['candidate_id']}: [yellow]{escape(verdict['details'])}[/yellow]"
         return f"verdict {verdict['verifier']} on {verdict['candidate_id']}: " \
                f"{'accept' if verdict['passed'] else 'reject'} ({verdict['score']:.2f})"
     if event.kind == "decision":
         decision = data["decision"]
         return f"decision: {decision['action']} ({decision['reason']})"
     return None
+
+
+def judge_line(results: Iterable[RunResult]) -> str | None:
+    """What the LLM judge took and gave over these runs, for the closing line (None without a judge)."""
+    judged = [r.judge for r in results if r.judge]
+    if not judged:
+        return None
+    tokens = sum(j["tokens"] for j in judged)
+    total = sum(r.spend.tokens for r in results) or 1
+    verdicts, missing = sum(j["verdicts"] for j in judged), sum(j["no_verdict"] for j in judged)
+    return (f"judge {tokens} tokens ({tokens / total:.0%}), {verdicts} verdict(s)"
+            + (f", {missing} no verdict" if missing else ""))
 
 
 def summary_table(results: Iterable[tuple[Any, RunResult]], width: int = 80) -> Table:

@@ -160,11 +160,27 @@ def _header(trace: RunTrace, width: int) -> Panel:
     started = run.created_at.astimezone().strftime("%Y-%m-%d %H:%M:%S")
     lines.add_row("time", f"started {started}, {seconds(run.seconds)}" + ("" if run.finished_at else " so far"))
     lines.add_row("spend", f"{run.tokens:,} tokens, {usd(run.cost_usd, trace.totals.cost_known)}, {run.calls} calls")
+    judge = _judge_summary(trace)
+    if judge:
+        lines.add_row("judge", escape(judge))
     if run.budget:
         lines.add_row("budget", escape(_compact(run.budget, width)))
     for item in trace.feedback:
         lines.add_row("feedback", Text.assemble(_yes_no(item.success), f"  {escape(item.comment or '')}"))
     return Panel(lines, title=f"run {escape(run.id)}", title_align="left")
+
+
+def _judge_summary(trace: RunTrace) -> str | None:
+    """The LLM judge's tokens and share of the run's, its verdicts and its "no verdict" judgements."""
+    spent = trace.by_role.get("verifier")
+    judged = [v for c in trace.candidates for v in c.verdicts if v.verifier.startswith("judge")]
+    if spent is None and not judged:
+        return None
+    tokens = spent.total_tokens if spent else 0
+    share = tokens / trace.totals.total_tokens if trace.totals.total_tokens else 0.0
+    missing = sum(v.passed is None for v in judged)
+    return (f"{tokens:,} tokens ({share:.0%} of the run) in {spent.calls if spent else 0} calls, "
+            f"{len(judged) - missing} verdict(s)" + (f", {missing} no verdict" if missing else ""))
 
 
 def _subtasks(trace: RunTrace, width: int) -> Table:

@@ -38,7 +38,7 @@ def candidates_to_judge(state: SolveState, ctx: SolveContext) -> list[Candidate]
     cfg = ctx.strategy
     if ctx.can_check or cfg.judge is False:
         return []
-    judged = judge_verdicts(state)
+    judged = judge_verdicts(state, with_no_verdict=True)  # a judge that gave no verdict is not asked again
     latest_wave = max((c["wave"] for c in usable(state)), default=0)
     fresh = [c for c in usable(state) if c["wave"] == latest_wave and c["id"] not in judged]
     if cfg.name == "self_consistency" and cfg.weighted_vote:

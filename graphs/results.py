@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, computed_field
 from seasoned.models import Spend
 
 from .solve import SolveContext
@@ -37,6 +37,24 @@ class RunResult(BaseModel):
     plan_source: str | None = None
     curation: dict | None = None
     spend: Spend = Field(default_factory=Spend)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def judge(self) -> dict | None:
+        """What the LLM judge cost and gave: its tokens and their share of the run's, its verdicts, and the
+        judgements it could not give ("no verdict": replies that could not be read). None without a judge."""
+        return judge_summary(self.spend, self.verdicts)
+
+
+def judge_summary(spend: Spend, verdicts: list) -> dict | None:
+    """``RunResult.judge`` from a run's spend (tokens per role) and its verdict records."""
+    tokens = spend.by_role.get("verifier", 0)
+    judged = [v for v in verdicts if str(v["verifier"]).startswith("judge")]
+    if not tokens and not judged:
+        return None
+    return {"tokens": tokens, "share": round(tokens / spend.tokens, 4) if spend.tokens else 0.0,
+            "verdicts": sum(v["passed"] is not None for v in judged),
+            "no_verdict": sum(v["passed"] is None for v in judged)}
 
 
 @dataclass

@@ -49,6 +49,7 @@ from .state import (
     env_verdicts,
     judge_verdicts,
     mean_tokens,
+    no_verdict,
     usable,
     with_answer_keys,
 )
@@ -295,8 +296,8 @@ async def _judge(state: SolveState, ctx: SolveContext, candidate: Candidate, bud
                                            model=ctx.strategy.judge_model, max_tokens=JUDGE_TOKENS)
     except BudgetExceeded:
         return None
-    if not outcome.ok:
-        return None
+    if not outcome.ok:  # replies that could not be read: recorded, as their tokens count
+        return no_verdict(candidate["id"], ctx.judge_name(), outcome.failure or "no reply")
     judgement = outcome.value
     return {"candidate_id": candidate["id"], "verifier": ctx.judge_name(), "passed": judgement.correct,
             "score": judgement.score if judgement.correct else min(judgement.score, 1 - judgement.score),

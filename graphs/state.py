@@ -36,12 +36,13 @@ class Candidate(TypedDict):
 
 class VerdictRecord(TypedDict):
     """A verifier's judgement of one candidate as the graphs record it (``verifier`` is ``env:<name>`` or
-    ``judge:<model>``). Not to be confused with ``seasoned.envs.Verdict``, what checkers return."""
+    ``judge:<model>``). Not to be confused with ``seasoned.envs.Verdict``, what checkers return. A judge
+    whose replies could not be read leaves a "no verdict": ``passed`` and ``score`` None, ``details`` why."""
 
     candidate_id: str
     verifier: str
-    passed: bool
-    score: float
+    passed: bool | None
+    score: float | None
     details: str
 
 
@@ -107,8 +108,16 @@ def env_verdicts(state: SolveState) -> dict[str, VerdictRecord]:
     return {v["candidate_id"]: v for v in state.get("verdicts", []) if v["verifier"].startswith("env")}
 
 
-def judge_verdicts(state: SolveState) -> dict[str, VerdictRecord]:
-    return {v["candidate_id"]: v for v in state.get("verdicts", []) if v["verifier"].startswith("judge")}
+def judge_verdicts(state: SolveState, *, with_no_verdict: bool = False) -> dict[str, VerdictRecord]:
+    """The LLM judges' verdicts by candidate (the judged ones too, verdict or not, with ``with_no_verdict``)."""
+    return {v["candidate_id"]: v for v in state.get("verdicts", [])
+            if v["verifier"].startswith("judge") and (with_no_verdict or v["passed"] is not None)}
+
+
+def no_verdict(candidate_id: str, verifier: str, why: str) -> VerdictRecord:
+    """The record of a judge call that gave no usable verdict (its tokens are spent all the same)."""
+    return {"candidate_id": candidate_id, "verifier": verifier, "passed": None, "score": None,
+            "details": f"no verdict: {why}"[:500]}
 
 
 def with_answer_keys(candidates: list[Candidate]) -> list[dict]:

@@ -169,7 +169,8 @@ class RunStore:
             self.add_candidate(
                 result.run_id, subtask="main", index=index,
                 text=candidate["text"], answer=candidate["answer"], verdicts=verdicts,
-                score=max((v["score"] for v in verdicts), default=None), status=candidate["status"],
+                score=max((v["score"] for v in verdicts if v["score"] is not None), default=None),
+                status=candidate["status"],
                 tokens=candidate.get("tokens", 0), call_ids=[],
             )
         self.finish_run(result.run_id, status="completed", answer=result.answer, verified=result.verified,

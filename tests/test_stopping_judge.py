@@ -70,9 +70,19 @@ async def test_judge_asks_for_a_json_schema_where_the_provider_supports_it(monke
     assert outcome.ok and seen[-1] is None  # today's parser path: no schema sent
 
 
-async def test_judge_falls_back_to_the_parser_when_a_schema_reply_does_not_parse(monkeypatch):
-    replies = iter(["not json", "still not json", JUDGE])
-    scripted.register("schema-bad", fn=lambda messages, params: next(replies))
+async def test_a_judge_reply_that_does_not_parse_is_re_asked_once_with_the_schema(monkeypatch):
+    replies = iter(["not json", JUDGE, "not json", "still not json", JUDGE])
+    seen = []
+
+    def reply(messages, params):
+        seen.append(params.get("response_format"))
+        return next(replies)
+
+    scripted.register("schema-bad", fn=reply)
     monkeypatch.setattr(verifier, "supports_response_schema", lambda model: True)
-    outcome = await verifier.judge(Gateway("scripted/schema-bad", ledger=Ledger()), "task", "Answer: 1")
-    assert outcome.ok and outcome.value.correct  # the re-ask of today's path got it
+    gateway = Gateway("scripted/schema-bad", ledger=Ledger())
+    outcome = await verifier.judge(gateway, "task", "Answer: 1")
+    assert outcome.ok and outcome.value.correct and len(outcome.completions) == 2  # the re-ask got it
+    assert all(s and s["type"] == "json_schema" for s in seen)
+    outcome = await verifier.judge(gateway, "task", "Answer: 1")
+    assert not outcome.ok and "unusable output" in outcome.failure and len(outcome.completions) == 2
