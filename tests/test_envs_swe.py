@@ -175,6 +175,6 @@ def test_bad_jsonl_errors_name_the_problem(tmp_path):
 
 async def test_unknown_base_commit_is_a_clear_error(tmp_path):
     _write_jsonl(tmp_path / "i.jsonl", [_fixture_record(base_commit="deadbeef" * 5)])
-    env = SWEEnv(tmp_path / "i.jsonl")
+    env = SWEEnv(tmp_path / "i.jsonl", allow_paths=str(FIXTURES.parent))  # the repo is not beside the file
     with pytest.raises(EnvError, match="base_commit .* not found"):
         await env.open(env.tasks()[0])

@@ -56,7 +56,8 @@ class Status:
     seccomp: bool = False
 
 
-def _too_broad(path: Path) -> bool:
+def too_broad(path: Path) -> bool:
+    """``/``, a home directory, ``/home``, ``/root``: never bound, nor taken as a repositories directory."""
     home = Path.home().resolve()
     return path == Path("/") or path == home or path in (Path("/home"), Path("/root")) or path.parent == Path("/home")
 
@@ -68,7 +69,7 @@ def interpreter_paths() -> list[Path]:
     found: list[Path] = []
     for raw in candidates:
         for path in (Path(os.path.abspath(raw)), Path(os.path.realpath(raw))):
-            if path not in found and not _too_broad(path) and path.exists():
+            if path not in found and not too_broad(path) and path.exists():
                 found.append(path)
     return [p for p in found if not any(_covered(p, q) for q in found if q != p)]
 

@@ -115,6 +115,7 @@ class SWEEnv(Environment):
     """SWE-bench instances from a JSONL file (default: the three shipped fixtures).
 
     ``repos``: the repositories directory for ``owner/name`` repos (else ``SEASONED_SWE_REPOS``).
+    ``allow_paths``: more directories a ``repo`` path may point into (``os.pathsep``-separated or a list).
     ``install`` / ``test_cmd``: used for instances that have none of their own."""
 
     name = "swe"
@@ -122,11 +123,11 @@ class SWEEnv(Environment):
     interactive = True
 
     def __init__(self, path: str | os.PathLike | None = None, *, repos: str | os.PathLike | None = None,
-                 install: str | None = None, test_cmd: str | None = None, test_timeout: float = 300.0,
+                 allow_paths: str | list[str] | None = None, install: str | None = None, test_cmd: str | None = None, test_timeout: float = 300.0,
                  install_timeout: float = 900.0, command_timeout: float = 60.0, memory_mb: int = 4096,
                  max_output_chars: int = 6000):
         self.path = Path(path) if path else FIXTURES
-        self.instances = load_jsonl(self.path, repos=repos)
+        self.instances = load_jsonl(self.path, repos=repos, allow_paths=allow_paths)
         self.install, self.test_cmd = install, test_cmd
         self.test_timeout, self.install_timeout = test_timeout, install_timeout
         self.limits = Limits(time_s=command_timeout, memory_mb=memory_mb, max_output_chars=max_output_chars,
