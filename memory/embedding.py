@@ -68,15 +68,22 @@ def _load():
     exported = onnx_embedder.export_dir(settings().home, folder)
     if exported.exists():
         try:
-            return onnx_embedder.OnnxEmbedder(exported)
-        except Exception as exc:  # noqa: BLE001 - a damaged export: fall back, and let it be written anew
+            return onnx_embedder.load(exported, onnx_embedder.model_dimension(folder))
+        except Exception as exc:  # noqa: BLE001 - a damaged or wrong export: fall back, let it be written anew
             log.warning("the embedder's ONNX export at %s cannot be loaded (%s): using sentence-transformers",
                         exported, exc)
             shutil.rmtree(exported, ignore_errors=True)
     apply_offline_defaults()
     from sentence_transformers import SentenceTransformer
+    from transformers.utils import logging as hf_logging
 
-    model = SentenceTransformer(str(folder), device="cpu", local_files_only=True)
+    shown = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # "Loading weights": a bar in the application's output, once per home
+    try:
+        model = SentenceTransformer(str(folder), device="cpu", local_files_only=True)
+    finally:
+        if shown:
+            hf_logging.enable_progress_bar()
     onnx_embedder.export(model, exported)
     return _SentenceTransformer(model)
 

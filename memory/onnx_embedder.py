@@ -6,6 +6,14 @@ tokenizers import in ~0.5 s. The first process that loads the model with sentenc
 into ``SEASONED_HOME/embedders/<key>/`` and checks the export against sentence-transformers on probe texts;
 later processes load that export. The key changes when the model folder's files change.
 
+The export keeps sentence-transformers' vectors of the probe texts (``probes.npy``, its digest in the
+manifest), and every load checks the export against them and against what any embedder of this model must
+give (finite rows of the model folder's dimension, different texts not all one vector): a damaged or
+planted export that runs but embeds wrongly (a constant vector, NaN, another model's 768-d output) is
+refused, and the caller falls back to sentence-transformers, which writes it anew. The folder is as
+trusted as the rest of SEASONED_HOME: the check catches a wrong export, not a forger who also rewrites
+the probe file with a model of the right shape.
+
 Only the plain layout is exported: a Transformer module, mean pooling, and optionally Normalize (as
 all-MiniLM-L6-v2 is). Any other model stays on sentence-transformers.
 """
@@ -26,10 +34,17 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
-FORMAT = 1  # bump when the files written here change shape
+FORMAT = 2  # bump when the files written here change shape (2: probes.npy)
 MANIFEST = "embedder.json"
-PROBES = ("how do I retry a flaky socket call?", "Zürich ünïcode ✓ 数学", "x " * 400)
+PROBE_FILE = "probes.npy"
+PROBES = ("how do I retry a flaky socket call?", "Zürich ünïcode ✓ 数学", "divide by zero", "x " * 400)
+LOAD_PROBES = PROBES[:3]  # checked by every load: the short ones cost ~0.05 s, the 256-token one ~1 s
 MIN_PROBE_COSINE = 0.9999
+MAX_PROBE_SIMILARITY = 0.99  # two different probe texts as (nearly) one vector: not an embedder
+
+
+class ExportRefused(ValueError):
+    """An export on disk that does not embed as the model does (one line saying how)."""
 
 
 def cache_key(model_dir: Path) -> str:
@@ -43,6 +58,59 @@ def cache_key(model_dir: Path) -> str:
 
 def export_dir(home: Path, model_dir: Path) -> Path:
     return home / "embedders" / cache_key(model_dir)
+
+
+def model_dimension(model_dir: Path) -> int | None:
+    """The embedding size the model folder declares (its pooling config, else the transformer's
+    ``hidden_size``); None when it declares none."""
+    for name, key in (("1_Pooling/config.json", "word_embedding_dimension"), ("config.json", "hidden_size")):
+        try:
+            value = json.loads((model_dir / name).read_text()).get(key)
+        except (OSError, ValueError, AttributeError):
+            continue
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return value
+    return None
+
+
+def load(folder: Path, dimension: int | None, probes: tuple[str, ...] = LOAD_PROBES) -> OnnxEmbedder:
+    """The export in ``folder``, checked: raises (``ExportRefused`` or the loader's error) unless it embeds
+    ``probes`` (the first of ``PROBES``) as sentence-transformers did at export time, as finite, distinct
+    rows of ``dimension``."""
+    embedder = OnnxEmbedder(folder)
+    manifest = json.loads((folder / MANIFEST).read_text())
+    raw = (folder / PROBE_FILE).read_bytes()
+    if hashlib.sha256(raw).hexdigest() != manifest.get("probes_sha256"):
+        raise ExportRefused(f"{folder}: {PROBE_FILE} does not match the digest in {MANIFEST}")
+    reference = np.load(folder / PROBE_FILE, allow_pickle=False)
+    if reference.ndim != 2 or len(reference) != len(PROBES):
+        raise ExportRefused(f"{folder}: {PROBE_FILE} holds {reference.shape}, not one row per probe text")
+    vectors = embedder.encode(list(probes), batch_size=len(probes))
+    check_probes(vectors, reference[:len(probes)], dimension)
+    return embedder
+
+
+def check_probes(vectors: np.ndarray, reference: np.ndarray, dimension: int | None) -> None:
+    """Raise ``ExportRefused`` unless ``vectors`` (the export's rows for probe texts) are finite, of
+    ``dimension``, pairwise different, and point where ``reference`` (sentence-transformers') does."""
+    expected = (len(reference), dimension or reference.shape[-1])
+    for name, rows in (("the export's", vectors), ("the stored", reference)):
+        if rows.shape != expected:
+            raise ExportRefused(f"{name} probe vectors have shape {rows.shape}, expected {expected}")
+        if not np.isfinite(rows).all():
+            raise ExportRefused(f"{name} probe vectors are not finite (NaN or infinity)")
+        norms = np.linalg.norm(rows, axis=1)
+        if float(norms.min()) == 0.0:
+            raise ExportRefused(f"{name} probe vectors include a zero vector")
+        unit = rows / norms[:, None]
+        similarity = unit @ unit.T - np.eye(len(rows)) * 2
+        if float(similarity.max()) > MAX_PROBE_SIMILARITY:
+            raise ExportRefused(f"{name} probe vectors are one vector for different texts")
+    unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    cosine = (unit * (reference / np.linalg.norm(reference, axis=1, keepdims=True))).sum(1)
+    if float(cosine.min()) < MIN_PROBE_COSINE:
+        raise ExportRefused(f"the export embeds differently from the model (cosine {float(cosine.min()):.6f} "
+                            f"< {MIN_PROBE_COSINE})")
 
 
 class OnnxEmbedder:
@@ -112,13 +180,14 @@ def export(model, target: Path) -> bool:
         return False
     try:
         _write(model, staging)
-        probe = OnnxEmbedder(staging).encode(list(PROBES), batch_size=len(PROBES))
-        reference = model.encode(list(PROBES), normalize_embeddings=False, convert_to_numpy=True,
-                                 show_progress_bar=False)
-        cosine = (probe * reference).sum(1) / (np.linalg.norm(probe, axis=1) * np.linalg.norm(reference, axis=1))
-        if float(cosine.min()) < MIN_PROBE_COSINE:
-            log.warning("ONNX export of the embedder differs from sentence-transformers (cosine %.6f): not used",
-                        float(cosine.min()))
+        reference = np.asarray(model.encode(list(PROBES), normalize_embeddings=False, convert_to_numpy=True,
+                                            show_progress_bar=False), dtype=np.float32)
+        _keep_probes(staging, reference)
+        try:
+            dimension = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+            load(staging, dimension(), probes=PROBES)  # the long probe too: truncation is as the model's
+        except ExportRefused as exc:
+            log.warning("ONNX export of the embedder differs from sentence-transformers (%s): not used", exc)
             return False
         try:
             os.replace(staging, target)
@@ -130,6 +199,14 @@ def export(model, target: Path) -> bool:
         return False
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _keep_probes(folder: Path, reference: np.ndarray) -> None:
+    """Store sentence-transformers' probe vectors beside the export, their digest in the manifest."""
+    np.save(folder / PROBE_FILE, reference, allow_pickle=False)
+    manifest = json.loads((folder / MANIFEST).read_text())
+    manifest["probes_sha256"] = hashlib.sha256((folder / PROBE_FILE).read_bytes()).hexdigest()
+    (folder / MANIFEST).write_text(json.dumps(manifest))
 
 
 def _write(model, folder: Path) -> None:

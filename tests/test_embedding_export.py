@@ -21,9 +21,10 @@ def fresh_embedder(tmp_path, monkeypatch):
     return tmp_path
 
 
-def test_the_first_load_exports_and_the_next_runs_the_export_with_the_same_vectors(fresh_embedder):
+def test_the_first_load_exports_and_the_next_runs_the_export_with_the_same_vectors(fresh_embedder, capfd):
     first = embedding.get_model()
     assert not isinstance(first, onnx_embedder.OnnxEmbedder)  # no export yet: sentence-transformers
+    assert "Loading weights" not in capfd.readouterr().err  # no progress bar in the application's output
     exported = onnx_embedder.export_dir(fresh_embedder, embedding.model_path())
     assert (exported / "model.onnx").is_file() and (exported / onnx_embedder.MANIFEST).is_file()
     reference = embedding.embed(TEXTS, batch_size=16)
