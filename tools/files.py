@@ -3,21 +3,25 @@
 Every path is resolved (symlinks included) and must stay inside the workspace; the final file is then
 opened without following a symlink, so a link swapped in after the check is refused too. ``search`` and
 ``list`` never follow symlinks (a link to ``/etc`` or to a file outside is skipped) and read only
-regular files up to ``MAX_SEARCH_BYTES`` (a FIFO or a device would block or never end).
+regular files up to ``MAX_SEARCH_BYTES`` (a FIFO or a device would block or never end); ``search``'s
+regular expression is matched with a time cap (``SEARCH_SECONDS``).
 """
 
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import stat
+import time
 from pathlib import Path
 
+import regex
 from seasoned.errors import PathOutsideWorkspace, ToolError
 
 SKIP_DIRS = {".git", ".tmp", "__pycache__", ".venv", "node_modules", ".pytest_cache"}
 MAX_SEARCH_BYTES = 4 * 1024 * 1024
+MAX_PATTERN_CHARS = 2000
+SEARCH_SECONDS = 2.0  # CPU seconds of matching per search
 
 
 def resolve_in(root: str | os.PathLike, path: str | os.PathLike) -> Path:
@@ -159,15 +163,22 @@ class FileTools:
                 return "\n".join(found) + f"\n... [more than {limit} files]"
         return "\n".join(found) or "(empty)"
 
-    def search(self, pattern: str, path: str = ".", limit: int = 100) -> str:
-        """Lines matching the regular expression ``pattern`` as ``file:line: text``."""
+    def search(self, pattern: str, path: str = ".", limit: int = 100, seconds: float = SEARCH_SECONDS) -> str:
+        """Lines matching the regular expression ``pattern`` as ``file:line: text``.
+
+        A model writes the pattern: one with catastrophic backtracking (``^(a|a)+$``) would hold the thread
+        for hours. The ``regex`` module stops a match after a time (CPU seconds) and releases the GIL while
+        it matches; the whole search stops after ``seconds`` and says so."""
+        if len(pattern) > MAX_PATTERN_CHARS:
+            raise ToolError(f"search: the pattern is longer than {MAX_PATTERN_CHARS} characters")
         try:
-            regex = re.compile(pattern)
-        except re.error as exc:
+            compiled = regex.compile(pattern)
+        except (regex.error, ValueError, OverflowError, RecursionError) as exc:
             raise ToolError(f"search: bad regular expression {pattern!r}: {exc}") from None
         target = resolve_in(self.root, path)
         files = [target] if target.is_file() else list(_walk(target))
         hits: list[str] = []
+        deadline = time.process_time() + seconds
         for file in files:
             try:
                 if file.stat().st_size > MAX_SEARCH_BYTES:
@@ -176,7 +187,14 @@ class FileTools:
             except (OSError, ToolError):
                 continue
             for number, line in enumerate(text.splitlines(), 1):
-                if regex.search(line):
+                try:
+                    found = compiled.search(line, timeout=max(deadline - time.process_time(), 0.001),
+                                            concurrent=True)
+                except TimeoutError:
+                    stopped = (f"... [search stopped after {seconds:g} s of matching at {self._rel(file)}:{number}: "
+                               "simplify the pattern]")
+                    return "\n".join([*hits, stopped])
+                if found:
                     hits.append(f"{self._rel(file)}:{number}: {line.strip()[:200]}")
                     if len(hits) >= limit:
                         return "\n".join(hits) + f"\n... [more than {limit} matches]"

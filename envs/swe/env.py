@@ -330,7 +330,7 @@ class SWESession(Session):
         if action.name == "view":
             return self.files.view(args["path"], args.get("start"), args.get("end"))
         if action.name == "search":
-            return self.files.search(args["pattern"], args.get("path", "."))
+            return await asyncio.to_thread(self.files.search, args["pattern"], args.get("path", "."))
         if action.name == "edit":
             return self.files.str_replace(args["path"], args["old"], args["new"])
         if action.name == "create":
