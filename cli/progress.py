@@ -15,12 +15,12 @@ from seasoned.graphs import Agent, Event, RunResult
 def describe(event: Event) -> str | None:
     """One readable line for an event (None for events not worth a line)."""
     data = event.data
-    if event.kind == "step":
-        return f"step {data.get('index')}: {data.get('action')} -> {data.get('observation')}"
+    if event.kind == "turn":
+        return escape(turn_line(data))
     if event.kind == "episode":
         why = ", ".join(data.get("failing_tests") or []) or data.get("reason") or ""
-        return f"episode: {'[green]passed[/green]' if data.get('passed') else '[red]failed[/red]'} after " \
-               f"{data.get('steps')} step(s)" + (f"; failing: {why}" if why else "")
+        return f"{_of(data)}episode: {'[green]passed[/green]' if data.get('passed') else '[red]failed[/red]'} " \
+               f"after {data.get('steps')} step(s)" + escape(f"; failing: {why}" if why else "")
     if event.kind == "memory":
         return f"memory: {len(data.get('ids', []))} item(s) retrieved"
     if event.kind == "candidate":
@@ -41,6 +41,19 @@ def describe(event: Event) -> str | None:
         decision = data["decision"]
         return f"decision: {decision['action']} ({decision['reason']})"
     return None
+
+
+def _of(data: dict) -> str:
+    return f"{data['candidate']} " if data.get("candidate") else ""
+
+
+def turn_line(data: dict, width: int = 100) -> str:
+    """One turn of an episode: its action and what came back, or why no action was read (and the reply)."""
+    head = f"{_of(data)}turn {data.get('index')}: "
+    if data.get("action"):
+        return head + f"{data['action']} -> {_clip(data.get('observation') or '', width)}"
+    why = _clip((data.get("error") or "no action").splitlines()[0], width // 2)
+    return head + f"no action ({why}); reply: {_clip(data.get('reply') or '', width // 2)!r}"
 
 
 def judge_line(results: Iterable[RunResult]) -> str | None:

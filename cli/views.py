@@ -23,7 +23,7 @@ from seasoned.runs import RunSummary, RunTrace
 STATUS_STYLE = {"running": "yellow", "succeeded": "green", "success": "green", "done": "green",
                 "completed": "green", "failed": "red", "error": "red", "cancelled": "magenta",
                 "interrupted": "magenta", "budget_exhausted": "magenta"}
-EPISODE_EVENTS = ("step", "episode")  # an interactive episode's actions and verdicts: their own section
+EPISODE_EVENTS = ("turn", "step", "episode")  # an episode's turns and verdicts: their own section ("step": older runs)
 
 
 # --- formatting helpers ----------------------------------------------------------------------------
@@ -244,21 +244,27 @@ def _spend_table(title: str, key: str, groups: dict[str, Spend], total: Spend) -
 
 
 def _episodes(trace: RunTrace, width: int) -> Table:
-    """Each acting step (action, one-line observation) and each episode's verdict with its failing tests."""
-    table = Table(title="Episode steps", title_justify="left", header_style="bold")
+    """Each model turn of each episode (its candidate, the reply, the action or why none was read, the
+    observation) and each episode's verdict with its failing tests."""
+    table = Table(title="Episode turns", title_justify="left", header_style="bold")
+    table.add_column("candidate", no_wrap=True)
     table.add_column("#", justify="right", no_wrap=True)
+    table.add_column("reply")
     table.add_column("action")
     table.add_column("observation / verdict")
     for event in trace.events:
         data = event.data
-        if event.kind == "step":
-            table.add_row(str(data.get("index", "")), escape(shorten(data.get("action"), width // 2)),
-                          escape(shorten(data.get("observation"), width)))
+        who = escape(str(data.get("candidate") or "-"))
+        if event.kind in ("turn", "step"):
+            action = (Text(shorten(data["action"], width // 3)) if data.get("action") else
+                      Text("no action: " + shorten(data.get("error") or "", width // 3), style="yellow"))
+            table.add_row(who, str(data.get("index", "")), escape(shorten(data.get("reply"), width // 3)), action,
+                          escape(shorten(data.get("observation"), width // 2)))
         elif event.kind == "episode":
             failing = data.get("failing_tests") or []
             more = f" (+{data['more_failing']} more)" if data.get("more_failing") else ""
             why = (f"failing: {', '.join(failing)}{more}" if failing else data.get("reason") or "")
-            table.add_row("", Text("passed", style="green") if data.get("passed") else Text("failed", style="red"),
+            table.add_row(who, "", "", Text("passed", style="green") if data.get("passed") else Text("failed", style="red"),
                           escape(f"after {data.get('steps', 0)} step(s)" + (f"; {why}" if why else "")))
     return table
 

@@ -23,9 +23,11 @@ task = env.get_task(sys.argv[2]) if len(sys.argv) > 2 else env.tasks(n=1)[0]
 agent = Agent(os.environ.get("SEASONED_MODEL", "local/smollm2-135m"), strategy="single", max_steps=15,
               budget={"max_tokens": 30_000})
 try:
-    for event in agent.stream(task, env=env):  # one line per acting step, as it happens
-        if event.kind == "step":
-            print(f"  step {event.data['index']}: {event.data['action']} -> {event.data['observation']}")
+    for event in agent.stream(task, env=env):  # one line per model turn, as it happens
+        if event.kind == "turn":  # the action read from the reply (or why none was), and what came back
+            turn = event.data
+            print(f"  turn {turn['index']}: {turn['action'] or 'no action: ' + turn['error']} -> "
+                  f"{' '.join(turn['observation'].split())[:100]}")
         elif event.kind == "episode":  # the judge's verdict on one episode
             print(f"  tests: passed={event.data['passed']} failing={event.data.get('failing_tests', [])}")
         elif event.kind == "result":

@@ -52,7 +52,7 @@ __all__ = ["Agent", "AgentInput", "AgentOutput", "Event", "RunNotResumable", "Ru
 
 RECURSION_LIMIT = 200
 STOP_WAIT_S = 1.5  # how long a cancelled ``stream`` waits for the run to record itself as interrupted
-RECORDED_EVENTS = ("decision", "memory", "plan", "allocation", "step", "episode")
+RECORDED_EVENTS = ("decision", "memory", "plan", "allocation", "turn", "episode")
 
 
 class Agent:

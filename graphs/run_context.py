@@ -22,7 +22,7 @@ from .solve import ActorOutput, SolveContext
 from .stopping import stopping_for
 from .strategy import StrategyConfig
 from .task import TaskContext
-from .watch import Watched, stream_writer
+from .watch import Watched, stream_writer, turn_writer
 
 if TYPE_CHECKING:
     from .agent import Agent
@@ -110,9 +110,10 @@ def actor_for(agent: Agent, env: Any, task: Any):
 
     async def act(memory: dict, budget: Budget, seed: int | None) -> ActorOutput:
         memory = memory or {}
-        attempt = await run_actor(Watched(env, stream_writer()), task, agent.gateway, budget=budget,
+        write = stream_writer()
+        attempt = await run_actor(Watched(env, write), task, agent.gateway, budget=budget,
                                   max_steps=agent.max_steps, memory_context=memory.get("notes") or "",
-                                  demonstrations=memory.get("demos") or [])
+                                  demonstrations=memory.get("demos") or [], on_turn=turn_writer(write, task))
         trajectory = [getattr(step, "__dict__", step) for step in getattr(attempt, "steps", [])]
         return ActorOutput(text=attempt.answer or "", verdict=attempt.verdict, trajectory=trajectory)
 

@@ -55,6 +55,7 @@ from .state import (
 )
 from .strategy import StrategyConfig
 from .voting import weighted_votes
+from .watch import candidate_scope
 
 REPLY_TOKENS_GUESS = 96  # what a reply is expected to cost before any was seen (memory allowance)
 FIRST_FINISH = ("adaptive", "revise", "single")  # best_of_n and self_consistency draw all n, then pick
@@ -210,7 +211,7 @@ async def sample_node(payload: dict, runtime: Runtime[SolveContext]) -> dict:
                              "passed": bool(verdict.passed), "score": float(verdict.reward),
                              "details": _short(verdict.details)})
     else:
-        with call_tags(subtask=payload["subtask"], role="solver"):
+        with call_tags(subtask=payload["subtask"], role="solver"), candidate_scope(candidate_id):
             if ctx.actor is not None:
                 work = ctx.actor(payload["memory"], budget, payload["seed"])
             else:

@@ -1,10 +1,26 @@
-"""Acting episodes made visible: every step of an interactive environment becomes a ``step`` event (the
-action and a one-line observation) and every finished episode an ``episode`` event, so long episodes can
-be followed live and are recorded with the run."""
+"""Acting episodes made visible: every model turn of an episode becomes a ``turn`` event (the raw reply,
+the action or why there is none, the observation) and every finished episode an ``episode`` event, each
+with the id of the candidate it belongs to, so long episodes can be followed live (``seasoned run``) and
+are recorded with the run (``seasoned runs show``)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
+
+_candidate: ContextVar[str | None] = ContextVar("seasoned_candidate", default=None)
+
+
+@contextmanager
+def candidate_scope(candidate_id: str) -> Iterator[None]:
+    """Events written inside this block (and in tasks it starts) name ``candidate_id``."""
+    token = _candidate.set(candidate_id)
+    try:
+        yield
+    finally:
+        _candidate.reset(token)
 
 
 def stream_writer():
@@ -22,8 +38,18 @@ def one_line(text: str, width: int = 100) -> str:
     return line if len(line) <= width else line[: width - 1] + "…"
 
 
+def turn_writer(write: Callable[[dict], None], task: Any = None) -> Callable[[dict], None]:
+    """The actor's ``on_turn``: each turn as a ``turn`` event of the current candidate."""
+    task_id = getattr(task, "id", None)
+
+    def on_turn(turn: dict) -> None:
+        write({"event": "turn", "candidate": _candidate.get(), "task": task_id, **turn})
+
+    return on_turn
+
+
 class Watched:
-    """An interactive environment whose sessions report each step as it happens."""
+    """An interactive environment whose sessions report each finished episode."""
 
     def __init__(self, env: Any, write: Any):
         self._env, self._write = env, write
@@ -43,17 +69,14 @@ class WatchedSession:
         return getattr(self._session, name)
 
     async def step(self, action: Any) -> Any:
-        observation = await self._session.step(action)
         self._index += 1
-        self._write({"event": "step", "task": getattr(self._session.task, "id", None), "index": self._index,
-                     "action": action.render(), "observation": one_line(observation.text)})
-        return observation
+        return await self._session.step(action)
 
     async def verify(self) -> Any:
         verdict = await self._session.verify()
         if verdict is not None:
-            self._write({"event": "episode", "task": getattr(self._session.task, "id", None), "steps": self._index,
-                         "passed": bool(verdict.passed), **verdict_summary(verdict.details)})
+            self._write({"event": "episode", "candidate": _candidate.get(), "task": getattr(self._session.task, "id", None),
+                         "steps": self._index, "passed": bool(verdict.passed), **verdict_summary(verdict.details)})
         return verdict
 
 

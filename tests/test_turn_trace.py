@@ -1,0 +1,158 @@
+"""Structured actions and every turn in the trace: where the provider takes a JSON schema, the actor asks
+for its action constrained to the tools' action schema; each model turn of an episode (reply, action or why
+none, observation) reaches on_turn, is recorded with its candidate id (under best_of_n too), printed live by
+`seasoned run` and shown by `seasoned runs show`."""
+
+import json
+import sys
+
+import pytest
+from seasoned.agents import actor
+from seasoned.agents.actor import action_format, run_actor
+from seasoned.cli import main
+from seasoned.envs import Environment, Observation, Session, Task, Verdict
+from seasoned.graphs import Agent
+from seasoned.models import Gateway, scripted
+from seasoned.tools import Param, ToolSpec
+
+
+class CounterSession(Session):
+    """Reach 5 with `add <k>`; `submit` ends the episode."""
+
+    def __init__(self, task):
+        self.task, self.value, self.done = task, 0, False
+        self.tools = [ToolSpec("add", "add k", (Param("k", "amount", "integer"),)), ToolSpec("submit", "finish")]
+
+    def observation(self):
+        return Observation(f"value = {self.value}", done=self.done)
+
+    async def step(self, action):
+        if action.name == "add":
+            self.value += action.args["k"]
+        else:
+            self.done = True
+        return self.observation()
+
+    async def verify(self):
+        return Verdict(float(self.value == 5), self.value == 5, {"value": self.value})
+
+    def answer(self):
+        return str(self.value)
+
+    def close(self):
+        pass
+
+
+class CounterEnv(Environment):
+    name, interactive = "counter", True
+
+    def tasks(self, n=None, seed=0, difficulty=None):
+        return [self.get_task("c")]
+
+    def get_task(self, task_id):
+        return Task(task_id, self.name, "Make the value 5.")
+
+    async def verify(self, task, answer):
+        return Verdict(0.0, False)
+
+    async def open(self, task):
+        return CounterSession(task)
+
+
+def test_the_action_schema_ties_each_tool_name_to_its_own_arguments():
+    tools = CounterSession(None).tools
+    schema = action_format(tools)["json_schema"]["schema"]
+    names = [alt["properties"]["name"]["const"] for alt in schema["anyOf"]]
+    assert names == ["add", "submit"]
+    add = schema["anyOf"][0]["properties"]["arguments"]
+    assert add["properties"] == {"k": {"type": "integer"}} and add["required"] == ["k"]
+    assert schema["anyOf"][1]["properties"]["arguments"]["properties"] == {}
+
+
+async def test_json_actions_where_the_provider_takes_a_schema(monkeypatch):
+    monkeypatch.setattr(actor, "supports_response_schema", lambda model: True)
+    replies = iter(['{"name": "add", "arguments": {"k": 3}}', '{"name": "add", "arguments": {"k": 2}}',
+                    '{"name": "submit", "arguments": {}}'])
+    model = scripted.register("json-actor", fn=lambda messages, params: next(replies))
+    turns = []
+    attempt = await run_actor(CounterEnv(), CounterEnv().get_task("c"), Gateway("scripted/json-actor"),
+                              max_steps=10, on_turn=turns.append)
+    assert attempt.passed and [s.action for s in attempt.steps] == ["add(k=3)", "add(k=2)", "submit()"]
+    assert all(params["response_format"] == action_format(CounterSession(None).tools) for _, params in model.seen)
+    assert '"name": "<action>"' in model.seen[0][0][0]["content"] and 'add {"k": integer}' in model.seen[0][0][0]["content"]
+    assert [t["mode"] for t in turns] == ["json"] * 3 and [t["index"] for t in turns] == [1, 2, 3]
+
+
+async def test_models_without_a_schema_keep_plain_text_actions(monkeypatch):
+    monkeypatch.setattr(actor, "supports_response_schema", lambda model: False)
+    model = scripted.register("text-actor", replies=["```action\nadd 5\n```", "```action\nsubmit\n```"])
+    attempt = await run_actor(CounterEnv(), CounterEnv().get_task("c"), Gateway("scripted/text-actor"), max_steps=5)
+    assert attempt.passed and all("response_format" not in params for _, params in model.seen)
+    assert "```action" in model.seen[0][0][0]["content"]
+
+
+async def test_every_turn_reaches_on_turn_with_why_no_action_was_read():
+    scripted.register("mixed-actor", replies=["I am not sure what to do.", "```action\nadd 5\n```",
+                                              "```action\nsubmit\n```"])
+    turns = []
+    await run_actor(CounterEnv(), CounterEnv().get_task("c"), Gateway("scripted/mixed-actor"), max_steps=5,
+                    on_turn=turns.append)
+    assert len(turns) == 3
+    assert turns[0]["action"] is None and "no action found" in turns[0]["error"]
+    assert turns[0]["reply"] == "I am not sure what to do." and turns[0]["observation"].startswith("error:")
+    assert turns[1]["action"] == "add(k=5)" and turns[1]["observation"] == "value = 5" and turns[1]["tokens"] > 0
+
+
+def one_bad_turn_then_solve(messages, params):
+    """A reply with no action first, then the right actions (per episode: counts the episode's turns)."""
+    seen = sum(m["role"] == "assistant" for m in messages)
+    return ["Let me think.", "```action\nadd 5\n```", "```action\nsubmit\n```"][min(seen, 2)]
+
+
+def test_turns_are_recorded_with_their_candidate_under_best_of_n(tmp_path):
+    scripted.register("bon-actor", fn=one_bad_turn_then_solve)
+    agent = Agent("scripted/bon-actor", strategy="best_of_n-2", db_url=f"sqlite:///{tmp_path}/r.db",
+                  checkpoint=False, curate=False)
+    env = CounterEnv()
+    events = list(agent.stream(env.get_task("c"), env=env))
+    turns = [e.data for e in events if e.kind == "turn"]
+    assert {t["candidate"] for t in turns} == {"main-w1-0", "main-w1-1"} and len(turns) == 6
+    result = events[-1].data["result"]
+    stored = [e.data for e in agent.store.get_run(result.run_id).events if e.kind == "turn"]
+    assert sorted((t["candidate"], t["index"]) for t in stored) == sorted((t["candidate"], t["index"]) for t in turns)
+    assert sum(t["action"] is None for t in stored) == 2 and all(t["reply"] for t in stored)
+    episodes = [e.data for e in events if e.kind == "episode"]
+    assert {e["candidate"] for e in episodes} == {"main-w1-0", "main-w1-1"}
+    agent.close()
+
+
+@pytest.fixture
+def counter_env(monkeypatch):
+    from seasoned.envs.registry import _CUSTOM, register_env
+
+    register_env("counter", CounterEnv)
+    monkeypatch.setitem(_CUSTOM, "counter", CounterEnv)
+
+
+def test_seasoned_run_prints_each_turn_and_runs_show_lists_them(tmp_path, monkeypatch, capsys, counter_env):
+    scripted.register("cli-actor", fn=one_bad_turn_then_solve)
+    monkeypatch.setenv("SEASONED_DB_URL", f"sqlite:///{tmp_path}/cli.db")
+    monkeypatch.setenv("COLUMNS", "200")
+
+    def seasoned(*args: str) -> str:
+        monkeypatch.setattr(sys, "argv", ["seasoned", *args])
+        try:
+            main()
+        except SystemExit as exc:
+            assert not exc.code
+        return capsys.readouterr().out
+
+    out = seasoned("run", "--env", "counter", "--n", "1", "-m", "scripted/cli-actor", "--strategy", "best_of_n-2")
+    for candidate in ("main-w1-0", "main-w1-1"):
+        assert f"{candidate} turn 1: no action (no action found" in out
+        assert f"{candidate} turn 2: add(k=5) -> value = 5" in out
+    run_id = next(x for x in out.splitlines() if "verified ·" in x).rsplit(" ", 1)[-1]
+    shown = seasoned("runs", "show", run_id)
+    assert "Episode turns" in shown and "main-w1-1" in shown and "no action" in shown and "Let me think." in shown
+    data = json.loads(seasoned("runs", "show", run_id, "--json"))
+    assert sum(e["kind"] == "turn" for e in data["events"]) == 6
