@@ -17,8 +17,6 @@ T = TypeVar("T", bound=BaseModel)
 _FENCE = re.compile(r"```(?:json|JSON)?\s*+(.*?)```", re.DOTALL)  # possessive: no re-splitting of spaces
 # Horizontal whitespace only and a greedy value (trimmed in Python): linear time on any line.
 _KEY_VALUE = re.compile(r"^[ \t]*+[\-\*]?[ \t]*+\"?([A-Za-z_][\w ]{0,40}?)\"?[ \t]*+[:=][ \t]*+(\S.*)$", re.MULTILINE)
-_SPECIALS = '{}"\\'
-_SPECIAL = re.compile(r'[{}"\\]')
 MAX_REPLY_CHARS = 32_000  # a longer reply is read from its end (structured replies are a few KB at most)
 MAX_DEPTH = 32  # JSON a role asks for nests 3 levels at most
 MAX_OBJECTS = 64  # {...} blocks tried before giving up (each failed one costs a lenient re-parse)
@@ -26,34 +24,6 @@ MAX_OBJECTS = 64  # {...} blocks tried before giving up (each failed one costs a
 
 class ParseError(ValueError):
     """Model output that could not be read as the expected structure."""
-
-
-def _balanced_objects(text: str) -> list[str]:
-    """Every top-level ``{...}`` span, in order (braces inside JSON strings are respected).
-
-    Only the characters that matter are visited (a regex finds them), so long prose costs little."""
-    spans, depth, start, in_string, escaped = [], 0, -1, False, False
-    for match in _SPECIAL.finditer(text):
-        ch, i = match.group(), match.start()
-        if in_string:
-            if escaped:
-                escaped = False
-            elif ch == "\\":
-                escaped = i + 1 < len(text) and text[i + 1] in _SPECIALS  # else the escape hides nothing
-            elif ch == '"':
-                in_string = False
-            continue
-        if ch == '"' and depth > 0:
-            in_string = True
-        elif ch == "{":
-            if depth == 0:
-                start = i
-            depth += 1
-        elif ch == "}" and depth > 0:
-            depth -= 1
-            if depth == 0:
-                spans.append(text[start: i + 1])
-    return spans
 
 
 def _loads_lenient(candidate: str) -> Any:
@@ -82,7 +52,7 @@ def extract_json(text: str) -> dict:
     candidates = [block for block in _FENCE.findall(text)] + [text]
     tried = 0
     for chunk in candidates:
-        for span in _balanced_objects(chunk):
+        for span in untrusted.object_spans(chunk):
             tried += 1
             if tried > MAX_OBJECTS:
                 raise ParseError(f"no JSON object was found in the first {MAX_OBJECTS} {{...}} blocks of the reply")

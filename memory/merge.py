@@ -8,10 +8,11 @@ parsed defensively and replaced by the rule whenever it is unusable.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from typing import Any
+
+from seasoned.models import untrusted
 
 from .items import MemoryItem
 
@@ -31,7 +32,8 @@ class Decision:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def _norm(text: str) -> str:
+def normalized(text: str) -> str:
+    """The text as duplicates are compared: spacing collapsed, lower case."""
     return _SPACE.sub(" ", text).strip().lower()
 
 
@@ -41,9 +43,9 @@ def sentences(text: str) -> list[str]:
 
 def merge_content(old: str, new: str) -> str:
     """The old text, then every sentence of the new text it does not already contain."""
-    known = {_norm(s) for s in sentences(old)}
-    old_norm = _norm(old)
-    extra = [s for s in sentences(new) if _norm(s) not in known and _norm(s) not in old_norm]
+    known = {normalized(s) for s in sentences(old)}
+    old_norm = normalized(old)
+    extra = [s for s in sentences(new) if normalized(s) not in known and normalized(s) not in old_norm]
     if not extra:
         return old
     joiner = "\n" if "\n" in old or "\n" in new else " "
@@ -58,7 +60,7 @@ def rule_decision(new: MemoryItem, candidates: list[tuple[MemoryItem, float]], *
         return Decision("ADD", similarity=best, reason="no similar item" if best is None
                         else f"most similar item at {best:.3f} < {dedup_threshold}")
     target, sim = candidates[0]
-    if sim >= noop_threshold or _norm(new.content) in _norm(target.content):
+    if sim >= noop_threshold or normalized(new.content) in normalized(target.content):
         return Decision("NOOP", target, sim, reason=f"duplicate of {target.id} (similarity {sim:.3f})")
     merged = merge_content(target.content, new.content)
     if merged == target.content:
@@ -87,12 +89,20 @@ def merge_messages(new: MemoryItem, candidates: list[tuple[MemoryItem, float]]) 
     return [{"role": "system", "content": MERGE_SYSTEM}, {"role": "user", "content": user}]
 
 
+MAX_REPLY_CHARS = 32_000  # a merge decision is a few hundred characters
+MAX_OBJECTS = 16  # {...} spans tried before the reply counts as unparseable
+MAX_DEPTH = 16  # the decision nests one level; deeper JSON is not a decision
+
+
 def _first_json_object(text: str) -> dict | None:
-    decoder = json.JSONDecoder()
-    for match in re.finditer(r"\{", text or ""):
+    """The first ``{...}`` span of the reply that is a JSON object, or None (unparseable). Model output:
+    no recursion on nesting, bounded work on any length (``untrusted`` does the reading)."""
+    if not isinstance(text, str):
+        return None
+    for span in untrusted.object_spans(text[:MAX_REPLY_CHARS])[:MAX_OBJECTS]:
         try:
-            value, _ = decoder.raw_decode(text, match.start())
-        except ValueError:
+            value = untrusted.loads(span, max_depth=MAX_DEPTH)
+        except ValueError:  # not JSON, or nested deeper than a decision ever is
             continue
         if isinstance(value, dict):
             return value

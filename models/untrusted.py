@@ -2,7 +2,8 @@
 
 ``loads`` is ``json.loads`` with a nesting-depth and size limit (checked by one linear scan before parsing,
 so a reply 100,000 levels deep is refused instead of raising ``RecursionError``) and, when asked, without
-the non-standard constants ``NaN``/``Infinity``. ``parse_number`` reads a decimal, fraction or scientific
+the non-standard constants ``NaN``/``Infinity``; ``object_spans`` finds the ``{...}`` spans of JSON in
+prose without recursion. ``parse_number`` reads a decimal, fraction or scientific
 number with a digit and exponent limit, exactly (``Fraction``), so ``1e400.5`` or a 400-digit answer never
 reach ``float()`` and never overflow. Both raise or return only what their docstrings say.
 
@@ -61,6 +62,38 @@ def json_depth(text: str, stop_above: int | None = None) -> int:
         elif ch in "]}":
             depth = max(depth - 1, 0)
     return deepest
+
+
+_OBJECT_SPECIALS = '{}"\\'
+_OBJECT_SPECIAL = re.compile(r'[{}"\\]')
+
+
+def object_spans(text: str) -> list[str]:
+    """Every top-level ``{...}`` span of ``text`` (prose around JSON), in order; braces inside JSON strings
+    are respected. Linear time, no recursion: only the characters that matter are visited (a regex finds
+    them), and an unclosed span (``{`` nested 100,000 deep) is simply not returned."""
+    spans, depth, start, in_string, escaped = [], 0, -1, False, False
+    for match in _OBJECT_SPECIAL.finditer(text):
+        ch, i = match.group(), match.start()
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = i + 1 < len(text) and text[i + 1] in _OBJECT_SPECIALS  # else the escape hides nothing
+            elif ch == '"':
+                in_string = False
+            continue
+        if ch == '"' and depth > 0:
+            in_string = True
+        elif ch == "{":
+            if depth == 0:
+                start = i
+            depth += 1
+        elif ch == "}" and depth > 0:
+            depth -= 1
+            if depth == 0:
+                spans.append(text[start: i + 1])
+    return spans
 
 
 def _refuse_constant(name: str) -> Any:
@@ -218,4 +251,4 @@ def finite_or_none(value: Any) -> Any:
 
 
 __all__ = ["INT64", "MAX_JSON_DEPTH", "UntrustedInputError", "check_tree", "finite_or_none", "json_depth",
-           "loads", "number_text", "parse_number"]
+           "loads", "number_text", "object_spans", "parse_number"]

@@ -20,9 +20,11 @@ from seasoned.agents import critic, curator, parsing, planner, solver, verifier
 from seasoned.envs import answers as env_answers
 from seasoned.envs import get_env
 from seasoned.envs.game24 import ExpressionError, evaluate
+from seasoned.errors import ToolError
+from seasoned.memory import MemoryItem
+from seasoned.memory.merge import parse_llm_decision
 from seasoned.models import Completion, untrusted
 from seasoned.tools.actions import Param, ToolSpec, parse_edit_body, parse_text_action, parse_tool_call
-from seasoned.errors import ToolError
 
 SIZES = (1, 3, 10, 100, 300)
 LARGE = (1000, 5000)  # 10% and 1% of runs: the long inputs (and BIG) are what made parsers stall
@@ -101,6 +103,10 @@ TOOLS = [ToolSpec("view", "show a file", (Param("path", "file"), Param("start", 
          ToolSpec("submit", "finish")]
 
 
+MERGE_NEW = MemoryItem(id="new", kind="lesson", content="Check the divisor before dividing.")
+MERGE_CANDIDATES = [(MemoryItem(id="old", kind="lesson", content="Never divide by zero."), 0.9)]
+
+
 class FakeGateway:
     """Answers every call with the same text: the roles' own code runs, with no model in between."""
 
@@ -169,6 +175,8 @@ def targets(loop: asyncio.AbstractEventLoop) -> list[Target]:
         Target("actions.parse_text_action", lambda t: parse_text_action(t, TOOLS), (ToolError,)),
         Target("actions.parse_edit_body", parse_edit_body, (ToolError,)),
         Target("untrusted.loads", untrusted.loads, (ValueError,)),
+        Target("untrusted.object_spans", untrusted.object_spans),
+        Target("merge.parse_llm_decision", lambda t: parse_llm_decision(t, MERGE_NEW, MERGE_CANDIDATES)),
     ]
     for name, env in envs.items():
         found.append(Target(f"{name}.extract_answer", env.extract_answer))

@@ -17,9 +17,9 @@ from seasoned.agents import critic, curator, parsing, planner, solver, verifier
 from seasoned.envs import get_env
 from seasoned.envs.answers import format_number, last_number, parse_number
 from seasoned.envs.game24 import MAX_EXPRESSION_CHARS, ExpressionError, evaluate
+from seasoned.errors import ToolError
 from seasoned.models import untrusted
 from seasoned.tools.actions import parse_edit_body, parse_text_action, parse_tool_call
-from seasoned.errors import ToolError
 
 from .adversarial import TOOLS, fuzz
 
@@ -52,6 +52,43 @@ def test_deep_json_is_a_parse_error_in_every_schema(deep):
             parsing.parse_model(deep, schema)
     with pytest.raises(untrusted.UntrustedInputError, match="nested more than"):
         untrusted.loads(deep)
+
+
+# --- issue 22 row 19: the memory merge decision nested 1000+ deep: RecursionError before --------------
+DEEP_SHAPES = {"objects": "{\"a\": " * 2000 + "1" + "}" * 2000, "arrays": "{\"action\": " + "[" * 2000 + "]" * 2000 + "}",
+               "mixed": "{\"x\": [" * 1000 + "0" + "]}" * 1000, "unclosed": "{\"a\": " * 100_000,
+               "in prose": "I decide: " + "{\"a\": " * 1200 + "{}" + "}" * 1200 + " done."}
+
+
+@pytest.mark.parametrize("shape", list(DEEP_SHAPES))
+def test_a_merge_decision_nested_thousands_deep_is_unparseable_not_a_crash(shape):
+    from seasoned.memory.merge import parse_llm_decision
+
+    from .adversarial import MERGE_CANDIDATES, MERGE_NEW
+
+    deep = DEEP_SHAPES[shape]
+    with watchdog():
+        assert parse_llm_decision(deep, MERGE_NEW, MERGE_CANDIDATES) is None  # the caller applies the rule
+        with pytest.raises(parsing.ParseError):
+            parsing.extract_json(deep)
+        with pytest.raises(parsing.ParseError):
+            parsing.parse_model(deep, curator.Proposal)
+        with pytest.raises(untrusted.UntrustedInputError):
+            untrusted.loads(deep)
+        untrusted.object_spans(deep)  # returns, whatever it finds
+    good = '{"action": "NOOP", "target_id": "old", "reason": "same"} ' + deep  # a decision, then deep JSON
+    assert parse_llm_decision(good, MERGE_NEW, MERGE_CANDIDATES).action == "NOOP"
+
+
+def test_parsed_trees_thousands_deep_are_checked_without_recursion():
+    tree: list = []
+    for _ in range(100_000):  # what a lenient provider could hand over already parsed
+        tree = [tree]
+    with pytest.raises(untrusted.UntrustedInputError, match="nested more than"):
+        untrusted.check_tree(tree)
+    assert untrusted.finite_or_none({"a": [float("nan"), [float("inf")], 1.5]}) == {"a": [None, [None], 1.5]}
+    flat = untrusted.finite_or_none(tree)  # copies iteratively, at any depth
+    assert isinstance(flat, list)
 
 
 def test_json_depth_limit_ignores_brackets_inside_strings():
