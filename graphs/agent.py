@@ -282,6 +282,13 @@ class Agent:
             self._detach_ledger()
             self._detach_ledger = None
 
+    def wait_for_training(self, timeout: float | None = None) -> bool:
+        """Wait for the adapter trainings started in the background after curation (``SEASONED_TRAIN_EVERY``):
+        for benchmarks and tests; a run never waits for them. True when none is left running."""
+        from seasoned.memory.training import wait_for_training
+
+        return wait_for_training(timeout)
+
     def close(self) -> None:
         """``aclose`` for the synchronous API (``run``/``stream``/``resume`` use one background loop)."""
         run_sync(self.aclose())
