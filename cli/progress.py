@@ -21,6 +21,16 @@ def describe(event: Event) -> str | None:
         why = ", ".join(data.get("failing_tests") or []) or data.get("reason") or ""
         return f"{_of(data)}episode: {'[green]passed[/green]' if data.get('passed') else '[red]failed[/red]'} " \
                f"after {data.get('steps')} step(s)" + escape(f"; failing: {why}" if why else "")
+    if event.kind == "plan":
+        return plan_line(data)
+    if event.kind == "allocation":
+        decision = data["decision"]
+        shares = ", ".join(f"{sid} {a.get('tokens', 0)} tokens" for sid, a in decision.get("allocations", {}).items())
+        return escape(f"allocation ({decision.get('policy')}): {shares}")
+    if event.kind == "subtask":
+        result = data.get("result") or {}
+        return escape(f"subtask {data.get('subtask')}: answer {result.get('answer')!r} "
+                      f"({'verified' if result.get('verified') else 'not verified'}, {result.get('tokens', 0)} tokens)")
     if event.kind == "memory":
         return f"memory: {len(data.get('ids', []))} item(s) retrieved"
     if event.kind == "candidate":
@@ -41,6 +51,15 @@ def describe(event: Event) -> str | None:
         decision = data["decision"]
         return f"decision: {decision['action']} ({decision['reason']})"
     return None
+
+
+def plan_line(data: dict, width: int = 60) -> str:
+    """The plan: its subtasks (with difficulty), or the fallback to one subtask and why."""
+    subtasks = data.get("subtasks") or []
+    if data.get("source") == "fallback":
+        return f"[yellow]plan: one subtask (fallback): {escape(data.get('reason') or '')}[/yellow]"
+    steps = "; ".join(f"{s['id']} {_clip(s['description'], width)} (difficulty {s['difficulty']:.2f})" for s in subtasks)
+    return escape(f"plan ({data.get('source')}): {len(subtasks)} subtask(s): {steps}")
 
 
 def _of(data: dict) -> str:

@@ -163,6 +163,10 @@ def _header(trace: RunTrace, width: int) -> Panel:
     judge = _judge_summary(trace)
     if judge:
         lines.add_row("judge", escape(judge))
+    plan = next((e.data for e in reversed(trace.events) if e.kind == "plan"), None)
+    if plan:
+        text = f"{plan.get('source')}: {len(plan.get('subtasks') or [])} subtask(s); {plan.get('reason') or ''}"
+        lines.add_row("plan", Text(text, style="yellow" if plan.get("source") == "fallback" else ""))
     if run.budget:
         lines.add_row("budget", escape(_compact(run.budget, width)))
     for item in trace.feedback:

@@ -34,7 +34,8 @@ class RunResult(BaseModel):
     memory_ids: list[str] = Field(default_factory=list)
     memory: dict | None = None  # channel chosen, why, demonstrations used, cache hit
     subtasks: list[dict] = Field(default_factory=list)
-    plan_source: str | None = None
+    plan_source: str | None = None  # env | steps | planner | fallback
+    plan_reason: str | None = None  # why (a fallback to one subtask says what was wrong with the plan)
     curation: dict | None = None
     spend: Spend = Field(default_factory=Spend)
 
@@ -106,6 +107,7 @@ def build_result(run_id: str, values: dict, context: SolveContext, model: str, s
                          confidence=1.0 if final.get("verified") else 0.0,
                          stop_reason=f"{len(subtasks)} subtask(s), {solved} verified",
                          subtasks=subtasks, plan_source=values.get("plan_source"),
+                         plan_reason=values.get("plan_reason"),
                          curation=values.get("curation"))
     outcome = values.get("result") or {}
     if values.get("memory") is not None:

@@ -88,7 +88,8 @@ def merge_dicts(left: dict | None, right: dict | None) -> dict:
 class TaskState(TypedDict, total=False):
     task: str
     subtasks: list[dict]
-    plan_source: str
+    plan_source: str  # env | steps | planner | fallback
+    plan_reason: str  # why that source (for a fallback: what was wrong with the planner's plan)
     memory_context: str | None
     memory_ids: list[str] | None
     allocations: Annotated[dict, merge_dicts]

@@ -2,8 +2,8 @@
 
     retrieve -> plan -> allocate -> solve_subtask* (Send fan-out) -> allocate -> ... -> aggregate -> curate
 
-- ``plan``: the environment's own stages when it defines them, else the planner role (one subtask when
-  its output is unusable).
+- ``plan``: the environment's own stages when it defines them, else the planner role: the task's explicit
+  steps, the model's plan, or one subtask when that is unusable (a ``plan`` event says which and why).
 - ``allocate``: splits what is left of the run's budget over the subtasks not yet solved, with the chosen
   policy, and dispatches those whose dependencies are done: independent ones in parallel, dependent
   ones after their predecessors, with their results in context. Recomputing over what is left is what
@@ -69,20 +69,21 @@ async def plan_node(state: TaskState, runtime: Runtime[TaskContext]) -> dict:
     if ctx.stages:
         plan = planner.plan_from_stages(ctx.stages, difficulties=_stage_difficulties(ctx),
                                         chained=not ctx.stages_self_contained)
-        source, spent = "env", {"tokens": 0, "usd": 0.0, "calls": 0}
+        planned = planner.Planned(plan, "env", "the environment's own stages")
+        spent = {"tokens": 0, "usd": 0.0, "calls": 0}
     else:
         budget = ctx.budget.child(max_tokens=PLANNER_TOKENS * 2, name="planner")
         try:
             with call_tags(subtask="plan", role="planner"):
-                plan, outcome = await planner.make_plan(ctx.solve.gateway, state["task"], budget=budget,
-                                                        max_tokens=PLANNER_TOKENS)
-            source = "planner" if outcome.ok else "fallback"
-        except BudgetExceeded:
-            plan, source = planner.single_subtask(state["task"]), "fallback"
+                planned = await planner.make_plan(ctx.solve.gateway, state["task"], budget=budget,
+                                                  max_tokens=PLANNER_TOKENS)
+        except BudgetExceeded as exc:
+            planned = planner.Planned(planner.single_subtask(state["task"]), "fallback",
+                                      f"no budget for the planner ({exc})")
         spent = budget.spent.counts()
-    subtasks = [s.model_dump() for s in plan.subtasks]
-    emit(runtime, "plan", source=source, subtasks=subtasks)
-    return {"subtasks": subtasks, "plan_source": source,
+    subtasks = [s.model_dump() for s in planned.plan.subtasks]
+    emit(runtime, "plan", source=planned.source, reason=planned.reason, subtasks=subtasks)
+    return {"subtasks": subtasks, "plan_source": planned.source, "plan_reason": planned.reason,
             "spend": [{"node": "plan", "role": "planner", **spent}]}
 
 

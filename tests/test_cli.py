@@ -381,3 +381,21 @@ def test_an_unreachable_api_base_is_one_error_line(monkeypatch, capsys, db):
                               "--api-base", f"http://127.0.0.1:{port}/v1", "--api-key", "k")
     assert code == 2 and f"could not reach http://127.0.0.1:{port}/v1 (api_base / --api-base)" in err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err + out
+
+
+def test_run_plan_prints_the_plan_or_its_fallback_and_why(monkeypatch, capsys, db):
+    def reply(messages, params):
+        prompt = messages[-1]["content"]
+        return "no idea }{" if "Split the task" in prompt else "Answer: 1"
+
+    scripted.register("cli-plan", fn=reply)
+    code, out, _ = seasoned(monkeypatch, capsys, "run", "First add 1 and 0. Then say the result.", "--plan",
+                            "-m", "scripted/cli-plan", "--strategy", "single")
+    assert code == 0 and "plan (steps): 2 subtask(s): s1 Add 1 and 0. (difficulty 0.50); s2 Say the result." in out
+    assert "allocation (difficulty): s1 " in out and "subtask s1: answer '1'" in out
+    code, out, _ = seasoned(monkeypatch, capsys, "run", "Do something.", "--plan", "-m", "scripted/cli-plan",
+                            "--strategy", "single")
+    assert code == 0 and "plan: one subtask (fallback): planner: unusable output" in out
+    run_id = next(x for x in out.splitlines() if "verified ·" in x).rsplit(" ", 1)[-1]
+    code, shown, _ = seasoned(monkeypatch, capsys, "runs", "show", run_id)
+    assert "fallback: 1 subtask(s); planner: unusable output" in " ".join(shown.split())

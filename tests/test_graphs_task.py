@@ -131,11 +131,74 @@ def test_independent_subtasks_fan_out_together_and_dependent_ones_wait(tmp_path)
         "s3", {"tokens": 10**9})["tokens"] if "s3" in allocations[0]["allocations"] else True
 
 
-def test_unusable_plan_falls_back_to_one_subtask(tmp_path):
+def test_unusable_plan_falls_back_to_one_subtask_and_says_why(tmp_path):
     agent = agent_for("badplan", lambda messages, params: "no idea }{", tmp_path, strategy="single", plan=True)
     result = agent.run("Do something.", budget={"max_tokens": 2000})
-    assert result.plan_source == "fallback"
+    assert result.plan_source == "fallback" and "unusable output" in result.plan_reason
     assert [s["description"] for s in result.subtasks] == ["Do something."]
+    plan = next(e for e in agent.store.get_run(result.run_id).events if e.kind == "plan")
+    assert plan.data["source"] == "fallback" and "unusable output" in plan.data["reason"]
+
+
+STEPS_TASK = "First compute 12 + 7. Then multiply the result by 3. Then subtract 5. Give the final number."
+
+
+@pytest.mark.parametrize("task, steps", [
+    (STEPS_TASK, ["Compute 12 + 7.", "Multiply the result by 3.", "Subtract 5. Give the final number."]),
+    ("First compute 12 + 7, then multiply by 3, and then subtract 5.", ["Compute 12 + 7", "Multiply by 3",
+                                                                         "Subtract 5."]),
+    ("I have 3 boxes. First count the apples; next add them up; finally divide by 3.",
+     ["Count the apples", "Add them up", "Divide by 3."]),
+    ("1. Read the file\n2. Count the lines\n3) Print the count", ["Read the file", "Count the lines", "Print the count"]),
+    ("Step 1: add 2 and 3. Step 2: multiply by 4.", ["Add 2 and 3.", "Multiply by 4."]),
+])
+def test_a_task_written_as_steps_is_planned_into_those_steps(task, steps):
+    from seasoned.agents.planner import explicit_steps
+
+    plan = explicit_steps(task)
+    assert [s.description for s in plan.subtasks] == steps
+    assert [s.depends_on for s in plan.subtasks] == [[]] + [[f"s{i}"] for i in range(1, len(steps))]
+
+
+@pytest.mark.parametrize("task", ["What is 2+3?", "Compute 2+3, then add 4.", "First compute the first, last and "
+                                  "middle values.", "Then stop.", " and then " * 500, ", then" * 1000])
+def test_a_task_not_written_as_steps_goes_to_the_planner(task):
+    from seasoned.agents.planner import explicit_steps
+
+    assert explicit_steps(task) is None
+
+
+def test_explicit_steps_are_solved_in_order_each_with_its_allocation(tmp_path):
+    def reply(messages, params):
+        prompt = messages[-1]["content"]
+        assert "Split the task" not in prompt  # the steps were the task's own: no planner call
+        step = prompt.split("Now do only this step:")[-1]
+        return {"Compute": "Answer: 19", "Multiply": "Answer: 57", "Subtract": "Answer: 52"}[step.split()[0]]
+
+    agent = agent_for("steps", reply, tmp_path, strategy="single", plan=True)
+    result = agent.run(STEPS_TASK, budget={"max_tokens": 3000}, allocation="difficulty")
+    assert result.plan_source == "steps" and "3 explicit steps" in result.plan_reason
+    assert [s["id"] for s in result.subtasks] == ["s1", "s2", "s3"] and result.answer == "52"
+    assert all(s["allocation"]["tokens"] > 0 for s in result.subtasks)
+    assert "s1 = 19" in result.subtasks[1]["result"]["prompt"]
+
+
+def test_the_planner_asks_for_its_json_schema_where_the_provider_takes_one(tmp_path, monkeypatch):
+    from seasoned.agents import planner
+
+    monkeypatch.setattr(planner, "supports_response_schema", lambda model: True)
+    plan = '{"subtasks": [{"id": "s1", "description": "Add 2 and 3.", "kind": "compute", "difficulty": 0.2, ' \
+           '"depends_on": []}, {"id": "s2", "description": "Double it.", "kind": "compute", "difficulty": 0.3, ' \
+           '"depends_on": ["s1"]}]}'
+    model = scripted.register("schema-plan", fn=lambda messages, params: plan if "Split the task" in
+                              messages[-1]["content"] else "Answer: 10")
+    agent = Agent("scripted/schema-plan", strategy="single", plan=True, db_url=f"sqlite:///{tmp_path}/r.db",
+                  checkpoint=False, curate=False)
+    result = agent.run("Add 2 and 3 and double the sum.", budget={"max_tokens": 3000})
+    asked = [params for messages, params in model.seen if "Split the task" in messages[-1]["content"]]
+    assert asked[0]["response_format"]["json_schema"]["name"] == "plan"
+    assert result.plan_source == "planner" and len(result.subtasks) == 2
+    agent.close()
 
 
 def test_uniform_and_difficulty_policies():
