@@ -23,6 +23,7 @@ from seasoned.errors import SettingsError
 ENV_PREFIX = "SEASONED_"
 DEFAULT_MODEL = "local/smollm2-135m"
 DEFAULT_LOCAL_N_CTX = 4096
+DEFAULT_SOLVE_VALUE = 2000.0  # tokens: a verified answer is worth this much compute (``Agent(solve_value=...)``)
 
 _OFFLINE_DEFAULTS = {
     # litellm fetches a price list at import unless told to use its bundled copy.
@@ -57,6 +58,8 @@ class Settings(BaseSettings):
                              "verified demonstrations of a namespace, model and scope (0: never by itself)")
     train_max_seconds: float = Field(300.0, gt=0, description="time cap of one adapter training (it stops early)")
     train_max_rss_mb: float = Field(4096.0, gt=0, description="memory cap (resident MB) of one adapter training")
+    solve_value: float = Field(DEFAULT_SOLVE_VALUE, gt=0,
+                               description="what a verified answer is worth, in tokens (the give-up rule's value)")
 
     @field_validator("home", "embed_model")
     @classmethod

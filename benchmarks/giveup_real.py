@@ -7,7 +7,8 @@
 samples) writes one allocation record per question (samples drawn, success) to a memory bank; the bank's
 records give the Beta prior of the kind. Then, at each budget (in samples' worth of tokens per question),
 ``best_of_n-8`` (the checker picks; the budget caps how many are drawn) against ``adaptive-8`` with the
-learned give-up rule priced to spend half that budget on average (``--rate-fraction``; the budget stays its cap), through the solve graph on the same questions and seeds.
+give-up rule (a verified answer worth ``--solve-value`` tokens; the budget stays its cap), through the solve graph
+on the same questions and seeds.
 Target: equal accuracy within the interval at at most half the tokens.
 
 (d) ``sums`` (2-stage tasks): a warm-up stream with memory and ``learned`` allocation (exploring) writes the
@@ -28,9 +29,10 @@ from seasoned.envs import get_env
 from seasoned.graphs import Agent, parse_strategy
 from seasoned.graphs.allocation import Learned
 from seasoned.graphs.solve import SolveContext, build_solve_graph
-from seasoned.graphs.stopping import priors_from_records, stopping_for
+from seasoned.graphs.stopping import give_up_rule, priors_from_records
 from seasoned.memory import MemoryBank
 from seasoned.models import Budget, Gateway, Ledger
+from seasoned.settings import DEFAULT_SOLVE_VALUE
 
 from . import curves
 from .allocation import run_stream
@@ -87,7 +89,7 @@ async def part_c(args, root: Path) -> dict:
     rows = []
     for samples_worth in args.budgets:
         budget = samples_worth * per_call
-        stop = stopping_for(records, KIND, rate=budget * args.rate_fraction, max_samples=8)
+        stop = give_up_rule(records, args.solve_value, max_samples=8)
         arms = {"best_of_n-8": (best, None), "adaptive-8 + learned give-up": (adaptive, stop)}
         row = {"budget": budget, "samples_worth": samples_worth}
         for name, (strategy, stopping) in arms.items():
@@ -164,8 +166,8 @@ def main() -> None:
     parser.add_argument("--budgets", default=None,
                         help="(c) samples' worth of tokens per question (default 2,4,8); (d) tokens per task "
                              "(default 400,800)")
-    parser.add_argument("--rate-fraction", type=float, default=0.5,
-                        help="(c) the give-up rule is priced to spend this share of the budget on average")
+    parser.add_argument("--solve-value", type=float, default=DEFAULT_SOLVE_VALUE,
+                        help="(c) what a verified answer is worth, in tokens (the give-up rule's value)")
     parser.add_argument("--min-records", type=int, default=6, help="(d) sampled records a kind needs for its prior")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", help="folder for results.json and plots")

@@ -33,6 +33,7 @@ from seasoned.memory.channels import CHANNELS
 from seasoned.models import Budget, Gateway, SeasonedError, Spend, call_tags, connection_params
 from seasoned.models.preflight import preflight
 from seasoned.models.sync import iterate_sync, run_sync
+from seasoned.runs.attempts import AttemptLog
 from seasoned.runs.verifier_stats import VerifierStats
 
 from . import run_context
@@ -64,13 +65,18 @@ class Agent:
                  models: list[str] | None = None, curate: bool = True, curator_model: str | None = None,
                  memory_channel: str = "auto", api_base: str | None = None, api_key: str | None = None,
                  system_prompt: str | None = None, tools: list[Any] | None = None, checker: Checker | None = None,
-                 store: Any = None, stats: VerifierStats | None = None):
+                 store: Any = None, stats: VerifierStats | None = None, give_up: bool = True,
+                 solve_value: float | None = None, attempts: AttemptLog | None = None):
         """``api_base``/``api_key``: an OpenAI-compatible server (or a provider's key) for ``model``.
         ``system_prompt``: the solver's system message. ``tools``: plain Python callables (schema from
         type hints and docstrings), ``python_tool()`` (model-written code, run in the sandbox) or
         ``McpServer`` objects; with tools the agent answers by acting. ``checker``: ``fn(text)``, sync
         or async, returning a bool, a reward in 0..1 or a Verdict (see ``graphs.checking``).
-        ``store``/``stats``: a run store and verifier stats to share (default: opened from ``db_url``)."""
+        ``store``/``stats``: a run store and verifier stats to share (default: opened from ``db_url``).
+        ``give_up``: ``adaptive`` with a check stops a question once one more sample is not worth its tokens
+        (``graphs.stopping``), learned from ``attempts`` (default: the run database's attempt log; in memory
+        with ``record=False``); ``solve_value``: what a verified answer is worth, in tokens (default
+        ``SEASONED_SOLVE_VALUE``)."""
         connection = connection_params(api_base, api_key)
         if gateway is not None and connection:
             raise SeasonedError("give api_base/api_key to the Gateway you pass, or pass no gateway")
@@ -96,6 +102,8 @@ class Agent:
         self._detach_ledger = None
         self._attach_ledger()
         self.stats = stats or (VerifierStats.open(db_url) if record else VerifierStats())
+        self.give_up, self.solve_value = give_up, run_context.solve_value_of(solve_value)
+        self.attempts = attempts or AttemptLog(getattr(store, "db", None))
         self._builders = {"solve": build_solve_graph(), "task": build_task_graph()}
         self.graph = self._builders["solve"].compile()  # no checkpointer: a parent graph's applies when mounted
         self._checkpointed = CheckpointedGraphs(self._builders, checkpoint)
@@ -196,6 +204,8 @@ class Agent:
                         yield event
                 values = (await graph.aget_state(config)).values
                 result = build_result(run_id, values, solve, self.gateway.model, self._spend(run_id, started))
+                if kind == "solve":
+                    run_context.record_attempt(self, result, solve, task)
                 if kind == "solve" and self.memory is not None and self.curate:
                     result.curation = await curate(self.memory, solve_trajectory(result, solve, task),
                                                    solve.namespace, gateway=self.gateway,

@@ -1,6 +1,6 @@
 """What the solve loop does after each wave, and which candidate it trusts: confidence from the
 verifiers (each discounted by its observed precision), when an LLM judge pays for its tokens, when to
-sample again, critique, or stop (including the learned give-up rule)."""
+sample again, critique, or stop (with a check: the give-up rule of ``stopping``, an expected-value decision)."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from .state import (
     with_answer_keys,
 )
 from .stopping import decide_wave
+from .success_model import repeat_share, sample_pattern
 from .voting import majority_stability, vote_counts
 
 if TYPE_CHECKING:
@@ -26,7 +27,6 @@ if TYPE_CHECKING:
 
 MIN_SAMPLE_TOKENS = 16
 JUDGE_TOKENS = 96
-STUCK_STABILITY = 0.9  # adaptive with a checker: give up when samples keep agreeing on a rejected answer
 
 
 def candidates_to_judge(state: SolveState, ctx: SolveContext) -> list[Candidate]:
@@ -125,8 +125,10 @@ def decide(state: SolveState, ctx: SolveContext) -> Decision:
     passed = [c for c in ok if env.get(c["id"], {}).get("passed")]
     if passed:
         return {"action": "select", "reason": f"verified by {ctx.checker_name}", "samples": len(candidates)}
-    if cfg.name == "adaptive" and ctx.can_check and ctx.stopping:  # the learned give-up rule
+    if cfg.name == "adaptive" and ctx.can_check and ctx.stopping:  # the give-up rule
         learned = learned_stop(ok, candidates, ctx)
+        if len(candidates) >= cfg.n:
+            return {**learned, "action": "select", "reason": f"adaptive: {cfg.n} samples drawn; {learned['reason']}"}
         if learned["action"] == "select" or not budget_spent(state, ctx):
             return learned
     if budget_spent(state, ctx):
@@ -147,12 +149,7 @@ def decide(state: SolveState, ctx: SolveContext) -> Decision:
     # adaptive
     if len(candidates) >= cfg.n:
         return {"action": "select", "reason": f"adaptive: {cfg.n} samples drawn", "samples": len(candidates)}
-    answers = [c["answer_key"] for c in with_answer_keys(ok)]
-    if ctx.can_check:
-        _, stability = majority_stability(answers)
-        if len(answers) >= 2 * cfg.wave_size and stability >= STUCK_STABILITY:
-            return {"action": "select", "samples": len(candidates),
-                    "reason": f"adaptive: samples keep agreeing on a rejected answer (stability {stability:.2f})"}
+    if ctx.can_check:  # without a give-up rule (give_up=False, a subtask the allocation did not price)
         return {"action": "sample", "reason": "no candidate passed the check yet", "samples": len(candidates)}
     if best_conf >= cfg.stop_confidence:
         return {"action": "select", "reason": f"adaptive: confidence {best_conf:.2f} >= {cfg.stop_confidence}",
@@ -162,14 +159,18 @@ def decide(state: SolveState, ctx: SolveContext) -> Decision:
 
 
 def learned_stop(ok: list[Candidate], candidates: list[Candidate], ctx: SolveContext) -> Decision:
-    """Adaptive with a checker and a learned prior: the next wave only when its expected gain per token
-    (posterior predictive after the failures so far, times what success here is worth downstream) is
-    above the price a token has elsewhere; the numbers go into the decision record."""
-    failures = sum(c["kind"] != "cached" for c in ok)
-    wave = decide_wave(ctx.stopping, failures)
-    return {"action": "sample" if wave.go else "select", "samples": len(candidates),
-            "reason": f"adaptive: {wave.reason(failures)}", "p_next_wave": round(wave.success, 4),
-            "gain_per_token": wave.gain_per_token, "price": wave.price}
+    """Adaptive with a checker and a give-up rule: the next wave only when its chance of a verified answer
+    (the posterior predictive after this question's failures so far, and how often they repeated a rejected
+    answer) times what a verified answer is worth exceeds what the wave costs (this question's own tokens per
+    sample once it has drawn one); the numbers go into the decision record."""
+    sampled = [c for c in ok if c["kind"] != "cached"]
+    per_sample = sum(c.get("tokens", 0) for c in sampled) / len(sampled) if sampled else None
+    keys = [c["answer_key"] for c in with_answer_keys(sorted(sampled, key=lambda c: (c["wave"], c["index"])))]
+    repeats = repeat_share(sample_pattern(keys, [False] * len(keys)).split(","))
+    wave = decide_wave(ctx.stopping, len(sampled), tokens_per_sample=per_sample or None, repeats=repeats)
+    reason = wave.reason(len(sampled)) + (f" ({repeats:.0%} of them repeated a rejected answer)" if repeats else "")
+    return {"action": "sample" if wave.go else "select", "samples": len(candidates), "reason": f"adaptive: {reason}",
+            **wave.record(), "repeats": round(repeats, 3)}
 
 
 def budget_spent(state: SolveState, ctx: SolveContext) -> bool:

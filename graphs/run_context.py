@@ -3,31 +3,38 @@
 A ``SolveContext`` (one question) or a ``TaskContext`` (a multi-stage task, around a solve context used
 as its subtasks' template) carries what the graphs need besides their state: the gateway, the budget,
 the checker (an environment's check, or the user's), the actor for interactive environments and tools,
-the memory context builder and the learned give-up rule. Contexts are not checkpointed: a resumed run
-gets them rebuilt from the same parts.
+the memory context builder and the give-up rule. Contexts are not checkpointed: a resumed run gets them
+rebuilt from the same parts.
+
+The give-up rule of a single question (``adaptive`` with a check, ``Agent(give_up=True)``, the default) is
+learned from the agent's attempt log (``runs.attempts``: one record per checked question, kept with the runs),
+not from memory: it is the same rule whether or not the agent has memory, and an agent without memory has
+it too. ``record_attempt`` writes the record when a run ends.
 """
 
 from __future__ import annotations
 
-import math
 from typing import TYPE_CHECKING, Any
 
+from seasoned.errors import SeasonedError
 from seasoned.models import Budget
+from seasoned.settings import settings
 
 from .allocation import make_policy
 from .checking import as_checker
 from .context import ContextBuilder
 from .curate import curate, single_stage_kind, task_trajectory
 from .solve import ActorOutput, SolveContext
-from .stopping import stopping_for
+from .state import with_answer_keys
+from .stopping import give_up_rule
 from .strategy import StrategyConfig
+from .success_model import sample_pattern
 from .task import TaskContext
 from .watch import Watched, stream_writer, turn_writer
 
 if TYPE_CHECKING:
     from .agent import Agent
-
-GIVE_UP_RATE = 0.5  # single questions: the give-up rule's price makes a stream spend half of n samples' worth
+    from .results import RunResult
 
 
 def budget_from(spec: Budget | dict | int | None, name: str) -> Budget:
@@ -82,26 +89,47 @@ def solve_context(agent: Agent, task: Any = None, *, env: Any = None, budget: Bu
         scope = getattr(env, "name", None) or "general"
         context.memory = ContextBuilder(agent.memory, namespace, agent.gateway.model, scope,
                                         channel=agent.memory_channel, seed=context.strategy.seed)
-        if multi_stage is None:
-            multi_stage = is_multi_stage(agent, task)
-        if not multi_stage:  # multi-stage subtasks get theirs from the allocation
-            context.stopping = learned_stopping(agent, task, context)
+    if multi_stage is None:
+        multi_stage = is_multi_stage(agent, task)
+    if not multi_stage:  # multi-stage subtasks get theirs from the allocation
+        context.stopping = single_give_up(agent, task, context)
     return context
 
 
-def learned_stopping(agent: Agent, task: Any, context: SolveContext) -> dict | None:
-    """The learned give-up rule for a single question (``adaptive`` with a check): the Beta prior of the
-    question's kind and model from this namespace's allocation records, priced so that a stream of such
-    questions spends on average ``GIVE_UP_RATE`` of what drawing all n samples (or the run's token cap)
-    would. None while the kind has too few records, or when the rule does not apply."""
+def solve_value_of(value: float | None) -> float:
+    """What a verified answer is worth, in tokens: ``value``, else the ``SEASONED_SOLVE_VALUE`` setting."""
+    chosen = settings().solve_value if value is None else value
+    if not isinstance(chosen, (int, float)) or isinstance(chosen, bool) or not chosen > 0:
+        raise SeasonedError(f"solve_value must be a positive number of tokens, not {chosen!r}")
+    return float(chosen)
+
+
+def single_give_up(agent: Agent, task: Any, context: SolveContext) -> dict | None:
+    """The give-up rule of a single question (``adaptive`` with a check, when the agent gives up at all):
+    the posterior of the question's kind from the agent's attempt records (this namespace, model and kind;
+    any number of them, none included), and what a verified answer is worth (``agent.solve_value`` tokens)."""
     cfg = context.strategy
-    if cfg.name != "adaptive" or not context.can_check:
+    if not agent.give_up or cfg.name != "adaptive" or not context.can_check:
         return None
-    records = agent.memory.allocations(namespace=context.namespace)
-    cap = context.budget.max_tokens
-    return stopping_for(records, single_stage_kind(task), math.inf if cap is None else cap * GIVE_UP_RATE,
-                        model=agent.gateway.model, wave=max(1, cfg.wave_size), max_samples=cfg.n,
-                        rate_samples=cfg.n * GIVE_UP_RATE)
+    records = agent.attempts.records(context.namespace, agent.gateway.model, single_stage_kind(task))
+    return give_up_rule(records, agent.solve_value, wave=max(1, cfg.wave_size), max_samples=cfg.n,
+                        tokens=cfg.max_tokens)
+
+
+def record_attempt(agent: Agent, result: RunResult, context: SolveContext, task: Any) -> None:
+    """A checked single question's attempt (samples drawn, how many verified, their pattern, tokens) into the
+    agent's attempt log; a run that drew no sample (answered from the cache) leaves none."""
+    if not context.can_check:
+        return
+    drawn = [c for c in result.candidates if c["status"] == "ok" and c["kind"] != "cached"]
+    if not drawn:
+        return
+    checks = {v["candidate_id"]: v for v in result.verdicts if v["verifier"] == context.checker_name}
+    verified = [bool(checks.get(c["id"], {}).get("passed")) for c in drawn]
+    keys = [c["answer_key"] for c in with_answer_keys(drawn)]
+    agent.attempts.record(context.namespace, agent.gateway.model, single_stage_kind(task), samples=len(drawn),
+                          successes=sum(verified), pattern=sample_pattern(keys, verified), run_id=result.run_id,
+                          tokens=sum(int(c.get("tokens", 0)) for c in drawn))
 
 
 def actor_for(agent: Agent, env: Any, task: Any):

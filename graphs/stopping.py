@@ -1,127 +1,57 @@
-"""Learned give-up and continue rules: when one more wave of samples pays, and when it does not.
+"""Give-up and continue rules: when one more wave of samples pays, and when it does not.
 
-Per subtask kind (and model) the per-task success probability of one sample is taken to be
-Beta(alpha, beta) distributed. The prior is fitted to the memory's allocation records (samples drawn,
-success) by maximum marginal likelihood of the beta-geometric model: a record that succeeded at its
-n-th sample has probability B(a + 1, b + n - 1) / B(a, b), one that failed after n samples
-B(a, b + n) / B(a, b) (so give-ups are censored observations, not misread as hopeless).
+What the records say about a kind of question (its hierarchical success model, with its uncertainty, and what
+agreement on a rejected answer adds) is ``success_model``'s; this module turns it into decisions.
 
-During a run the failures seen so far update it: after f failures the posterior is Beta(a, b + f) and
-the next wave of w samples succeeds with probability 1 - B(a, b + f + w) / B(a, b + f).
+**Single questions** (``give_up_rule``): a verified answer is worth ``value`` tokens (the user's setting). The
+next wave is drawn while P(it is verified | this question's evidence) x value exceeds its tokens; otherwise the
+run gives up and says so with the numbers. The predictive never rises with more failures, so this one-step rule
+is the Bayes-optimal stopping rule (a monotone stopping problem: once one more wave does not pay, no later one
+will).
 
-A token has a price ``lam``: the success it could buy elsewhere (another task of the stream, or a later
-subtask). ``plan_task`` is the Bayes-optimal policy for the remaining stages of one task at that price
-(a backward dynamic programme over stages and failures): sample the next wave while its expected gain
-(success of this stage times the value of the stages after it, net of their cost) per token is above
-``lam``; otherwise give up, and the task fails. With a checker the posterior depends only on the number
-of failures, so the policy of a stage is a threshold: give up after ``give_up_after`` samples.
-``price_for_rate`` finds the price at which a stream of tasks like the recorded ones spends a given
-number of tokens per task on average. Allocation (``allocation.Learned``) and stopping (``solve.decide``)
-both read these numbers, so compute flows from hopeless subtasks to the ones where it pays.
+**Multi-stage tasks** (``plan_task``): a token has a price ``lam``, the success it could buy elsewhere (another
+task of the stream, or a later subtask). ``plan_task`` is the Bayes-optimal policy for the remaining stages of
+one task at that price (a backward dynamic programme over stages and failures): sample the next wave while its
+expected gain (success of this stage times the value of the stages after it, net of their cost) per token is
+above ``lam``; otherwise give up, and the task fails. With a checker the posterior depends only on the number of
+failures, so the policy of a stage is a threshold: give up after ``give_up_after`` samples. ``price_for_rate``
+finds the price at which a stream of tasks like the recorded ones spends a given number of tokens per task on
+average. Allocation (``allocation.Learned``) and stopping (``decide``) both read these numbers, so compute flows
+from hopeless subtasks to the ones where it pays. A single question's rule is the same programme at price
+1 / value with nothing after it.
 """
 
 from __future__ import annotations
 
 import math
-from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-MIN_RECORDS = 6  # sampled records of a kind before its prior is trusted
+from .success_model import (
+    MIN_RECORDS,
+    KindPosterior,
+    KindPrior,
+    SuccessPrior,
+    fit_agreement,
+    fit_posterior,
+    prior_from_spec,
+    priors_from_records,
+    record_tokens,
+    with_agreement,
+)
+
+__all__ = ["MAX_SAMPLES", "MIN_RECORDS", "KindPosterior", "KindPrior", "KnownStage", "NextWave", "StagePlan",
+           "decide_wave", "fit_posterior", "give_up_rule", "known_task", "next_wave", "oracle", "oracle_plan",
+           "plan_task", "price_for_rate", "priors_from_records", "spec", "stage_tokens", "value_spec"]
+
 MAX_SAMPLES = 16  # most samples one stage may draw
-_MEANS = [0.002, 0.005, 0.01, 0.02, 0.04, 0.07, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6,
-          0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.93, 0.96, 0.98, 0.995]
-_STRENGTHS = [0.1, 0.2, 0.35, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 8.0, 12.0, 20.0, 35.0, 60.0, 100.0, 200.0]
-
-
-@dataclass(frozen=True)
-class KindPrior:
-    """Beta(alpha, beta) over a kind's per-task, per-sample success probability, and its tokens per sample."""
-
-    alpha: float
-    beta: float
-    tokens: float
-    records: int = 0
-
-    @property
-    def mean(self) -> float:
-        return self.alpha / (self.alpha + self.beta)
-
-    def wave_success(self, failures: int, wave: int) -> float:
-        """P(at least one of the next ``wave`` samples succeeds | ``failures`` failures so far)."""
-        miss = 1.0
-        for j in range(wave):
-            b = self.beta + failures + j
-            miss *= b / (self.alpha + b)
-        return 1.0 - miss
-
-    def coverage(self, samples: int) -> float:
-        """P(success within ``samples`` samples) for a fresh task of this kind."""
-        return self.wave_success(0, samples)
-
-    def describe(self) -> str:
-        return (f"Beta({self.alpha:.2f}, {self.beta:.2f}) mean {self.mean:.3f}, {self.tokens:.0f} tokens/sample, "
-                f"{self.records} record(s)")
-
-
-def _log_beta(a: float, b: float) -> float:
-    return math.lgamma(a) + math.lgamma(b) - math.lgamma(a + b)
-
-
-def fit_prior(observations: Iterable[tuple[int, bool]], tokens: float) -> KindPrior:
-    """Maximum-marginal-likelihood Beta prior from (samples drawn, succeeded) observations.
-
-    A weak hyperprior (one pseudo success at the first sample and one failure after one sample, at
-    strength 2) keeps a handful of records from producing a certain-success or certain-failure prior."""
-    counts = Counter((int(n), bool(ok)) for n, ok in observations if int(n) > 0)
-    counts[(1, True)] += 0.5
-    counts[(1, False)] += 0.5
-    best, best_ll = (1.0, 1.0), -math.inf
-    for mean in _MEANS:
-        for strength in _STRENGTHS:
-            a, b = mean * strength, (1 - mean) * strength
-            base = _log_beta(a, b)
-            ll = 0.0
-            for (n, ok), count in counts.items():
-                ll += count * ((_log_beta(a + 1, b + n - 1) if ok else _log_beta(a, b + n)) - base)
-            if ll > best_ll:
-                best, best_ll = (a, b), ll
-    records = sum(c for (n, _), c in counts.items()) - 1
-    return KindPrior(best[0], best[1], max(float(tokens), 1.0), round(records))
-
-
-def _tokens(value) -> float:
-    if isinstance(value, dict):
-        return float(value.get("tokens") or value.get("max_tokens") or 0)
-    return float(value or 0)
-
-
-def priors_from_records(records: Sequence[dict], *, min_records: int = MIN_RECORDS
-                        ) -> dict[tuple[str, str | None], KindPrior]:
-    """Per (kind, model) and per (kind, None) the fitted prior, from records that say how many samples
-    were drawn (``samples``); kinds with fewer than ``min_records`` such records are left out."""
-    grouped: dict[tuple[str, str | None], list[tuple[int, bool, float]]] = {}
-    for record in records:
-        kind, samples = record.get("subtask_kind"), record.get("samples")
-        if not kind or not isinstance(samples, int) or samples <= 0:
-            continue
-        entry = (samples, bool(record.get("success")), _tokens(record.get("spent")) / samples)
-        grouped.setdefault((kind, record.get("model")), []).append(entry)
-        if record.get("model") is not None:
-            grouped.setdefault((kind, None), []).append(entry)
-    priors = {}
-    for key, entries in grouped.items():
-        if len(entries) >= min_records:
-            tokens = sum(t for _, _, t in entries) / len(entries)
-            priors[key] = fit_prior([(n, ok) for n, ok, _ in entries], tokens)
-    return priors
 
 
 @dataclass
 class StagePlan:
     """The policy for one stage at a price: its give-up point and what it is expected to bring."""
 
-    prior: KindPrior
+    prior: SuccessPrior
     give_up_after: int  # samples (the stage stops, failed, once it has drawn this many)
     value: float  # expected end-to-end success from this stage on, net of the price of the tokens
     success: float  # expected end-to-end success from this stage on (starting fresh)
@@ -132,27 +62,41 @@ class StagePlan:
 
 @dataclass
 class NextWave:
-    """Why the next wave is drawn or not: its chance, its expected gain per token, and the price."""
+    """Why the next wave is drawn or not, in tokens: its chance of a verified answer, what that is worth,
+    and what the wave costs."""
 
     go: bool
-    success: float  # P(the wave succeeds | failures so far)
-    gain: float  # expected end-to-end success it buys (net of later stages' cost), before its own cost
-    tokens: float
-    price: float
+    success: float  # P(the wave is verified | this question's failures so far): the posterior predictive
+    gain: float  # expected success it buys (times the value of the stages after it), before its own cost
+    tokens: float  # what the wave costs
+    price: float  # 1 / the value of a solve, in tokens
+
+    @property
+    def value(self) -> float:
+        """What a verified answer here is worth, in tokens (the later stages' worth included)."""
+        return self.gain / self.success / self.price if self.success > 0 and self.price > 0 else 0.0
+
+    @property
+    def worth(self) -> float:
+        """The wave's expected worth in tokens (P(verified) x value, and what continuing after it keeps)."""
+        return self.gain / self.price if self.price > 0 else math.inf
 
     @property
     def gain_per_token(self) -> float:
         return self.gain / self.tokens if self.tokens else 0.0
 
     def reason(self, failures: int) -> str:
-        verdict = "continue" if self.go else "give up"
-        sign = ">" if self.go else "<="
-        return (f"{verdict}: after {failures} failure(s), next wave P(success) {self.success:.3f}, expected gain "
-                f"{self.gain:.4f} for {self.tokens:.0f} tokens = {self.gain_per_token:.2e}/token {sign} "
-                f"price {self.price:.2e}/token")
+        verdict, sign = ("continue", ">") if self.go else ("give up", "<=")
+        return (f"{verdict}: after {failures} failed sample(s), P(next wave verified) {self.success:.3f} x value "
+                f"{self.value:.0f} tokens = {self.worth:.0f} {sign} its cost {self.tokens:.0f} tokens")
+
+    def record(self) -> dict:
+        """The numbers a decision record keeps."""
+        return {"p_next_wave": round(self.success, 4), "value": round(self.value, 1),
+                "cost": round(self.tokens, 1), "price": self.price, "gain_per_token": self.gain_per_token}
 
 
-def plan_task(stages: Sequence[Sequence[tuple[str | None, KindPrior]]], price: float, *, wave: int = 1,
+def plan_task(stages: Sequence[Sequence[tuple[str | None, SuccessPrior]]], price: float, *, wave: int = 1,
               max_samples: int = MAX_SAMPLES, failures: int = 0) -> list[StagePlan]:
     """Bayes-optimal give-up points for the remaining stages of a task (in order), at ``price`` per token.
 
@@ -182,15 +126,16 @@ def plan_task(stages: Sequence[Sequence[tuple[str | None, KindPrior]]], price: f
     return plans
 
 
-def _stage(prior: KindPrior, price: float, next_value: float, next_success: float, next_tokens: float,
-           wave: int, cap: int, start: int = 0) -> StagePlan:
+def _stage(prior: SuccessPrior, price: float, next_value: float, next_success: float, next_tokens: float,
+           wave: int, cap: int, start: int = 0, tokens_per_sample: float | None = None) -> StagePlan:
     size = cap + 1
     value, success, tokens = [0.0] * (size + wave), [0.0] * (size + wave), [0.0] * (size + wave)
     go = [False] * size
+    per_sample = prior.tokens if tokens_per_sample is None else tokens_per_sample
     for f in range(cap - 1, -1, -1):
         w = min(wave, cap - f)
         p = prior.wave_success(f, w)
-        cost = w * prior.tokens
+        cost = w * per_sample
         cont = -price * cost + p * next_value + (1 - p) * value[f + w]
         if cont > 0 and next_value > 0:
             go[f] = True
@@ -208,33 +153,62 @@ def next_wave(plans: Sequence[StagePlan], price: float, failures: int, wave: int
     return _decision(plans[0], plans[1].value if len(plans) > 1 else 1.0, price, failures, wave)
 
 
-def _decision(stage: StagePlan, later: float, price: float, failures: int, wave: int) -> NextWave:
+def _decision(stage: StagePlan, later: float, price: float, failures: int, wave: int,
+              tokens_per_sample: float | None = None) -> NextWave:
     cap = len(stage.values) - 1
     w = max(1, min(wave, cap - failures))
     p = stage.prior.wave_success(failures, w)
     after = stage.values[failures + w] if failures + w <= cap else 0.0
     gain = p * later + (1 - p) * after
-    cost = w * stage.prior.tokens
+    cost = w * (stage.prior.tokens if tokens_per_sample is None else tokens_per_sample)
     return NextWave(failures < cap and later > 0 and gain > price * cost, p, gain, cost, price)
 
 
-def spec(prior: KindPrior, price: float, *, later_value: float = 1.0, wave: int = 1,
+def spec(prior: SuccessPrior, price: float, *, later_value: float = 1.0, wave: int = 1,
          max_samples: int = MAX_SAMPLES) -> dict:
     """What a solve graph needs to re-decide each wave (JSON-able: it travels in the allocation record)."""
-    return {"alpha": prior.alpha, "beta": prior.beta, "tokens": prior.tokens, "later_value": later_value,
-            "price": price, "wave": wave, "max_samples": max_samples}
+    return {**prior.as_spec(), "later_value": later_value, "price": price, "wave": wave, "max_samples": max_samples}
 
 
-def decide_wave(stop: dict, failures: int) -> NextWave:
-    """The give-up rule for a subtask described by ``spec(...)``, after ``failures`` failed samples."""
-    prior = KindPrior(float(stop["alpha"]), float(stop["beta"]), float(stop["tokens"]))
+def value_spec(prior: SuccessPrior, solve_value: float, *, wave: int = 1, max_samples: int = MAX_SAMPLES) -> dict:
+    """The give-up rule of a single question whose verified answer is worth ``solve_value`` tokens."""
+    return spec(prior, 1.0 / max(float(solve_value), 1e-9), wave=wave, max_samples=max_samples)
+
+
+def decide_wave(stop: dict, failures: int, *, tokens_per_sample: float | None = None,
+                repeats: float = 0.0) -> NextWave:
+    """The give-up rule described by ``spec(...)`` after ``failures`` failed samples, a share ``repeats`` of which
+    repeated an earlier rejected answer; ``tokens_per_sample``: what this question's samples have cost so far
+    (default: the records' figure)."""
+    prior = _cached_prior(stop)
     later, price = float(stop.get("later_value", 1.0)), float(stop["price"])
     wave, cap = int(stop.get("wave", 1)), int(stop.get("max_samples", MAX_SAMPLES))
-    stage = _stage(prior, price, later, 1.0, 0.0, wave, cap)
-    return _decision(stage, later, price, min(failures, cap), wave)
+    stage = _stage(prior, price, later, 1.0, 0.0, wave, cap, tokens_per_sample=tokens_per_sample)
+    decision = _decision(stage, later, price, min(failures, cap), wave, tokens_per_sample)
+    if repeats > 0 and stop.get("agreement") and failures < cap:
+        w = max(1, min(wave, cap - failures))
+        p = with_agreement(prior, stop["agreement"], failures, repeats, w)
+        gain = p * later  # the rule is myopic here: with agreement the monotone one-step rule is the Bayes one
+        decision = NextWave(later > 0 and gain > price * decision.tokens, p, gain, decision.tokens, price)
+    return decision
 
 
-TaskMix = Sequence[tuple[Sequence[Sequence[tuple[str | None, KindPrior]]], float]]
+_PRIORS: dict[tuple, KindPosterior] = {}
+
+
+def _cached_prior(stop: dict) -> KindPosterior:
+    """``prior_from_spec``, kept for the specs seen lately (a run re-decides every wave from the same spec)."""
+    components = stop.get("components") or [[1.0, stop["alpha"], stop["beta"]]]
+    key = (tuple(tuple(c) for c in components), float(stop["tokens"]))
+    prior = _PRIORS.get(key)
+    if prior is None:
+        if len(_PRIORS) > 256:
+            _PRIORS.clear()
+        prior = _PRIORS[key] = prior_from_spec(stop)
+    return prior
+
+
+TaskMix = Sequence[tuple[Sequence[Sequence[tuple[str | None, SuccessPrior]]], float]]
 
 
 def price_for_rate(mix: TaskMix, rate: float, *, wave: int = 1, max_samples: int = MAX_SAMPLES,
@@ -321,20 +295,15 @@ def stage_tokens(stages: Sequence[KnownStage], max_samples: int) -> list[float]:
     return out
 
 
-def stopping_for(records: Sequence[dict], kind: str, rate: float, *, model: str | None = None, wave: int = 1,
-                 max_samples: int = MAX_SAMPLES, min_records: int = MIN_RECORDS,
-                 rate_samples: float | None = None) -> dict | None:
-    """The give-up rule (``spec``) for a single question of ``kind`` at ``rate`` tokens per question, from
-    allocation records (for ``SolveContext.stopping``); None while the kind has too few sampled records.
-    The price of a token comes from the recorded mix of kinds (weighted by their record counts).
-    ``rate_samples`` caps the rate at that many samples' worth of the kind's recorded tokens per sample
-    (when the run has no token cap, or a looser one, the rate is still stated in samples)."""
-    priors = priors_from_records(records, min_records=min_records)
-    prior = priors.get((kind, model)) or priors.get((kind, None))
-    if prior is None:
-        return None
-    if rate_samples is not None:
-        rate = min(rate, rate_samples * prior.tokens)
-    mix = [([[(None, p)]], float(max(p.records, 1))) for (_, m), p in priors.items() if m is None]
-    price = price_for_rate(mix, rate, wave=wave, max_samples=max_samples)
-    return spec(prior, price, wave=wave, max_samples=max_samples)
+def give_up_rule(records: Sequence[dict], solve_value: float, *, wave: int = 1,
+                 max_samples: int = MAX_SAMPLES, tokens: float | None = None) -> dict:
+    """The give-up rule (``value_spec``) of a single question, from the records of earlier questions of its
+    kind (same namespace, model and environment: ``samples`` drawn, ``successes``, ``spent`` tokens, the sample
+    ``pattern``). Any number of records, none included: the posterior carries how little a few of them say.
+    ``tokens``: the cost of a sample when no record says it."""
+    observations = [(int(r["samples"]), int(r.get("successes", bool(r.get("success"))))) for r in records
+                    if isinstance(r.get("samples"), int) and r["samples"] > 0]
+    prior = fit_posterior(observations, record_tokens(records) or float(tokens or 1.0))
+    rule = value_spec(prior, solve_value, wave=wave, max_samples=max_samples)
+    rule["agreement"] = [list(point) for point in fit_agreement(records, prior)]
+    return rule

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import random
 import re
 import threading
@@ -43,19 +44,62 @@ def task_tag(task_id: str, kind: str) -> str:
 
 @dataclass(frozen=True)
 class SimKind:
-    """Per-task success probability ~ Beta(alpha, beta); ``tokens`` completion tokens per sample."""
+    """Per-task success probability ~ Beta(alpha, beta) (or, with ``components``, a mixture of Betas: one is
+    drawn by its weight, then p from it); ``tokens`` completion tokens per sample."""
 
     alpha: float
     beta: float
     tokens: int = 64
+    components: tuple[tuple[float, float, float], ...] = ()  # (weight, alpha, beta), weights summing to 1
 
     def __post_init__(self) -> None:
         if self.alpha <= 0 or self.beta <= 0 or self.tokens < 1:
             raise ModelConfigError(f"sim kind needs alpha > 0, beta > 0 and tokens >= 1, got {self}")
+        if self.components and (any(w < 0 or a <= 0 or b <= 0 for w, a, b in self.components)
+                                or abs(sum(w for w, _, _ in self.components) - 1) > 1e-6):
+            raise ModelConfigError("sim kind components need weights >= 0 summing to 1 and alpha, beta > 0")
+
+    @classmethod
+    def mixture(cls, components, tokens: int) -> SimKind:
+        """A kind whose tasks' success probabilities follow a mixture of Betas (e.g. a posterior fitted to a
+        real model's records: ``calibrated_world``)."""
+        parts = tuple((float(w), float(a), float(b)) for w, a, b in components)
+        total = sum(w for w, _, _ in parts)
+        parts = tuple((w / total, a, b) for w, a, b in parts)
+        mean = sum(w * a / (a + b) for w, a, b in parts)
+        return cls(mean, 1 - mean, max(int(tokens), 1), parts)
 
     @property
     def mean(self) -> float:
+        if self.components:
+            return sum(w * a / (a + b) for w, a, b in self.components)
         return self.alpha / (self.alpha + self.beta)
+
+    def draw_p(self, rng: random.Random) -> float:
+        """One task's latent success probability."""
+        if not self.components:
+            return rng.betavariate(self.alpha, self.beta)
+        pick, cumulative = rng.random(), 0.0
+        for weight, a, b in self.components:
+            cumulative += weight
+            if pick <= cumulative:
+                return rng.betavariate(a, b)
+        return rng.betavariate(*self.components[-1][1:])
+
+    def successes_pmf(self, samples: int) -> list[float]:
+        """P(exactly k of ``samples`` samples of a fresh task succeed), k = 0..samples (beta-binomial)."""
+        parts = self.components or ((1.0, self.alpha, self.beta),)
+        out = [0.0] * (samples + 1)
+        for weight, a, b in parts:
+            base = _log_beta(a, b)
+            for k in range(samples + 1):
+                out[k] += weight * math.exp(math.lgamma(samples + 1) - math.lgamma(k + 1) - math.lgamma(samples - k + 1)
+                                            + _log_beta(a + k, b + samples - k) - base)
+        return out
+
+
+def _log_beta(a: float, b: float) -> float:
+    return math.lgamma(a) + math.lgamma(b) - math.lgamma(a + b)
 
 
 def _seed(*parts: object) -> int:
@@ -84,8 +128,7 @@ class SimWorld:
 
     def p(self, task_id: str, kind: str) -> float:
         """The latent per-sample success probability of this task (deterministic)."""
-        spec = self.kind(kind)
-        return random.Random(_seed(self.seed, "p", task_id, kind)).betavariate(spec.alpha, spec.beta)
+        return self.kind(kind).draw_p(random.Random(_seed(self.seed, "p", task_id, kind)))
 
     def answer(self, task_id: str, kind: str) -> str:
         return str(random.Random(_seed(self.seed, "answer", task_id, kind)).randint(10, 9999))
@@ -193,6 +236,74 @@ def make_handler():
             return build(model, messages, optional_params or {})
 
     return SimLLM()
+
+
+def pooled_kind(world: SimWorld, weights: dict[str, float] | None = None) -> SimKind:
+    """The world's kinds as one kind (a task of a kind drawn by ``weights``, default equal): what a stream of
+    the world's questions looks like to a rule that does not see the kinds."""
+    weights = weights or {name: 1.0 for name in world.kinds}
+    total = sum(weights.values())
+    parts = [(w / total * cw, a, b) for name, w in weights.items()
+             for cw, a, b in (world.kind(name).components or ((1.0, world.kind(name).alpha, world.kind(name).beta),))]
+    tokens = sum(w * world.kind(name).tokens for name, w in weights.items()) / total
+    return SimKind.mixture(parts, round(tokens))
+
+
+@dataclass
+class CalibrationCheck:
+    """Whether a simulated kind matches a real stream: per question, ``samples`` all drawn and ``successes``
+    of them verified (e.g. a best-of-n arm). ``p_value``: the share of streams simulated from the kind (same
+    questions, same sample counts) whose G statistic against the kind's beta-binomial is at least the real
+    one's; ``pass_at``: pass@k observed (unbiased estimator) and predicted."""
+
+    p_value: float
+    statistic: float
+    questions: int
+    pass_at: dict[int, tuple[float, float]]
+
+    @property
+    def matches(self) -> bool:
+        return self.p_value >= 0.05
+
+    def describe(self) -> str:
+        curve = ", ".join(f"pass@{k} {seen:.3f} vs {want:.3f}" for k, (seen, want) in sorted(self.pass_at.items()))
+        return (f"{'matches' if self.matches else 'does NOT match'} the real stream (p = {self.p_value:.3f}, "
+                f"{self.questions} questions; real vs simulated {curve})")
+
+
+def _g_statistic(kind: SimKind, counts: list[tuple[int, int]]) -> float:
+    by_n: dict[int, list[int]] = {}
+    for n, k in counts:
+        by_n.setdefault(n, [0] * (n + 1))[k] += 1
+    g = 0.0
+    for n, seen in by_n.items():
+        expected = [q * sum(seen) for q in kind.successes_pmf(n)]
+        g += 2 * sum(o * math.log(o / e) for o, e in zip(seen, expected) if o > 0 and e > 0)
+    return g
+
+
+def calibration_check(kind: SimKind, counts: list[tuple[int, int]], *, replicates: int = 1000,
+                      seed: int = 0) -> CalibrationCheck:
+    """Does ``kind`` describe questions with these (samples drawn, successes) counts? (A parametric
+    bootstrap of the G test: no large-sample approximation, so 30 questions are enough to ask.)"""
+    counts = [(int(n), int(k)) for n, k in counts if n > 0]
+    if not counts:
+        raise ModelConfigError("calibration_check needs at least one (samples, successes) count")
+    observed = _g_statistic(kind, counts)
+    rng = random.Random(seed)
+    exceed = 0
+    for _ in range(replicates):
+        fake = []
+        for n, _k in counts:
+            p = kind.draw_p(rng)
+            fake.append((n, sum(rng.random() < p for _ in range(n))))
+        exceed += _g_statistic(kind, fake) >= observed - 1e-9
+    smallest = min(n for n, _ in counts)
+    pass_at = {}
+    for k in sorted({1, 2, 4, smallest} & set(range(1, smallest + 1))):
+        seen = sum(1 - math.comb(n - c, k) / math.comb(n, k) for n, c in counts) / len(counts)
+        pass_at[k] = (seen, 1 - kind.successes_pmf(k)[0])
+    return CalibrationCheck((exceed + 1) / (replicates + 1), observed, len(counts), pass_at)
 
 
 def mixed_world(name: str = "mixed", seed: int = 0) -> SimWorld:

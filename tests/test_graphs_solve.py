@@ -105,15 +105,7 @@ def test_budget_exhaustion_returns_best_so_far_unverified_and_never_over_budget(
     assert not result.verified
     assert result.answer == "13"  # best so far
     assert result.spend.tokens <= 150
-    assert result.stop_reason in {"budget spent", "adaptive: samples keep agreeing on a rejected answer (stability 0.94)"}
-
-
-def test_adaptive_gives_up_when_samples_agree_on_a_rejected_answer():
-    agent = make_agent("stuck", by_seed({}, default="13"), "adaptive-16")
-    result = agent.run("What is 40 + 2?", checker=Checker())
-    assert not result.verified
-    assert len(result.candidates) == 4
-    assert "agreeing on a rejected answer" in result.stop_reason
+    assert result.stop_reason == "budget spent"
 
 
 def test_without_a_checker_agreement_stops_adaptive_and_verifies():

@@ -10,7 +10,7 @@ from seasoned.graphs.allocation import DifficultyWeighted, Learned, Uniform
 from seasoned.graphs.stopping import (
     KindPrior,
     decide_wave,
-    fit_prior,
+    fit_posterior,
     oracle,
     oracle_plan,
     price_for_rate,
@@ -53,14 +53,14 @@ def test_sim_provider_cuts_replies_at_max_tokens_and_names_unknown_worlds_and_ki
 
 
 # --- the Bayes rule and the oracle ---------------------------------------------------------------------------
-def test_fit_prior_recovers_the_kind_mean_from_censored_records():
+def test_fit_posterior_recovers_the_kind_mean_from_censored_records():
     rng = random.Random(1)
     observations = []
     for _ in range(400):
         p = rng.betavariate(2, 6)
         n = next((k for k in range(1, 9) if rng.random() < p), None)
         observations.append((n, True) if n else (8, False))
-    prior = fit_prior(observations, tokens=100)
+    prior = fit_posterior(observations, tokens=100)
     assert abs(prior.mean - 0.25) < 0.05
 
 
@@ -147,7 +147,7 @@ def test_graph_give_up_on_hopeless_stage_and_persistence_on_steep_stage_are_reco
             first = result.subtasks[0]["result"]
             assert first["samples"] >= 1
             if not first["verified"]:
-                assert "give up" in first["stop_reason"] and "/token" in first["stop_reason"]
+                assert "give up" in first["stop_reason"] and "its cost" in first["stop_reason"]
             solved_steep += bool(result.subtasks[-1]["result"] and result.subtasks[-1]["result"]["verified"])
     assert seen_hopeless and seen_steep and solved_steep
 
