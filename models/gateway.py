@@ -9,18 +9,27 @@ Every call goes through ``Gateway.acomplete`` (or ``complete``, its sync twin), 
   6. settles the reservation with what was really spent (cancelled calls included).
 
 Parallel sampling makes ``n`` separate calls (providers' own ``n`` is never relied on); ``samples()``
-yields them as they finish and cancels the rest when the caller stops early.
+yields them as they finish and cancels the rest when the caller stops early (``local/`` models decode
+concurrent calls as one batch).
+
+What a call asks for is honoured or refused, never dropped: ``stop`` cuts every provider's reply (the
+gateway cuts again what a provider left); ``response_format`` (``json_object``/``json_schema``, or a pydantic
+class) goes to providers that honour it (``local/`` constrains decoding with a grammar) and is refused with
+``ModelCallError`` (status 400) by one that cannot; ``adapter`` (a LoRA adapter GGUF) is served by ``local/``
+models only and recorded on the call's ledger record.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import threading
 import time
 import weakref
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Self
 
 from seasoned.errors import BudgetExceeded, ModelConfigError, SeasonedError
@@ -29,6 +38,7 @@ from seasoned.settings import default_model
 from . import providers
 from .budget import Budget, Reservation
 from .failures import describe_failure, is_timeout, is_transient, one_line
+from .grammar import normalize as normalize_response_format
 from .handle import CallHandle, reset_handle, set_handle
 from .ledger import CallRecord, Ledger, default_ledger
 from .sync import run_sync
@@ -89,6 +99,22 @@ def connection_params(api_base: str | None, api_key: str | None) -> dict[str, st
     return {key: value for key, value in (("api_base", api_base), ("api_key", api_key)) if value}
 
 
+def cut_at_stop(text: str, stop: str | list[str] | None, finish_reason: str | None) -> tuple[str, str | None]:
+    """``text`` up to its first stop string (the finish reason becomes ``stop``): what a provider that ignores
+    ``stop`` sent is cut as one that honours it would have."""
+    markers = [stop] if isinstance(stop, str) else [s for s in (stop or []) if s]
+    found = [i for i in (text.find(marker) for marker in markers) if i >= 0]
+    if not found:
+        return text, finish_reason
+    return text[: min(found)], "stop"
+
+
+def _checked_adapter(chain: list[str], adapter: str | os.PathLike) -> Path:
+    from . import local
+
+    return local.check_adapter(chain[0].partition("/")[2], adapter)
+
+
 def _as_messages(prompt: str | list[dict]) -> list[dict]:
     if isinstance(prompt, str):
         return [{"role": "user", "content": prompt}]
@@ -115,9 +141,11 @@ class Gateway:
         retry: RetryPolicy | None = None,
         default_max_tokens: int = 512,
         timeout: float | None = 600.0,
+        adapter: str | os.PathLike | None = None,
         **default_params: Any,
     ):
         self.model = model or default_model()
+        self.adapter = adapter  # a LoRA adapter GGUF for every call of a local model (a call may name another)
         parse_model_spec(self.model)
         self.ledger = ledger if ledger is not None else default_ledger()
         self.budget = budget
@@ -147,12 +175,16 @@ class Gateway:
         subtask: str | None = None,
         role: str | None = None,
         timeout: float | None = None,
+        adapter: str | os.PathLike | None = None,
         **sampling: Any,
     ) -> Completion:
         """One completion. Raises ``BudgetExceeded`` (call not made), ``ModelConfigError`` or ``ModelCallError``.
 
         ``shrink_to_fit=True`` lowers ``max_tokens`` to what the budget has left instead of refusing
-        (never below 16 tokens).
+        (never below 16 tokens). ``adapter``: a LoRA adapter GGUF trained on this local model's file (its
+        ``seasoned.base_digest``), else the gateway's own ``adapter``; refused for other models.
+        ``response_format={"type": "json_schema", "json_schema": {"name": ..., "schema": {...}}}`` (or
+        ``{"type": "json_object"}``) constrains the reply where the provider can, and is refused where not.
         """
         chat = _as_messages(messages)
         chain = parse_model_spec(model or self.model)
@@ -164,6 +196,16 @@ class Gateway:
         if unknown:
             raise ValueError(f"unknown sampling setting(s): {', '.join(sorted(unknown))}")
         params = {**self.default_params, **{k: v for k, v in sampling.items() if v is not None}}
+        if params.get("response_format") is not None:
+            params["response_format"] = normalize_response_format(params["response_format"])
+            if params["response_format"] is None:
+                params.pop("response_format")
+        adapter = adapter if adapter is not None else self.adapter
+        if adapter is not None:
+            params["adapter"] = str(adapter)
+        providers.check_request(chain, params)
+        if adapter is not None:
+            params["adapter"] = str(await asyncio.to_thread(_checked_adapter, chain, adapter))
         wanted_max_tokens = int(max_tokens or self.default_max_tokens)
         task = asyncio.current_task()
         with self._running_lock:
@@ -302,7 +344,7 @@ class Gateway:
         token = set_handle(handle)
         started = time.perf_counter()
         record = CallRecord(model=chain[0], run_id=tags.run_id, subtask=tags.subtask, role=tags.role,
-                            attempt=attempt)
+                            attempt=attempt, adapter=params.get("adapter"))
         limit = self._timeout(timeout, budget)
         try:
             response = await asyncio.wait_for(self._call(chain, chat, max_tokens, params, limit), limit)
@@ -327,12 +369,13 @@ class Gateway:
         self._finish(record, budget, reservation)
         choice = response.choices[0]
         message = choice.message
-        if choice.finish_reason == "length":
-            self._note_cut(record.run_id, message.content or "")
+        text, finish_reason = cut_at_stop(message.content or "", params.get("stop"), choice.finish_reason)
+        if finish_reason == "length":
+            self._note_cut(record.run_id, text)
         tool_calls = [tc.model_dump() if hasattr(tc, "model_dump") else dict(tc)
                       for tc in (getattr(message, "tool_calls", None) or [])] or None
         return Completion(
-            text=message.content or "", model=record.model, finish_reason=choice.finish_reason,
+            text=text, model=record.model, finish_reason=finish_reason,
             prompt_tokens=record.prompt_tokens, completion_tokens=record.completion_tokens,
             cost_usd=record.cost_usd, latency_s=record.latency_s, call_id=record.id,
             tool_calls=tool_calls, raw=response,

@@ -24,6 +24,7 @@ class CallRecord:
     role: str | None = None
     attempt: int = 1
     cost_known: bool = True
+    adapter: str | None = None  # the LoRA adapter GGUF a local model decoded with
     started_at: float = field(default_factory=time.time)
     id: str = field(default_factory=lambda: uuid.uuid4().hex)
 

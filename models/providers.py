@@ -12,7 +12,7 @@ import os
 import threading
 from typing import Any
 
-from seasoned.errors import ModelConfigError
+from seasoned.errors import ModelCallError, ModelConfigError
 from seasoned.settings import apply_offline_defaults
 
 from . import scripted, sim
@@ -54,13 +54,60 @@ def litellm():
 
 
 def supports_response_schema(model: str) -> bool:
-    """Whether the provider takes a JSON-schema ``response_format`` (our in-process providers do not)."""
-    if provider_of(model) in FREE_PROVIDERS or "|" in model:
+    """Whether the model honours a JSON-schema ``response_format``: ``local/`` models do (grammar-constrained
+    decoding), and remote ones where litellm says so. ``scripted/`` takes it but replies what its script says
+    (so it says False here: tests opt in), ``sim/`` refuses it. A fallback chain: only when every model does."""
+    if "|" in model:
+        return all(supports_response_schema(part.strip()) for part in model.split("|"))
+    if provider_of(model) == "local":
+        return True
+    if provider_of(model) in FREE_PROVIDERS:
         return False
     try:
         return bool(litellm().supports_response_schema(model=model))
     except Exception:  # noqa: BLE001 - unknown to litellm's tables: no schema support
         return False
+
+
+def check_request(chain: list[str], params: dict) -> None:
+    """Refuse, before any call, what a model of ``chain`` would otherwise ignore: a ``response_format`` it
+    cannot honour (``ModelCallError``, status 400, not transient) or one that is malformed, an ``adapter``
+    for a model that is not local, a ``stop`` that is not text (``ModelConfigError``)."""
+    from .grammar import grammar_of, normalize
+
+    stop = params.get("stop")
+    if stop is not None and not (isinstance(stop, str) or (isinstance(stop, list)
+                                                           and all(isinstance(s, str) for s in stop))):
+        raise ModelConfigError(f"stop: expected a string or a list of strings, got {stop!r:.80}")
+    if params.get("adapter") is not None:
+        others = [m for m in chain if provider_of(m) != "local"]
+        if others:
+            raise ModelConfigError(f"adapter: LoRA adapters are served by local/ models only, not by {others[0]} "
+                                   "(a remote model's fine-tuning goes through its provider)")
+        if len(chain) > 1:
+            raise ModelConfigError("adapter: an adapter belongs to one model file; name one model, not a "
+                                   f"fallback chain ({'|'.join(chain)})")
+    response_format = normalize(params.get("response_format"))
+    if response_format is None:
+        return
+    for model in chain:
+        provider = provider_of(model)
+        if provider == "local":
+            grammar_of(response_format)  # a malformed or unconvertible schema is refused here
+        elif provider == "sim" or (provider not in FREE_PROVIDERS and not _takes_response_format(model)):
+            raise ModelCallError(f"response_format: {model} cannot constrain its reply to "
+                                 f"{response_format['type']} (ask without response_format, or use a model that "
+                                 "takes it)", status_code=400)
+
+
+def _takes_response_format(model: str) -> bool:
+    module = litellm()
+    try:
+        name, provider, _, _ = module.get_llm_provider(model)
+        return "response_format" in (module.get_supported_openai_params(model=name, custom_llm_provider=provider)
+                                     or [])
+    except Exception:  # noqa: BLE001 - unknown to litellm: let the provider answer for itself
+        return True
 
 
 def provider_of(model: str) -> str:
