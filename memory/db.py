@@ -7,6 +7,8 @@ can fail with "database is locked" without waiting when another process committe
 
 from __future__ import annotations
 
+import fcntl
+import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -218,6 +220,25 @@ class Database:
         self.read_engine.dispose()
         if self.write_engine is not self.read_engine:
             self.write_engine.dispose()
+
+
+@contextmanager
+def exclusive_open(path: Path) -> Iterator[None]:
+    """Hold an inter-process lock (``.NAME.lock`` beside ``path``) while opening what may not exist yet.
+
+    Two processes opening a fresh SEASONED_HOME at once would otherwise both create the same files, and
+    one would take the other's half-made ones for damage. A folder that cannot be written gets no lock
+    (nothing is created there either)."""
+    try:
+        fd = os.open(path.parent / f".{path.name}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError:
+        yield
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def retry_locked(fn: Callable[[], T], *, attempts: int = 8, also: tuple = ()) -> T:

@@ -21,6 +21,8 @@ import numpy as np
 from seasoned.errors import MemoryConfigError
 from seasoned.settings import apply_offline_defaults
 
+from .db import exclusive_open
+
 CHROMA_BATCH = 4000  # below Chroma's maximum batch size
 log = logging.getLogger(__name__)
 
@@ -95,7 +97,12 @@ class VectorIndex:
     def _open_local(self, path: Path, settings: Any) -> Any:
         """Open the index; a damaged one (unreadable database, a file where the folder should be) is moved
         aside and started empty, with one warning: SQL is the source of truth, and opening the bank
-        re-indexes every active row that the index lacks."""
+        re-indexes every active row that the index lacks. One process at a time (``exclusive_open``): a
+        fresh index another process is creating is not damage."""
+        with exclusive_open(path):
+            return self._open_local_locked(path, settings)
+
+    def _open_local_locked(self, path: Path, settings: Any) -> Any:
         try:
             return self._persistent(path, settings)
         except PermissionError:
