@@ -1,53 +1,166 @@
 """The agent's graphs compiled with a checkpointer, one set per event loop.
 
-Checkpoints are what make a run resumable: with ``checkpoint=True`` they go to a SQLite file under
-``SEASONED_HOME`` (LangGraph's async SQLite saver, whose connection belongs to the loop that opened
-it), otherwise to memory.
+Checkpoints are what make a run resumable. With ``checkpoint=True`` they go to PostgreSQL when the
+database URL (``db_url``, else ``SEASONED_DB_URL``) is PostgreSQL, so that any replica of a service can
+continue any run (``langgraph-checkpoint-postgres``, the ``postgres`` extra); otherwise to the SQLite file
+``$SEASONED_HOME/checkpoints.sqlite`` (LangGraph's async SQLite saver, in WAL mode with a busy timeout).
+With ``checkpoint=False`` they stay in memory.
+
+Every Agent of a process on one event loop shares one saver per target (one SQLite connection: one
+writer, so concurrent runs never meet "database is locked"; one connection pool on PostgreSQL). The
+saver is closed when the last Agent using it closes. The SQLite connection's thread is a daemon, so a
+process whose Agents were never closed still exits at once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import threading
 import weakref
+from dataclasses import dataclass, field
+from typing import Any
 
 from langgraph.graph import StateGraph
+from seasoned.errors import MemoryConfigError
 from seasoned.models import seasoned_home
+from seasoned.settings import settings
+
+SQLITE_BUSY_TIMEOUT_S = 60.0
+POSTGRES_POOL_SIZE = 16  # connections per process; a checkpoint write holds one for milliseconds
+SETUP_LOCK_ID = 0x5EA5_0C4E  # pg_advisory_lock key: one replica creates the checkpoint tables at a time
+
+
+@dataclass
+class _Shared:
+    """One saver on one loop, and the CheckpointedGraphs using it."""
+
+    saver: Any
+    close: Any  # async callable
+    users: set[int] = field(default_factory=set)
+
+
+# loop -> {target: _Shared}; a saver belongs to the loop that opened it (its connection does).
+_SHARED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def postgres_conninfo(url: str | None) -> str | None:
+    """The libpq URL of a PostgreSQL SQLAlchemy URL (``postgresql+psycopg://...``), else None."""
+    if not url:
+        return None
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return None
+    if parsed.get_backend_name() != "postgresql":
+        return None
+    return parsed.set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 class CheckpointedGraphs:
-    def __init__(self, builders: dict[str, StateGraph], checkpoint: bool = True):
+    def __init__(self, builders: dict[str, StateGraph], checkpoint: bool = True, db_url: str | None = None):
         self.builders = builders
         self.checkpoint = checkpoint
+        self.db_url = db_url
         self._by_loop: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+    def target(self) -> str:
+        """Where checkpoints go: ``memory``, a PostgreSQL URL, or a SQLite file path."""
+        if not self.checkpoint:
+            return "memory"
+        conninfo = postgres_conninfo(self.db_url or settings().db_url)
+        return conninfo or str(seasoned_home() / "checkpoints.sqlite")
 
     async def get(self, kind: str):
         """The ``kind`` graph (``solve`` or ``task``) compiled with this loop's checkpointer."""
         graphs = self._by_loop.setdefault(asyncio.get_running_loop(), {})
         if kind not in graphs:
             if "saver" not in graphs:
-                graphs["saver"] = await self._saver()
+                graphs["target"] = self.target()
+                graphs["saver"] = await self._acquire(graphs["target"])
             graphs[kind] = self.builders[kind].compile(checkpointer=graphs["saver"])
         return graphs[kind]
 
-    async def _saver(self):
-        if not self.checkpoint:
+    async def _acquire(self, target: str):
+        if target == "memory":
             from langgraph.checkpoint.memory import InMemorySaver
 
             return InMemorySaver()
-        import aiosqlite
-        from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
-
-        connection = await aiosqlite.connect(str(seasoned_home() / "checkpoints.sqlite"))
-        saver = AsyncSqliteSaver(connection)
-        await saver.setup()
-        return saver
+        by_target = _SHARED.setdefault(asyncio.get_running_loop(), {})
+        if target not in by_target:
+            opener = _open_postgres if target.startswith("postgresql") else _open_sqlite
+            saver, close = await opener(target)
+            if target in by_target:  # another Agent opened it while we awaited
+                await close()
+            else:
+                by_target[target] = _Shared(saver, close)
+        shared = by_target[target]
+        shared.users.add(id(self))
+        return shared.saver
 
     async def aclose(self) -> None:
-        """Close the checkpoint connection opened on the running loop."""
+        """Let go of this loop's checkpointer; the last user closes the connection."""
         graphs = self._by_loop.pop(asyncio.get_running_loop(), {})
-        connection = getattr(graphs.get("saver"), "conn", None)
-        if connection is not None:
-            await connection.close()
+        target = graphs.get("target")
+        by_target = _SHARED.get(asyncio.get_running_loop(), {})
+        shared = by_target.get(target)
+        if shared is None:
+            return
+        shared.users.discard(id(self))
+        if not shared.users:
+            del by_target[target]
+            await shared.close()
+
+
+async def _open_sqlite(path: str):
+    import aiosqlite
+    from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+
+    pending = aiosqlite.connect(path, timeout=SQLITE_BUSY_TIMEOUT_S)
+    _daemonize(pending)
+    connection = await pending
+    await connection.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
+    await connection.execute("PRAGMA journal_mode=WAL")
+    await connection.execute("PRAGMA synchronous=NORMAL")
+    saver = AsyncSqliteSaver(connection)
+    await saver.setup()
+    return saver, connection.close
+
+
+def _daemonize(connection: Any) -> None:
+    """aiosqlite runs each connection on a thread of its own, non-daemon by default: a process that never
+    closed its Agents would wait for it forever at exit. Committed checkpoints are safe either way (WAL)."""
+    thread = connection if isinstance(connection, threading.Thread) else getattr(connection, "_thread", None)
+    if isinstance(thread, threading.Thread) and not thread.is_alive():
+        thread.daemon = True
+
+
+async def _open_postgres(conninfo: str):
+    try:
+        import psycopg
+        from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+        from psycopg.rows import dict_row
+        from psycopg_pool import AsyncConnectionPool
+    except ImportError as exc:
+        raise MemoryConfigError(f"SEASONED_DB_URL is PostgreSQL: checkpoints there need the postgres extra "
+                                f"(pip install 'seasoned[postgres]'): {exc}") from None
+    pool = AsyncConnectionPool(conninfo, min_size=1, max_size=POSTGRES_POOL_SIZE, open=False,
+                               kwargs={"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row})
+    try:
+        await pool.open(wait=True, timeout=30)
+        saver = AsyncPostgresSaver(pool)
+        # Replicas starting together would race to create the tables: one at a time, under a lock.
+        async with await psycopg.AsyncConnection.connect(conninfo, autocommit=True) as lock:
+            await lock.execute("SELECT pg_advisory_lock(%s)", (SETUP_LOCK_ID,))
+            await saver.setup()
+    except Exception as exc:
+        await pool.close()
+        if isinstance(exc, (psycopg.Error, TimeoutError)) or type(exc).__name__ == "PoolTimeout":
+            raise MemoryConfigError(f"SEASONED_DB_URL: cannot keep checkpoints in PostgreSQL: {exc}") from None
+        raise
+    return saver, pool.close
 
 
 def cut_short_step(snapshot) -> dict | None:
