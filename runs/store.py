@@ -21,6 +21,7 @@ import logging
 import threading
 import uuid
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any, Protocol, Self
 
 from seasoned.errors import CandidateNotFound, RunNotFound, RunStoreError
@@ -32,7 +33,8 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
-from ._rows import call_row, call_trace, clip, jsonable, summary_of, trace_of, utcnow, verdict_row
+from ._rows import call_row, call_trace, clip, jsonable, summary_of, trace_of, utc, utcnow, verdict_row
+from .owners import RunOwnerRow, WorkerRow, owner_gone, process_owner
 from .tables import (
     RUN_ID_MAX,
     CallRow,
@@ -49,6 +51,9 @@ from .traces import CallTrace, RunSummary, RunTrace, SpendKey, group_spend
 log = logging.getLogger(__name__)
 
 AUTO_FLUSH_CALLS = 1000  # a buffer this long is written from the listener itself (bounded memory)
+LEASE = timedelta(seconds=60)  # a heartbeat older than this: its process is taken to be gone
+ABANDONED = ("the process running it stopped (killed or crashed); resume it with `seasoned run --resume {id}` "
+             "or POST /v1/runs/{id}/resume")
 
 
 class FinishedRun(Protocol):
@@ -75,6 +80,7 @@ class RunStore:
         self._buffer: list[CallRecord] = []
         self._buffer_lock = threading.Lock()
         self._flush_lock = threading.Lock()  # one flusher at a time keeps the buffer order
+        self.owner = process_owner()  # recorded with every run this store starts or resumes
 
         def create() -> None:
             with db.write_engine.begin() as conn:
@@ -119,7 +125,9 @@ class RunStore:
                     model=model, strategy=strategy, budget=jsonable(budget), options=jsonable(options),
                     status="running", verified=False, resumes=0, created_at=now, started_at=now,
                 ))
+                session.merge(RunOwnerRow(run_id=run_id, owner=self.owner))
                 return
+            session.merge(RunOwnerRow(run_id=run_id, owner=self.owner))
             row.resumes += 1
             row.status, row.started_at, row.finished_at, row.error = "running", now, None, None
             session.add(EventRow(run_id=run_id, kind="resumed", created_at=now, data=jsonable(
@@ -175,6 +183,62 @@ class RunStore:
             )
         self.finish_run(result.run_id, status="completed", answer=result.answer, verified=result.verified,
                         confidence=result.confidence, spend=result.spend.model_dump())
+
+    # --- runs whose process stopped ------------------------------------------------------------------
+    def heartbeat(self) -> None:
+        """Say this process is alive (a server replica calls it every few seconds; see ``owners``)."""
+
+        def write(session: Session) -> None:
+            session.merge(WorkerRow(owner=self.owner, heartbeat_at=utcnow()))
+
+        self._write(write)
+
+    def _abandoned(self, session: Session, rows: list[RunRow]) -> list[RunRow]:
+        owners = {o.run_id: o.owner for o in session.scalars(
+            select(RunOwnerRow).where(RunOwnerRow.run_id.in_([r.id for r in rows])))}
+        beats = {w.owner: utc(w.heartbeat_at) for w in session.scalars(
+            select(WorkerRow).where(WorkerRow.owner.in_(set(owners.values()))))}
+        now = utcnow()
+        return [r for r in rows if owner_gone(owners.get(r.id), beats.get(owners.get(r.id)), now, LEASE)]
+
+    def _interrupt(self, session: Session, row: RunRow) -> None:
+        calls = [call_trace(c) for c in session.scalars(select(CallRow).where(CallRow.run_id == row.id))]
+        row.status, row.error, row.finished_at = "interrupted", ABANDONED.format(id=row.id), utcnow()
+        row.spend = jsonable({**(row.spend or {}), **total_spend(calls).model_dump()})
+
+    def recover_abandoned(self) -> list[str]:
+        """Mark ``interrupted`` every run left ``running`` by a process that has stopped (a server killed
+        with runs in flight); returns their ids. Such runs resume from their last checkpoint."""
+
+        def write(session: Session) -> list[str]:
+            running = list(session.scalars(select(RunRow).where(RunRow.status == "running")))
+            gone = self._abandoned(session, running) if running else []
+            for row in gone:
+                self._interrupt(session, row)
+            return [row.id for row in gone]
+
+        found = self._write(write)
+        if found:
+            log.warning("run store: %d run(s) left running by a stopped process marked interrupted: %s",
+                        len(found), ", ".join(found[:10]) + (" ..." if len(found) > 10 else ""))
+        return found
+
+    def claim(self, run_id: str) -> str:
+        """Take a run over to resume it here: ``claimed`` (it was interrupted, failed, cancelled, or left
+        running by a stopped process; it is now ``running`` and ours), ``completed``, or ``running`` (a live
+        process has it). One transaction, so two replicas never both claim the same run."""
+
+        def write(session: Session) -> str:
+            row = self._run(session, run_id)
+            if row.status == "completed":
+                return "completed"
+            if row.status == "running" and not self._abandoned(session, [row]):
+                return "running"
+            row.status = "running"
+            session.merge(RunOwnerRow(run_id=run_id, owner=self.owner))
+            return "claimed"
+
+        return self._write(write)
 
     def record_feedback(self, run_id: str, success: bool, comment: str | None = None) -> None:
         """An outcome learned after the run (a user's verdict, a hidden test): kept with the run."""
