@@ -12,66 +12,16 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from seasoned.errors import ApiError
 from seasoned.models import SeasonedError, untrusted
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .auth import Caller, InFlight, KeyRing
+from .auth import Caller, KeyRing
+from .guards import RequestGuard
 from .responses import SlotStreamingResponse, check_result, completion_body, json_safe, sse_events
 from .schemas import EXAMPLE_STRATEGIES, GRAMMAR, ChatCompletionRequest, FeedbackRequest, validation_error
-from .service import Service
+from .service import RequestPlan, Service, ShuttingDown
 from .settings import ServerSettings
 
 MAX_SEARCH_K = 50
 MAX_BODY_DEPTH = 32  # a chat request nests 5 levels (messages[].content[].text); 32 leaves room for metadata
-
-
-class BodyTooLarge(Exception):
-    pass
-
-
-class BodyLimit:
-    """Refuses bodies over ``limit`` bytes with 413 (by Content-Length, or while a chunked body is read)."""
-
-    def __init__(self, app: ASGIApp, limit: int):
-        self.app = app
-        self.limit = limit
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        length = dict(scope.get("headers") or []).get(b"content-length")
-        if length is not None and (not length.isdigit() or int(length) > self.limit):
-            await self._refuse(send)
-            return
-        seen = 0
-        started = False
-
-        async def limited_receive() -> Message:
-            nonlocal seen
-            message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.limit:
-                    raise BodyTooLarge()
-            return message
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, limited_receive, tracking_send)
-        except BodyTooLarge:
-            if not started:
-                await self._refuse(send)
-
-    async def _refuse(self, send: Send) -> None:
-        body = ApiError(413, f"the request body is larger than this server accepts ({self.limit} bytes)",
-                        code="request_too_large").body()
-        response = JSONResponse(body, status_code=413)
-        await send({"type": "http.response.start", "status": 413, "headers": response.raw_headers})
-        await send({"type": "http.response.body", "body": response.body})
 
 
 def _model_entry(model_id: str, created: int) -> dict:
@@ -83,11 +33,12 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     settings = settings or ServerSettings()
     service = Service(settings)
     keys = KeyRing(settings.keys)
-    in_flight = InFlight(settings.max_concurrent_per_key)
+    in_flight = service.in_flight
     created = int(time.time())
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
+        await service.start()
         yield
         await service.aclose()
 
@@ -98,7 +49,8 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     app.state.settings, app.state.service, app.state.in_flight = settings, service, in_flight
     app.add_exception_handler(ApiError, api_error_handler)
     app.add_exception_handler(RequestValidationError, request_validation_handler)
-    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    app.add_middleware(RequestGuard, label=keys.label_of, max_open_per_key=settings.max_open_per_key,
+                       max_body_bytes=settings.max_body_bytes, body_timeout=settings.body_timeout)
 
     @app.get("/health")
     async def health() -> dict:
@@ -127,23 +79,38 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
         service.check_model(choice.model or settings.model)
         return _model_entry(model_id, created)
 
-    @app.post("/v1/chat/completions", response_model=None)
-    async def chat_completions(request: Request) -> Any:
-        caller = keys.caller(request)
-        body = await _parse(request, ChatCompletionRequest)
-        plan = await service.plan(body, caller)
-        slot = in_flight.acquire(caller.label)
+    async def answer(plan: RequestPlan, caller: Caller) -> Any:
+        if service.shutting_down.is_set():
+            raise ApiError(503, "the server is shutting down", code="server_shutting_down")
+        slot = await in_flight.acquire(caller.label)
         if plan.stream:
             return SlotStreamingResponse(sse_events(service, plan), slot)
         try:
             result = await service.run(plan)
-            check_result(result)
+            check_result(result, plan)
             return completion_body(result, plan, service.usage(result.run_id), service.finish_reason(result))
+        except ShuttingDown as exc:
+            raise exc.api_error() from None
         except SeasonedError as exc:
             raise ApiError(502, str(exc), code="model_error") from None
         finally:
-            slot.release()
+            await slot.release()
             service.finished(plan.run_id)
+
+    @app.post("/v1/chat/completions", response_model=None)
+    async def chat_completions(request: Request) -> Any:
+        caller = keys.caller(request)
+        body = await _parse(request, ChatCompletionRequest)
+        return await answer(await service.plan(body, caller), caller)
+
+    @app.post("/v1/runs/{run_id}/resume", response_model=None)
+    async def resume(run_id: str, request: Request, namespace: str | None = Query(None),
+                     stream: bool = Query(False)) -> Any:
+        """Continue an interrupted run (a server stopped or killed mid-run, on this replica or another)
+        from its last checkpoint; the reply is the run's chat completion, as if it had never stopped."""
+        caller = keys.caller(request)
+        plan = await service.resume_plan(run_id, _run_namespace(caller, namespace), stream)
+        return await answer(plan, caller)
 
     @app.get("/v1/runs/{run_id}")
     async def get_run(run_id: str, request: Request, namespace: str | None = Query(None)) -> dict:

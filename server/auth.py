@@ -1,4 +1,4 @@
-"""API keys -> namespaces, and the per-key limit on requests in flight.
+"""API keys -> namespaces (the per-key limits are in ``slots`` and ``guards``).
 
 With keys configured every endpoint needs ``Authorization: Bearer KEY`` (401 otherwise) and the key's
 namespace is forced: naming another namespace is 403. Without keys (loopback only) the namespace is the
@@ -8,7 +8,6 @@ one the request names, or the server's default.
 from __future__ import annotations
 
 import hmac
-import threading
 from dataclasses import dataclass
 
 from fastapi import Request
@@ -16,6 +15,7 @@ from seasoned.errors import ApiError, MemoryConfigError
 from seasoned.memory.bank import check_namespace
 
 ANONYMOUS = "<loopback>"
+UNAUTHENTICATED = "<no valid key>"
 
 
 @dataclass(frozen=True)
@@ -51,57 +51,34 @@ class KeyRing:
     def caller(self, request: Request) -> Caller:
         if not self._keys:
             return Caller(ANONYMOUS, None)
-        header = request.headers.get("authorization", "")
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
+        token = _bearer(request.headers.get("authorization", ""))
+        if token is None:
             raise ApiError(401, "missing API key: send 'Authorization: Bearer YOUR_KEY'", code="missing_api_key")
-        given = token.strip().encode()
-        found = None
-        for key, namespace, label in self._keys:
-            if hmac.compare_digest(key, given) and found is None:
-                found = Caller(label, namespace)
+        found = self._lookup(token)
         if found is None:
             raise ApiError(401, "invalid API key", code="invalid_api_key")
         return found
 
+    def _lookup(self, token: bytes) -> Caller | None:
+        found = None
+        for key, namespace, label in self._keys:
+            if hmac.compare_digest(key, token) and found is None:
+                found = Caller(label, namespace)
+        return found
 
-class InFlight:
-    """At most ``limit`` requests in flight per key; one more is refused at once (429), never queued."""
-
-    def __init__(self, limit: int):
-        self.limit = limit
-        self._counts: dict[str, int] = {}
-        self._lock = threading.Lock()
-
-    def acquire(self, label: str) -> Slot:
-        with self._lock:
-            count = self._counts.get(label, 0)
-            if count >= self.limit:
-                raise ApiError(429, f"too many requests in flight for this API key (limit {self.limit}); "
-                               "retry when one has finished", code="concurrency_limit")
-            self._counts[label] = count + 1
-        return Slot(self, label)
-
-    def _release(self, label: str) -> None:
-        with self._lock:
-            self._counts[label] -= 1
-            if not self._counts[label]:
-                del self._counts[label]
-
-    def in_flight(self, label: str) -> int:
-        with self._lock:
-            return self._counts.get(label, 0)
+    def label_of(self, scope: dict) -> str:
+        """The limits label of a request from its raw headers, never raising: the key's label, ANONYMOUS
+        without keys, UNAUTHENTICATED for a missing or unknown key (all such requests share one bucket)."""
+        if not self._keys:
+            return ANONYMOUS
+        header = dict(scope.get("headers") or []).get(b"authorization", b"").decode("latin-1")
+        token = _bearer(header)
+        found = self._lookup(token) if token is not None else None
+        return found.label if found else UNAUTHENTICATED
 
 
-class Slot:
-    """One request's place; ``release`` is idempotent."""
-
-    def __init__(self, owner: InFlight, label: str):
-        self._owner = owner
-        self._label = label
-        self._released = False
-
-    def release(self) -> None:
-        if not self._released:
-            self._released = True
-            self._owner._release(self._label)
+def _bearer(header: str) -> bytes | None:
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip().encode()

@@ -23,8 +23,9 @@ from seasoned.models.untrusted import finite_or_none
 from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from .auth import Slot
-from .service import RequestPlan, Service
+from .schemas import cut_at_stop, reply_format_error
+from .service import RequestPlan, Service, ShuttingDown
+from .slots import Slot
 
 
 def run_summary(result: RunResult, plan: RequestPlan) -> dict:
@@ -35,9 +36,14 @@ def run_summary(result: RunResult, plan: RequestPlan) -> dict:
             "memory_ids": result.memory_ids, "spend": result.spend.model_dump(), "budget": plan.budget}
 
 
-def check_result(result: RunResult) -> None:
-    """A run with no usable candidate is an error for the client (the run itself stays recorded)."""
+def check_result(result: RunResult, plan: RequestPlan) -> None:
+    """A run with no usable candidate, or a reply that is not what ``response_format`` asked for, is an
+    error for the client (the run itself stays recorded)."""
     if result.candidates and any(c["status"] == "ok" for c in result.candidates):
+        problem = reply_format_error(reply_text(result, plan), plan.sampling)
+        if problem:
+            raise ApiError(502, f"response_format: {problem}", param="response_format",
+                           code="invalid_response_format", extra={"run_id": result.run_id})
         return
     statuses = {c["status"] for c in result.candidates}
     errors = [c.get("error") for c in result.candidates if c.get("error")]
@@ -59,11 +65,16 @@ def dumps(value: Any) -> str:
     return json.dumps(json_safe(value), allow_nan=False)
 
 
+def reply_text(result: RunResult, plan: RequestPlan) -> str:
+    """The reply sent: the selected candidate's text, cut at the client's ``stop`` sequences."""
+    return cut_at_stop(result.text or "", plan.sampling)
+
+
 def completion_body(result: RunResult, plan: RequestPlan, usage: dict, finish_reason: str = "stop") -> dict:
     return json_safe({
         "id": f"chatcmpl-{result.run_id}", "object": "chat.completion", "created": int(time.time()),
         "model": plan.label,
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": result.text},
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": reply_text(result, plan)},
                      "finish_reason": finish_reason, "logprobs": None}],
         "usage": usage,
         "seasoned": run_summary(result, plan),
@@ -88,7 +99,7 @@ async def sse_events(service: Service, plan: RequestPlan) -> AsyncIterator[str]:
     yield _chunk(chunk_id, plan, created, {"role": "assistant", "content": ""})
     result: RunResult | None = None
     try:
-        async with aclosing(service.events(plan)) as events:  # closing this stream closes the run's
+        async with aclosing(service.progress(plan)) as events:  # closing this stream closes the run's
             async for event in events:
                 if event.kind == "result":
                     result = event.data["result"]
@@ -96,7 +107,12 @@ async def sse_events(service: Service, plan: RequestPlan) -> AsyncIterator[str]:
                     yield _chunk(chunk_id, plan, created, {}, seasoned=progress(event))
         if result is None:
             raise ApiError(502, "the run ended without a result")
-        check_result(result)
+        check_result(result, plan)
+    except ShuttingDown as exc:
+        service.finished(plan.run_id)
+        yield f"data: {dumps(exc.api_error().body())}\n\n"
+        yield "data: [DONE]\n\n"
+        return
     except ApiError as exc:
         service.finished(plan.run_id)
         yield f"data: {dumps(exc.body())}\n\n"
@@ -107,7 +123,7 @@ async def sse_events(service: Service, plan: RequestPlan) -> AsyncIterator[str]:
         yield f"data: {dumps(ApiError(502, str(exc)).body())}\n\n"
         yield "data: [DONE]\n\n"
         return
-    yield _chunk(chunk_id, plan, created, {"content": result.text})
+    yield _chunk(chunk_id, plan, created, {"content": reply_text(result, plan)})
     usage = service.usage(result.run_id) if plan.include_usage else None
     finish = service.finish_reason(result)
     service.finished(plan.run_id)
@@ -138,7 +154,7 @@ class SlotStreamingResponse(StreamingResponse):
                 await super().__call__(scope, receive, send)
                 group.cancel_scope.cancel()
         finally:
-            self.slot.release()
+            await self.slot.release()
             # A client gone while the stream waited to send leaves the generator suspended: close it now
             # (not whenever it is garbage-collected), which cancels the run and records it.
             closer = getattr(self.body_iterator, "aclose", None)

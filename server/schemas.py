@@ -19,7 +19,7 @@ from seasoned.graphs.strategy import StrategyConfig, StrategyError, parse_strate
 
 GRAMMAR = ("[STRATEGY:]MODEL - STRATEGY is one of single, best_of_n, self_consistency, revise, adaptive, "
            "optionally with -N (best_of_n-8: 8 samples; revise-2: 2 rounds; adaptive-16: at most 16 samples); "
-           "default adaptive. MODEL is a served model string, fallbacks joined with '|'. "
+           "default: the server's (single: one call). MODEL is a served model string, fallbacks joined with '|'. "
            "A bare STRATEGY uses the server's default model.")
 EXAMPLE_STRATEGIES = ("single", "best_of_n-8", "self_consistency-5", "revise-2", "adaptive")
 INT64_MIN, INT64_MAX = -2**63, 2**63 - 1  # what SQL, numpy and providers' seeds can hold
@@ -62,9 +62,15 @@ class SeasonedOptions(BaseModel):
     strategy: dict[str, Any] | None = Field(None, description="StrategyConfig fields, e.g. {'n': 4}")
 
 
+MAX_STOP = 4  # as OpenAI
+MAX_STOP_CHARS = 1000
+RESPONSE_FORMATS = ("text", "json_object", "json_schema")
+
+
 class ChatCompletionRequest(BaseModel):
-    """The OpenAI body. Unlisted OpenAI fields (user, top_p, stop, metadata...) are accepted and ignored;
-    ones the service cannot honour (tools, functions, n > 1, logprobs) are refused."""
+    """The OpenAI body. ``stop`` and ``response_format`` go to every solver call and the reply is checked
+    against them; unlisted informational fields (user, metadata...) are accepted; fields the service
+    cannot honour (tools, functions, n > 1, logprobs, top_logprobs) are refused with a 400 naming them."""
 
     model_config = ConfigDict(extra="allow")
 
@@ -77,6 +83,8 @@ class ChatCompletionRequest(BaseModel):
     seed: int | None = Field(None, ge=INT64_MIN, le=INT64_MAX)
     n: int | None = Field(None, ge=1, le=INT64_MAX)
     stream_options: dict[str, Any] | None = None
+    stop: str | list[str] | None = None
+    response_format: dict[str, Any] | None = None
     seasoned: SeasonedOptions | None = None
 
     def refuse_unsupported(self) -> None:
@@ -85,8 +93,77 @@ class ChatCompletionRequest(BaseModel):
         for name in ("tools", "functions"):
             if (self.model_extra or {}).get(name):
                 raise ApiError(400, f"{name}: tool calling is not supported by this service", param=name)
-        if (self.model_extra or {}).get("logprobs"):
-            raise ApiError(400, "logprobs: not supported by this service", param="logprobs")
+        for name in ("logprobs", "top_logprobs"):
+            if (self.model_extra or {}).get(name):
+                raise ApiError(400, f"{name}: not supported by this service", param=name)
+
+    def client_sampling(self) -> dict[str, Any]:
+        """``stop`` and ``response_format`` as the gateway takes them, checked (400 naming the field)."""
+        sampling: dict[str, Any] = {}
+        if self.stop is not None:
+            stops = [self.stop] if isinstance(self.stop, str) else list(self.stop)
+            if len(stops) > MAX_STOP or any(not s or len(s) > MAX_STOP_CHARS for s in stops):
+                raise ApiError(400, f"stop: up to {MAX_STOP} non-empty strings of at most {MAX_STOP_CHARS} "
+                               "characters", param="stop")
+            if stops:
+                sampling["stop"] = stops
+        if self.response_format is not None:
+            kind = self.response_format.get("type")
+            if kind not in RESPONSE_FORMATS:
+                raise ApiError(400, f"response_format.type: expected one of {', '.join(RESPONSE_FORMATS)}, "
+                               f"got {kind!r}", param="response_format.type")
+            if kind == "json_schema":
+                check_json_schema(self.response_format.get("json_schema"))
+            if kind != "text":
+                sampling["response_format"] = self.response_format
+        return sampling
+
+
+def check_json_schema(spec: Any) -> None:
+    """``response_format.json_schema``: ``{"name": ..., "schema": {...}, "strict": ...}`` with a valid schema."""
+    param = "response_format.json_schema"
+    if not isinstance(spec, dict) or not isinstance(spec.get("name"), str) or not spec["name"].strip():
+        raise ApiError(400, f"{param}: expected an object with a 'name' and a 'schema'", param=param)
+    schema = spec.get("schema", {})
+    if not isinstance(schema, dict):
+        raise ApiError(400, f"{param}.schema: expected a JSON Schema object", param=f"{param}.schema")
+    import jsonschema
+
+    try:
+        jsonschema.validators.validator_for(schema).check_schema(schema)
+    except jsonschema.SchemaError as exc:
+        raise ApiError(400, f"{param}.schema: not a valid JSON Schema ({exc.message})",
+                       param=f"{param}.schema") from None
+
+
+def reply_format_error(text: str, sampling: dict[str, Any]) -> str | None:
+    """Why ``text`` does not satisfy the client's ``response_format``, or None when it does."""
+    wanted = sampling.get("response_format") or {}
+    if wanted.get("type") not in ("json_object", "json_schema"):
+        return None
+    import json
+
+    import jsonschema
+
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return "the reply is not JSON"
+    if not isinstance(value, dict):
+        return "the reply is not a JSON object"
+    if wanted["type"] == "json_schema":
+        schema = wanted["json_schema"].get("schema", {})
+        error = jsonschema.exceptions.best_match(jsonschema.validators.validator_for(schema)(schema).iter_errors(value))
+        if error is not None:
+            return f"the reply does not match the schema: {error.message}"
+    return None
+
+
+def cut_at_stop(text: str, sampling: dict[str, Any]) -> str:
+    """``text`` up to the first stop sequence (the provider stops there; this makes sure of it)."""
+    cuts = [text.find(stop) for stop in sampling.get("stop") or []]
+    cuts = [cut for cut in cuts if cut >= 0]
+    return text[:min(cuts)] if cuts else text
 
 
 class FeedbackRequest(BaseModel):

@@ -8,7 +8,10 @@ anything; only a plan that passed is ever run.
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import difflib
 import logging
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -20,15 +23,45 @@ from seasoned.errors import ApiError
 from seasoned.graphs import Agent, Event, RunResult, StrategyConfig
 from seasoned.graphs.decide import MIN_SAMPLE_TOKENS
 from seasoned.graphs.strategy import STRATEGIES
-from seasoned.models import Gateway, Ledger, ModelConfigError, SeasonedError, providers
+from seasoned.models import Gateway, Ledger, ModelConfigError, SeasonedError, current_tags, providers
 from seasoned.models.gateway import parse_model_spec
 
 from .auth import Caller
 from .schemas import ChatCompletionRequest, parse_model_field, strategy_config, task_from_messages
 from .settings import BUDGET_FIELDS, ServerSettings
+from .slots import InFlight, SharedInFlight
 
 log = logging.getLogger(__name__)
 SETTLE_POLLS = 1000  # x 10 ms: how long a cancelled run's calls may take to unwind before it is recorded
+HEARTBEAT_S = 10.0  # how often a replica says it is alive and looks for runs whose process stopped
+SHUTDOWN_WAIT_S = 1.0  # how long a run stopped by shutdown may take to record itself interrupted
+# The client's own sampling settings (stop, response_format) for the solver calls of the current request.
+CLIENT_SAMPLING: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar("client_sampling",
+                                                                                 default=None)
+
+
+class ShuttingDown(Exception):
+    """The server is stopping: the request's run was interrupted (it stays resumable)."""
+
+    def __init__(self, run_id: str):
+        super().__init__(run_id)
+        self.run_id = run_id
+
+    def api_error(self) -> ApiError:
+        return ApiError(503, f"the server is shutting down; run {self.run_id} was interrupted and can be resumed "
+                             f"(POST /v1/runs/{self.run_id}/resume)", code="server_shutting_down",
+                        extra={"run_id": self.run_id})
+
+
+class ServedGateway(Gateway):
+    """The gateway of a served model: solver calls also get the client's ``stop`` and ``response_format``
+    (the judge, critic and curator keep their own settings)."""
+
+    async def acomplete(self, messages, *, role: str | None = None, **kwargs: Any):
+        extra = CLIENT_SAMPLING.get()
+        if extra and (role or current_tags().role) == "solver":
+            kwargs = {**extra, **{k: v for k, v in kwargs.items() if v is not None}}
+        return await super().acomplete(messages, role=role, **kwargs)
 
 
 @dataclass
@@ -44,7 +77,10 @@ class RequestPlan:
     memory: bool
     stream: bool
     include_usage: bool = True
+    sampling: dict[str, Any] = field(default_factory=dict)  # the client's stop / response_format
     extra: dict[str, Any] = field(default_factory=dict)
+    resume: bool = False  # continue the run ``run_id`` from its checkpoint instead of starting it
+    interrupted: bool = False  # stopped by the server's shutdown: it stays interrupted (resumable)
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:16])
     started: float = field(default_factory=time.perf_counter)
 
@@ -63,12 +99,81 @@ class Service:
         self._gateways: dict[str, Gateway] = {}
         self._agents: dict[tuple[str, bool], Agent] = {}
         self.primary = self.agent_for(settings.model, memory=self.bank is not None)
+        self.shutting_down = asyncio.Event()
+        self.loop: asyncio.AbstractEventLoop | None = None  # the server's, once started
+        self._heartbeat: asyncio.Task | None = None
+        shared = settings.shared_limits if settings.shared_limits is not None else not self.store.db.is_sqlite
+        self.in_flight = (SharedInFlight(self.store.db, settings.max_concurrent_per_key) if shared
+                          else InFlight(settings.max_concurrent_per_key))
+        self.store.heartbeat()
+        self.store.recover_abandoned()  # runs a killed server left "running" become "interrupted" (resumable)
+
+    # --- liveness and shutdown -----------------------------------------------------------------------
+    async def start(self) -> None:
+        """On the server's loop: say this replica is alive every few seconds, and look for runs (and
+        in-flight slots) that a stopped replica left behind."""
+        self.loop = asyncio.get_running_loop()
+        self._heartbeat = self.loop.create_task(self._beat())
+
+    async def _beat(self) -> None:
+        while True:
+            await asyncio.sleep(HEARTBEAT_S)
+            try:
+                await asyncio.to_thread(self._beat_once)
+            except Exception as exc:  # noqa: BLE001 - a database hiccup must not stop the heartbeat
+                log.warning("heartbeat: %s", exc)
+
+    def _beat_once(self) -> None:
+        self.store.heartbeat()
+        self.store.recover_abandoned()
+        if isinstance(self.in_flight, SharedInFlight):
+            self.in_flight.sweep()
+
+    def begin_shutdown(self) -> None:
+        """Stop every run in flight: each request gets a clean 503 naming its run, which stays resumable."""
+        self.shutting_down.set()
+
+    async def progress(self, plan: RequestPlan) -> AsyncIterator[Event]:
+        """``events``, stopped by the server's shutdown: then the run is cancelled, given ``SHUTDOWN_WAIT_S``
+        to record itself interrupted (it stays resumable), and ``ShuttingDown`` is raised.
+
+        The run is driven by a task of its own (its context variables must be set and reset in one
+        task); a consumer that leaves cancels it."""
+        CLIENT_SAMPLING.set(plan.sampling)  # seen by every task the run starts from here
+        queue: asyncio.Queue = asyncio.Queue()
+
+        async def pump() -> None:
+            async for event in self.events(plan):
+                queue.put_nowait(event)
+
+        run = asyncio.ensure_future(pump())
+        run.add_done_callback(lambda _: queue.put_nowait(None))
+        stop = asyncio.ensure_future(self.shutting_down.wait())
+        try:
+            while True:
+                get = asyncio.ensure_future(queue.get())
+                await asyncio.wait({get, stop}, return_when=asyncio.FIRST_COMPLETED)
+                if not get.done():
+                    get.cancel()
+                    plan.interrupted = True
+                    run.cancel()
+                    await asyncio.wait({run}, timeout=SHUTDOWN_WAIT_S)
+                    raise ShuttingDown(plan.run_id)
+                event = get.result()
+                if event is None:
+                    run.result()  # the run's own error, if it failed
+                    return
+                yield event
+        finally:
+            stop.cancel()
+            if not run.done():  # the consumer left: the run is cancelled (and recorded so)
+                run.cancel()
 
     # --- agents --------------------------------------------------------------------------------------
     def gateway_for(self, model: str) -> Gateway:
         if model not in self._gateways:
-            self._gateways[model] = Gateway(model, ledger=self.ledger,
-                                            max_concurrency=self.settings.gateway_concurrency)
+            self._gateways[model] = ServedGateway(model, ledger=self.ledger,
+                                                  max_concurrency=self.settings.gateway_concurrency)
         return self._gateways[model]
 
     def agent_for(self, model: str, *, memory: bool) -> Agent:
@@ -95,7 +200,7 @@ class Service:
         except ModelConfigError as exc:
             raise ApiError(400, f"{param}: {exc}", param=param) from None
         if not settings.any_model and model not in settings.served_models:
-            raise ApiError(400, f"{param}: {model!r} is not served here; served: "
+            raise ApiError(404 if param == "model" else 400, f"{param}: the model {model!r} does not exist here; served: "
                            f"{', '.join(settings.served_models)} (GET /v1/models)", param=param,
                            code="model_not_found")
         try:
@@ -106,16 +211,17 @@ class Service:
         return model
 
     def _check_model_or_strategy(self, choice) -> str:
-        """The model to run. A name that is not served and has no provider part (``adaptiv``,
-        ``bestofn-4:MODEL``) is most likely a misspelled strategy: it is reported as an unknown strategy,
-        naming the valid ones, rather than as a model this server does not serve."""
+        """The model to run. A name that is not served, has no provider part and is close to a strategy
+        name (``adaptiv``, ``bestofn-4:MODEL``) is reported as an unknown strategy, naming the valid ones;
+        any other unknown name (``gpt-4o``) is 404 ``model_not_found``, as OpenAI answers it."""
         try:
             return self.check_model(choice.model or self.settings.model)
         except ApiError:
             if choice.strategy is not None or not choice.model:
                 raise
             word = choice.model.partition(":")[0].strip()
-            if "/" in word or "|" in word:
+            base = re.sub(r"-\d+$", "", word.lower()).replace("-", "_")
+            if "/" in word or "|" in word or not difflib.get_close_matches(base, STRATEGIES, n=1, cutoff=0.75):
                 raise
             raise ApiError(400, f"model: unknown strategy {word!r}: strategies are {', '.join(STRATEGIES)} "
                            f"(optionally -N, e.g. best_of_n-8), written STRATEGY:MODEL; served models: "
@@ -137,6 +243,7 @@ class Service:
         namespace = caller.namespace_for(options.namespace if options else None, self.settings.default_namespace,
                                          "seasoned.namespace")
         task = task_from_messages(body.messages)
+        sampling = body.client_sampling()
         requested = options.budget.model_dump(exclude_none=True) if options and options.budget else {}
         budget = self._budget(requested)
         await self._check_affordable(task, model, strategy, budget)
@@ -145,7 +252,7 @@ class Service:
             include_usage = False
         return RequestPlan(task=task, model=model, label=body.model, strategy=strategy, namespace=namespace,
                     budget=budget, memory=(options.memory if options else True) and self.bank is not None,
-                    stream=body.stream, include_usage=include_usage)
+                    stream=body.stream, include_usage=include_usage, sampling=sampling)
 
     def _budget(self, requested: dict[str, float]) -> dict[str, float]:
         budget = {**self.settings.budget, **requested}
@@ -188,8 +295,14 @@ class Service:
         A consumer that goes away (a client that disconnected: the task is cancelled, or this generator
         is closed) cancels the run: its record ends ``cancelled`` with what it spent."""
         agent = self.agent_for(plan.model, memory=plan.memory)
-        stream = agent.astream(plan.task, budget=dict(plan.budget), strategy=plan.strategy,
-                               namespace=plan.namespace, run_id=plan.run_id)
+        if plan.resume:
+            status = await asyncio.to_thread(self.store.claim, plan.run_id)  # one replica resumes it
+            if status != "claimed":
+                raise _not_resumable(plan.run_id, status)
+            stream = agent.astream_resume(plan.run_id)
+        else:
+            stream = agent.astream(plan.task, budget=dict(plan.budget), strategy=plan.strategy,
+                                   namespace=plan.namespace, run_id=plan.run_id)
         try:
             async for event in stream:
                 yield event
@@ -236,8 +349,8 @@ class Service:
             status = self.store.get_run(plan.run_id).run.status
         except RunNotFound:
             return  # cancelled before the run was opened: nothing ran, nothing to record
-        if status not in ("running", "interrupted"):  # the agent marks a cancelled run interrupted at once;
-            return  # for the service it is a client that went away: cancelled, with its final spend
+        if status not in ("running", "interrupted") or plan.interrupted:  # the agent marks a cancelled run
+            return  # interrupted at once; for the service it is a client gone: cancelled, with its spend
         self.store.finish_run(plan.run_id, status="cancelled", answer=None, verified=False, confidence=None,
                               spend=self.spend(plan), error="the client disconnected; the run was cancelled")
 
@@ -275,13 +388,28 @@ class Service:
                 "memory": memory}
 
     async def run(self, plan: RequestPlan) -> RunResult:
+        """The run's result; ``ShuttingDown`` if the server stops first (the run stays resumable)."""
         result = None
-        async for event in self.events(plan):
+        async for event in self.progress(plan):
             if event.kind == "result":
                 result = event.data["result"]
         if result is None:
             raise ApiError(502, "the run ended without a result")
         return result
+
+    async def resume_plan(self, run_id: str, namespace: str | None, stream: bool) -> RequestPlan:
+        """A plan that continues the run ``run_id`` (interrupted, failed, cancelled, or left running by a
+        replica that stopped) from its last checkpoint, on this replica. 409 while a live process runs it."""
+        trace = await self.get_run(run_id, namespace)
+        record = trace.run
+        model = self.check_model(record.model)
+        if record.status == "completed":
+            raise _not_resumable(record.id, "completed")
+        strategy = strategy_config(record.strategy or self.settings.strategy, None, max_tokens=None,
+                                   temperature=None, seed=None)
+        return RequestPlan(task=record.task, model=model, label=model, strategy=strategy,
+                           namespace=record.namespace, budget=dict(record.budget or {}),
+                           memory=self.bank is not None, stream=stream, run_id=record.id, resume=True)
 
     def usage(self, run_id: str) -> dict[str, int]:
         """Every token the run spent (all samples, judge, critic calls): the ledger's totals."""
@@ -360,6 +488,8 @@ class Service:
     # --- shutting down --------------------------------------------------------------------------------
     async def aclose(self) -> None:
         """Close what the agents opened on this loop (checkpoint connections), the store and the bank."""
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
         if self._background:  # cancellations still being recorded
             await asyncio.gather(*self._background, return_exceptions=True)
         for agent in self._agents.values():  # each Agent's checkpoint connection on this loop, its MCP servers
@@ -372,3 +502,8 @@ class Service:
         if self.bank is not None:
             self.bank.close()
 
+
+def _not_resumable(run_id: str, status: str) -> ApiError:
+    why = ("a live server process is running it; it cannot be resumed twice" if status == "running"
+           else "there is nothing to resume")
+    return ApiError(409, f"run {run_id} is {status}: {why}", param="run_id", code=f"run_{status}")

@@ -32,9 +32,9 @@ class ServerSettings(BaseModel):
 
     model: str = Field(default_factory=default_model)
     models: list[str] = Field(default_factory=list)
-    # The strategy of a bare model name (``seasoned serve --strategy``). ``adaptive`` samples until the
-    # answers agree (up to 8 samples plus a judge call); ``single`` makes one call, as a plain API would.
-    strategy: str = "adaptive"
+    # The strategy of a bare model name (``seasoned serve --strategy``): ``single`` makes one call, as a
+    # plain API would; ``adaptive`` samples until the answers agree (up to 8 samples plus a judge call).
+    strategy: str = "single"
     db_url: str | None = None
     chroma_path: str | None = None
     memory: bool = True
@@ -45,6 +45,14 @@ class ServerSettings(BaseModel):
     max_budget: dict[str, float] = Field(default_factory=dict)
     max_body_bytes: int = Field(1_000_000, ge=1024)
     max_concurrent_per_key: int = Field(64, ge=1)
+    # None: in the database when it is shared (not SQLite), so replicas enforce one limit; else in-process.
+    shared_limits: bool | None = None
+    # Against clients that hold connections without using them (``guards``): seconds and counts.
+    header_timeout: float = Field(10.0, gt=0, allow_inf_nan=False)
+    body_timeout: float = Field(30.0, gt=0, allow_inf_nan=False)
+    send_timeout: float = Field(30.0, gt=0, allow_inf_nan=False)
+    max_connections: int = Field(1024, ge=1)
+    max_open_per_key: int = Field(128, ge=1)
     gateway_concurrency: int = Field(64, ge=1)
     checkpoint: bool = True
 
