@@ -106,7 +106,7 @@ class Agent:
         self.attempts = attempts or AttemptLog(getattr(store, "db", None))
         self._builders = {"solve": build_solve_graph(), "task": build_task_graph()}
         self.graph = self._builders["solve"].compile()  # no checkpointer: a parent graph's applies when mounted
-        self._checkpointed = CheckpointedGraphs(self._builders, checkpoint)
+        self._checkpointed = CheckpointedGraphs(self._builders, checkpoint, db_url=db_url)
 
     def _attach_ledger(self) -> None:
         """The run store records this agent's calls from its gateway's ledger (until ``close``)."""
