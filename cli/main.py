@@ -407,8 +407,8 @@ def serve(
     model: str | None = typer.Option(None, "--model", "-m", help="Default base model."),
     keys_file: str | None = typer.Option(None, "--keys-file", help="API keys -> namespaces (or SEASONED_API_KEYS)."),
     db_url: str | None = typer.Option(None, "--db", help="Database URL (default SEASONED_DB_URL / SQLite)."),
-    strategy: str = typer.Option("adaptive", "--strategy", help="Strategy of a bare model name (single: one "
-                                 "call per request; adaptive: several samples and a judge). "
+    strategy: str = typer.Option("single", "--strategy", help="Strategy of a bare model name (single, the "
+                                 "default: one call per request; adaptive: several samples and a judge). "
                                  "STRATEGY:MODEL picks one per request."),
 ) -> None:
     """The OpenAI-compatible HTTP service (POST /v1/chat/completions) with experience memory."""
