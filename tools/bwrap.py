@@ -4,7 +4,8 @@ The view is built from an empty root, every path listed explicitly:
 
 * read-only: ``/usr`` (and the ``/bin``, ``/lib*``, ``/sbin`` links or directories), as ``/etc`` a copy of
   the few entries programs need to start (``ETC``: no shadow, no keys, no credentials), this interpreter (``sys.prefix``, ``sys.base_prefix``,
-  the venv, the directory of the real executable), and the caller's ``ro`` paths;
+  the venv, the directory of the real executable; with ``base_python`` only the base interpreter, its
+  site-packages replaced by an empty directory), and the caller's ``ro`` paths;
 * read-write: the workspace and the caller's ``rw`` paths;
 * private: ``/dev`` (``--dev``, read-only but for the device nodes), ``/proc`` (``--proc``, with its
   host-wide knobs ``/proc/sys``, ``/proc/sysrq-trigger``... bound read-only over it), ``/tmp`` and
@@ -74,6 +75,45 @@ def interpreter_paths() -> list[Path]:
     return [p for p in found if not any(_covered(p, q) for q in found if q != p)]
 
 
+def base_interpreter_paths() -> list[Path]:
+    """The directories the base interpreter needs (its prefixes and the real executable's directory), for
+    a command that runs a venv made from it: the current venv (this product's packages) is not among them."""
+    executable = getattr(sys, "_base_executable", sys.executable)
+    found: list[Path] = []
+    for raw in (sys.base_prefix, sys.base_exec_prefix, os.path.dirname(os.path.realpath(executable))):
+        path = Path(os.path.realpath(raw))
+        if path not in found and not too_broad(path) and path.exists():
+            found.append(path)
+    return [p for p in found if not any(_covered(p, q) for q in found if q != p)]
+
+
+# The system's Python package directories (Debian's python3 and /usr/local installs).
+SYSTEM_SITE_PACKAGES = ("/usr/lib/python3*/site-packages", "/usr/lib/python3*/dist-packages", "/usr/lib/python3/*-packages",
+                        "/usr/local/lib/python3*/site-packages", "/usr/local/lib/python3*/dist-packages")
+
+
+def base_site_packages() -> list[Path]:
+    """The base interpreter's own site-packages directories and the system's (hidden from a venv's commands:
+    whatever was installed there is not the venv's, and may hold a newer copy of the code under test)."""
+    import site
+    import sysconfig
+
+    paths = {sysconfig.get_path(key, vars={"base": sys.base_prefix, "platbase": sys.base_exec_prefix})
+             for key in ("purelib", "platlib")}
+    paths.update(site.getsitepackages([sys.base_prefix, sys.base_exec_prefix]))
+    paths.update(path for pattern in SYSTEM_SITE_PACKAGES for path in glob.glob(pattern))
+    return sorted({Path(os.path.realpath(p)) for p in paths if p and os.path.isdir(p)})
+
+
+@functools.lru_cache(maxsize=1)
+def empty_dir() -> str:
+    """An empty read-only directory, bound over what a command must not see."""
+    target, owner = tempfile.mkdtemp(prefix="seasoned-empty-"), os.getpid()
+    atexit.register(lambda: os.getpid() == owner and shutil.rmtree(target, ignore_errors=True))
+    os.chmod(target, 0o555)
+    return target
+
+
 def _covered(path: Path, parent: Path) -> bool:
     """Is ``path`` already visible, identically, through a bind of ``parent``?"""
     return parent in path.parents and os.path.realpath(path) == os.path.join(os.path.realpath(parent),
@@ -114,8 +154,10 @@ def _bind(kind: str, src: Path | str, dest: Path | str | None = None) -> tuple[i
 
 def command(argv: list[str], *, workspace: Path, cwd: Path, ro: list[Path] = (), rw: list[Path] = (),
             network: bool = False, info_fd: int | None = None, seccomp_fd: int | None = None,
-            disable_userns: bool = False, max_processes: int | None = None, tmpfs_mb: int = 512) -> list[str]:
-    """The ``bwrap`` command line running ``argv`` in ``cwd`` (inside ``workspace``)."""
+            disable_userns: bool = False, max_processes: int | None = None, tmpfs_mb: int = 512,
+            base_python: bool = False) -> list[str]:
+    """The ``bwrap`` command line running ``argv`` in ``cwd`` (inside ``workspace``). ``base_python``: bind
+    the base interpreter (its site-packages hidden) instead of this process's venv."""
     args = [shutil.which("bwrap") or "bwrap", "--unshare-all", "--die-with-parent", "--new-session",
             "--cap-drop", "ALL"]
     if disable_userns:
@@ -135,7 +177,11 @@ def command(argv: list[str], *, workspace: Path, cwd: Path, ro: list[Path] = (),
         elif os.path.isdir(top):
             binds.append(_bind("--ro-bind", top))
     binds.append(_bind("--ro-bind", etc_copy(network), "/etc"))
-    binds += [_bind("--ro-bind", os.path.realpath(p), p) for p in interpreter_paths()]
+    if base_python:
+        binds += [_bind("--ro-bind", p, p) for p in base_interpreter_paths()]
+        binds += [_bind("--ro-bind", empty_dir(), p) for p in base_site_packages()]
+    else:
+        binds += [_bind("--ro-bind", os.path.realpath(p), p) for p in interpreter_paths()]
     binds += [_bind("--ro-bind", os.path.realpath(p), p) for p in ro]
     binds += [_bind("--bind", workspace)] + [_bind("--bind", os.path.realpath(p), p) for p in rw]
     for _, bind in sorted(binds, key=lambda item: item[0]):  # stable: the deeper path is mounted last

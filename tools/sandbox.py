@@ -176,12 +176,14 @@ class Sandbox:
     ``isolation``: ``"auto"`` (the strongest available), or one of ``"bwrap"``, ``"namespaces"``,
     ``"guard"`` (required: a clear error when it cannot run here). ``network=True`` on ``run`` lifts the
     network ban (an instance's own install step). ``ro_binds`` / ``rw_binds``: extra host paths visible
-    inside, read-only / read-write, at the same path.
+    inside, read-only / read-write, at the same path. ``base_python``: commands run a venv of their own made
+    from the base interpreter; this process's venv (its packages) is not visible (bwrap).
     """
 
     def __init__(self, workspace: str | os.PathLike, limits: Limits | None = None, *,
                  isolation: str = "auto", env: dict[str, str] | None = None,
-                 ro_binds: list[str | os.PathLike] = (), rw_binds: list[str | os.PathLike] = ()):
+                 ro_binds: list[str | os.PathLike] = (), rw_binds: list[str | os.PathLike] = (),
+                 base_python: bool = False):
         self.root = Path(workspace).resolve()
         if not self.root.is_dir():
             raise ToolError(f"sandbox workspace {str(self.root)!r} does not exist or is not a directory")
@@ -196,6 +198,7 @@ class Sandbox:
         self.extra_env = dict(env or {})
         self.ro_binds: list[Path] = [Path(p) for p in ro_binds]
         self.rw_binds: list[Path] = [Path(p) for p in rw_binds]
+        self.base_python = base_python
         self._check_binds()
         self._guard_dir: str | None = None
 
@@ -231,7 +234,8 @@ class Sandbox:
         keep = ("PATH", "LANG", "LC_ALL", "TERM", "VIRTUAL_ENV")
         env = {k: os.environ[k] for k in keep if k in os.environ}
         env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
-        bindir = str(Path(sys.executable).parent)
+        bindir = str(Path(getattr(sys, "_base_executable", sys.executable) if self.base_python
+                          else sys.executable).parent)
         if bindir not in env["PATH"].split(os.pathsep):
             env["PATH"] = bindir + os.pathsep + env["PATH"]
         env.update(HOME=str(self.root), TMPDIR=str(tmp), PYTHONDONTWRITEBYTECODE="1", PYTHONUNBUFFERED="1",
@@ -249,7 +253,8 @@ class Sandbox:
             return bwrap.command(argv, workspace=self.root, cwd=cwd, ro=ro, rw=rw, network=network,
                                  info_fd=info_fd, seccomp_fd=seccomp_fd,
                                  disable_userns=bwrap.status().disable_userns,
-                                 max_processes=limits.max_processes, tmpfs_mb=limits.tmpfs_mb)
+                                 max_processes=limits.max_processes, tmpfs_mb=limits.tmpfs_mb,
+                                 base_python=self.base_python)
         if self.isolation != "namespaces":
             return argv
         prefix = namespace_prefix()

@@ -31,7 +31,16 @@ from . import diffs
 from . import repo as repos
 from .instances import SWEInstance, load_jsonl
 from .testing import run_tests
-from .workspace import Attempt, install_env, make_venv, pip_cache
+from .workspace import (
+    INSTALL_SEED,
+    SEED,
+    Attempt,
+    install_env,
+    make_venv,
+    pip_cache,
+    project_module,
+    seed_dirs,
+)
 
 _log = logging.getLogger(__name__)
 MAX_CONFIG_BYTES = 1_000_000
@@ -168,11 +177,12 @@ class SWEEnv(Environment):
         return self.instance(task.metadata.get("instance_id", task.id))
 
     def _sandbox(self, attempt: Attempt, *, cache: Path | None = None, git_writable: bool = True) -> Sandbox:
-        """The attempt's sandbox: the checkout, its venv and report directory (and pip's cache for an
-        install). For the judge the checkout's ``.git`` is read-only: nothing applied or run can change it."""
+        """The attempt's sandbox: the checkout, its venv and report directory, the seed (and pip with its
+        cache for an install). For the judge the checkout's ``.git`` is read-only: nothing applied or run can
+        change it. This product's venv is not visible (``base_python``)."""
         rw = [attempt.venv, attempt.reports] + ([cache] if cache else [])
-        ro = [attempt.seed] + ([] if git_writable else [attempt.repo / ".git"])
-        box = Sandbox(attempt.repo, self.limits, ro_binds=ro, rw_binds=rw)
+        ro = attempt.seeds + (attempt.install_seeds if cache else []) + ([] if git_writable else [attempt.repo / ".git"])
+        box = Sandbox(attempt.repo, self.limits, ro_binds=ro, rw_binds=rw, base_python=True)
         box.extra_env.update(install_env(attempt.venv, cache))
         return box
 
@@ -186,7 +196,11 @@ class SWEEnv(Environment):
             commit = await asyncio.to_thread(repos.checkout, instance.repo, instance.base_commit, attempt.repo)
             if private_git:
                 await asyncio.to_thread(repos.keep_private_copy, attempt.repo, attempt.git_dir)
-            python = str(await asyncio.to_thread(make_venv, attempt.venv, attempt.seed))
+            project = project_module(instance.repo_name or str(instance.repo))
+            attempt.seeds = await asyncio.to_thread(seed_dirs, SEED, project)
+            installer = await asyncio.to_thread(seed_dirs, INSTALL_SEED, "")
+            attempt.install_seeds = [path for path in installer if path not in attempt.seeds]
+            python = str(await asyncio.to_thread(make_venv, attempt.venv, attempt.seeds + attempt.install_seeds))
             seconds["checkout"] = round(time.perf_counter() - started, 2)
             sandbox = self._sandbox(attempt, git_writable=private_git)
             install = instance.install or self.install
@@ -200,8 +214,9 @@ class SWEEnv(Environment):
         return Workspace(attempt, sandbox, commit, python, seconds)
 
     async def _install(self, instance: SWEInstance, command: str, attempt: Attempt, git_writable: bool) -> None:
-        """The instance's ``install`` in the workspace venv, with the network and pip's shared cache."""
-        box = self._sandbox(attempt, cache=pip_cache(), git_writable=git_writable)
+        """The instance's ``install`` in the workspace venv, with the network and the instance's pip cache."""
+        cache = pip_cache(str(self.path.resolve()), instance.instance_id, str(instance.repo), command)
+        box = self._sandbox(attempt, cache=cache, git_writable=git_writable)
         try:
             result = await box.arun(command, timeout=self.install_timeout, network=True)
         finally:

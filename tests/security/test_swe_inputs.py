@@ -5,12 +5,17 @@ show the product's own site-packages (row 6)."""
 
 import json
 import os
+import shlex
+import shutil
+import sys
 from pathlib import Path
 
 import pytest
+from seasoned.envs import Action
 from seasoned.envs.swe import SWEEnv, load_jsonl
 from seasoned.envs.swe.env import FIXTURES
 from seasoned.errors import EnvError
+from seasoned.tools import bwrap
 
 
 def _record(**changes) -> dict:
@@ -67,3 +72,52 @@ def test_paths_inside_the_jsonl_directory_still_work(layout):
         load_jsonl(path)
     shipped = load_jsonl(FIXTURES)  # the fixtures' repos are beside their JSONL
     assert all(i.repo.is_relative_to(FIXTURES.parent) for i in shipped)
+
+
+# --- row 5: pip caches ---------------------------------------------------------------------------------
+PLANT = 'echo PLANTED > "$PIP_CACHE_DIR/planted.txt"'
+LOOK = 'test ! -e "$PIP_CACHE_DIR/planted.txt" && ! (find "$PIP_CACHE_DIR/.." -name planted.txt | grep -q .)'
+
+
+async def test_one_instance_install_cannot_plant_files_for_another(tmp_path):
+    shutil.copytree(FIXTURES.parent / "tinysemver", tmp_path / "tinysemver")
+    first = _record(repo="tinysemver", instance_id="a-1", install=PLANT)
+    second = _record(repo="tinysemver", instance_id="b-1", install=LOOK)
+    env = SWEEnv(_jsonl(tmp_path / "two.jsonl", first, second))
+    planted = await env.prepare(env.instance("a-1"))
+    planted.close()
+    looked = await env.prepare(env.instance("b-1"))  # its install fails (EnvError) if it sees A's file
+    looked.close()
+    again = await env.prepare(env.instance("a-1"))  # a second attempt at A reuses A's cache
+    try:
+        assert (await again.sandbox.arun('echo "$PIP_CACHE_DIR"')).stdout.strip() == ""  # only the install sees it
+    finally:
+        again.close()
+
+
+# --- row 6: what the workspace venv shows ---------------------------------------------------------------
+async def test_the_workspace_venv_shows_neither_the_products_packages_nor_a_newer_copy_of_the_project(tmp_path):
+    repos = tmp_path / "repos"
+    shutil.copytree(FIXTURES.parent / "tinysemver", repos / "acme__more-itertools")
+    record = _record(repo="acme/more-itertools", instance_id="mi-1")
+    env = SWEEnv(_jsonl(tmp_path / "mi.jsonl", record), repos=repos)
+    session = await env.open(env.get_task("mi-1"))
+    try:
+        if session.sandbox.isolation != "bwrap":
+            pytest.skip("only bwrap hides the host's files")
+        product = sys.prefix
+        seen = [session.workspace.attempt.venv, *session.workspace.attempt.seeds, *bwrap.base_interpreter_paths()]
+        checks = {
+            "product venv": f"if test -e {shlex.quote(product)}; then echo VISIBLE; fi",
+            "importable": "python -c 'import more_itertools' 2>/dev/null && echo IMPORTABLE; "
+                          "python -c 'import setuptools' 2>/dev/null && echo SETUPTOOLS; true",
+            "in the seed, venv or interpreter": f"find {' '.join(map(str, seen))} -name 'more_itertools*' 2>/dev/null",
+            "base site-packages": " ; ".join(f"ls -A {shlex.quote(str(p))}" for p in bwrap.base_site_packages()),
+        }
+        for what, command in checks.items():
+            result = await session.step(Action("bash", {"command": command}))
+            assert result.text.strip() == "exit code 0", (what, result.text)
+        tests = await session.step(Action("bash", {"command": "python -m pytest -q -p no:cacheprovider tests"}))
+        assert "passed" in tests.text  # the seeded pytest still runs the tests
+    finally:
+        session.close()
