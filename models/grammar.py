@@ -6,8 +6,10 @@
 
 A pydantic model class is taken as its JSON schema. Schemas are converted once (llama-cpp-python's
 ``json_schema_to_gbnf``) and cached. A malformed ``response_format`` raises ``ModelConfigError`` naming the
-field. What the grammar guarantees: the reply parses as JSON of that schema unless ``max_tokens`` cut it
-(``finish_reason == "length"``): give structured calls room, or bound strings with ``maxLength``.
+field. What the grammar guarantees: the reply parses as JSON with the schema's properties, types, enums,
+required keys, string lengths and integer ranges of up to 256 values, unless ``max_tokens`` cut it
+(``finish_reason == "length"``): give structured calls room, or bound strings with ``maxLength``. Wider numeric
+bounds and formats the converter does not know are not enforced: validate the parsed value as usual.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from .untrusted import json_depth
 
 MAX_SCHEMA_CHARS = 100_000
 MAX_SCHEMA_DEPTH = 32
+MAX_ENUM_RANGE = 256  # integer ranges up to this size are enforced (as an enum)
 FORMATS = ("text", "json_object", "json_schema")
 
 
@@ -65,13 +68,31 @@ def grammar_of(response_format: Any) -> str | None:
     if schema is None:
         return _json_object_grammar()
     try:
-        text = json.dumps(schema, sort_keys=True)
+        text = json.dumps(_bounded_integers_as_enums(schema))  # property order kept: the reply follows it
     except (TypeError, ValueError) as exc:
         raise ModelConfigError(f"response_format: the schema is not JSON ({exc})") from None
     if len(text) > MAX_SCHEMA_CHARS or json_depth(text, stop_above=MAX_SCHEMA_DEPTH) > MAX_SCHEMA_DEPTH:
         raise ModelConfigError(f"response_format: the schema is too large (at most {MAX_SCHEMA_CHARS:,} characters "
                                f"and {MAX_SCHEMA_DEPTH} levels deep)")
     return _schema_grammar(text)
+
+
+def _bounded_integers_as_enums(node: Any, depth: int = 0) -> Any:
+    """The schema with each small integer range (``minimum``..``maximum``) written as an ``enum``: the grammar
+    converter ignores numeric bounds, but it enforces enums. Larger ranges stay unenforced by the grammar."""
+    if depth > MAX_SCHEMA_DEPTH:
+        return node
+    if isinstance(node, list):
+        return [_bounded_integers_as_enums(item, depth + 1) for item in node]
+    if not isinstance(node, dict):
+        return node
+    node = {key: _bounded_integers_as_enums(value, depth + 1) for key, value in node.items()}
+    low, high = node.get("minimum"), node.get("maximum")
+    if (node.get("type") == "integer" and "enum" not in node and isinstance(low, int) and isinstance(high, int)
+            and 0 <= high - low < MAX_ENUM_RANGE):
+        node = {key: value for key, value in node.items() if key not in ("type", "minimum", "maximum")}
+        node["enum"] = list(range(low, high + 1))
+    return node
 
 
 @functools.lru_cache(maxsize=1)
