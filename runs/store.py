@@ -209,19 +209,31 @@ class RunStore:
     def recover_abandoned(self) -> list[str]:
         """Mark ``interrupted`` every run left ``running`` by a process that has stopped (a server killed
         with runs in flight); returns their ids. Such runs resume from their last checkpoint."""
-
-        def write(session: Session) -> list[str]:
-            running = list(session.scalars(select(RunRow).where(RunRow.status == "running")))
-            gone = self._abandoned(session, running) if running else []
-            for row in gone:
-                self._interrupt(session, row)
-            return [row.id for row in gone]
-
-        found = self._write(write)
+        found = self._interrupt_running(self._abandoned)
         if found:
             log.warning("run store: %d run(s) left running by a stopped process marked interrupted: %s",
                         len(found), ", ".join(found[:10]) + (" ..." if len(found) > 10 else ""))
         return found
+
+    def interrupt_own(self) -> list[str]:
+        """Mark ``interrupted`` the runs this process still has ``running`` (a server shutting down)."""
+
+        def own(session: Session, rows: list[RunRow]) -> list[RunRow]:
+            mine = set(session.scalars(select(RunOwnerRow.run_id).where(
+                RunOwnerRow.run_id.in_([r.id for r in rows]), RunOwnerRow.owner == self.owner)))
+            return [r for r in rows if r.id in mine]
+
+        return self._interrupt_running(own)
+
+    def _interrupt_running(self, pick: Callable[[Session, list[RunRow]], list[RunRow]]) -> list[str]:
+        def write(session: Session) -> list[str]:
+            running = list(session.scalars(select(RunRow).where(RunRow.status == "running")))
+            picked = pick(session, running) if running else []
+            for row in picked:
+                self._interrupt(session, row)
+            return [row.id for row in picked]
+
+        return self._write(write)
 
     def claim(self, run_id: str) -> str:
         """Take a run over to resume it here: ``claimed`` (it was interrupted, failed, cancelled, or left

@@ -10,7 +10,6 @@ the next server that opens the same database.
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import sys
 import threading
@@ -75,10 +74,10 @@ class StoppingServer(uvicorn.Server):
     at once instead of holding the shutdown), and whose second exits the process immediately."""
 
     def handle_exit(self, sig: int, frame: Any) -> None:
-        if self.should_exit and sig in (signal.SIGINT, signal.SIGTERM):
+        if self.should_exit:
             print("seasoned serve: second interrupt: exiting now", file=sys.stderr, flush=True)
             os._exit(130)
-        super().handle_exit(sig, frame)
+        self.should_exit = True  # (not re-raised after the shutdown, unlike uvicorn's: a stop is an exit 0)
         self.stop_runs()
 
     def stop_runs(self) -> None:

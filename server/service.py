@@ -490,14 +490,15 @@ class Service:
         """Close what the agents opened on this loop (checkpoint connections), the store and the bank."""
         if self._heartbeat is not None:
             self._heartbeat.cancel()
-        if self._background:  # cancellations still being recorded
-            await asyncio.gather(*self._background, return_exceptions=True)
+        if self._background:  # cancellations still being recorded (bounded: a stop must not hang)
+            await asyncio.wait(set(self._background), timeout=SHUTDOWN_WAIT_S * 2)
         for agent in self._agents.values():  # each Agent's checkpoint connection on this loop, its MCP servers
             try:
                 await agent.aclose()
             except Exception as exc:  # noqa: BLE001 - shutting down: log and go on
                 log.warning("closing an agent: %s", exc)
         if self.store is not None:
+            await asyncio.to_thread(self.store.interrupt_own)  # runs cut off by the shutdown stay resumable
             await asyncio.to_thread(self.store.close)
         if self.bank is not None:
             self.bank.close()
