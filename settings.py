@@ -56,7 +56,7 @@ class Settings(BaseSettings):
     chromium: str | None = Field(None, description="the Chromium binary the browser tools and web envs use")
     train_every: int = Field(24, ge=0, description="train a LoRA adapter of a local model every this many new "
                              "verified demonstrations of a namespace, model and scope (0: never by itself)")
-    train_max_seconds: float = Field(300.0, gt=0, description="time cap of one adapter training (it stops early)")
+    train_max_seconds: float = Field(600.0, gt=0, description="time cap of one adapter training (it stops early)")
     train_max_rss_mb: float = Field(4096.0, gt=0, description="memory cap (resident MB) of one adapter training")
     solve_value: float = Field(DEFAULT_SOLVE_VALUE, gt=0,
                                description="what a verified answer is worth, in tokens (the give-up rule's value)")
