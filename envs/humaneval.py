@@ -11,6 +11,7 @@ import shutil
 import tempfile
 
 from seasoned.errors import EnvError
+from seasoned.tools import diskcap
 from seasoned.tools.limits import Limits
 from seasoned.tools.sandbox import Sandbox
 
@@ -82,7 +83,7 @@ class HumanEvalEnv(Environment):
     async def verify(self, task: Task, answer: str) -> Verdict:
         problem = _problems()[task.metadata["problem_id"]]
         program = build_program(problem, answer or "")
-        workspace = tempfile.mkdtemp(prefix="seasoned-humaneval-")
+        workspace = tempfile.mkdtemp(prefix="seasoned-humaneval-", dir=diskcap.scratch_root())  # disk-capped
         sandbox = Sandbox(workspace, self.limits)
         try:
             result = await sandbox.arun_python(program, filename="candidate.py")

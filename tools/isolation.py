@@ -17,7 +17,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from . import bwrap, cgroups
+from . import bwrap, cgroups, diskcap
 
 # Mounts everything read-only but the workspace, then drops capabilities (run inside `unshare`).
 ISOLATE_SH = Path(__file__).with_name("isolate.sh").read_text()
@@ -91,11 +91,22 @@ def best_isolation() -> str:
 
 def process_limit_mechanism(isolation: str) -> str:
     """How ``Limits.max_processes`` is enforced under ``isolation``: ``cgroup``, ``rlimit`` or ``none``."""
-    if cgroups.available():
+    if cgroups.available("pids"):
         return "cgroup"
     if isolation == "bwrap" and os.geteuid() != 0:
         return "rlimit"
     return "none"
+
+
+def memory_limit_mechanism() -> str:
+    """How ``Limits.total_memory_mb`` (all processes of a command) is enforced: ``cgroup`` or ``none``."""
+    found = cgroups.parent_dir("memory")
+    return "none" if found is None else f"cgroup {'v2' if found[1] else 'v1'}"
+
+
+def disk_limit_mechanism() -> str:
+    """How workspaces the product makes (SWE attempts, scratch workspaces) are size-capped."""
+    return "loop-mounted filesystem" if diskcap.available() else "none"
 
 
 def isolation_report() -> dict:
@@ -105,13 +116,15 @@ def isolation_report() -> dict:
     return {"isolation": mode, "bwrap": status.path, "bwrap_version": status.version,
             "bwrap_problem": status.reason or None, "seccomp": mode == "bwrap" and status.seccomp,
             "userns_disabled_inside": mode == "bwrap" and status.disable_userns,
-            "process_limit": process_limit_mechanism(mode)}
+            "process_limit": process_limit_mechanism(mode), "memory_limit": memory_limit_mechanism(),
+            "disk_limit": disk_limit_mechanism()}
 
 
 def describe_isolation() -> str:
     """One line for ``seasoned envs list``: which sandbox commands run in here, and what it lacks."""
     report = isolation_report()
-    limit = f"process limit: {report['process_limit']}"
+    limit = (f"process limit: {report['process_limit']}; memory across processes: {report['memory_limit']}; "
+             f"workspace disk: {report['disk_limit']}")
     if report["isolation"] == "bwrap":
         seccomp = "seccomp deny list" if report["seccomp"] else "no seccomp"
         return f"sandbox: bwrap ({report['bwrap_version']}; {seccomp}; {limit})"

@@ -1,5 +1,6 @@
-"""Resource limits of one sandboxed command (``resource.setrlimit`` in the child, plus a process limit
-that the sandbox enforces: see ``Sandbox.process_limit``)."""
+"""Resource limits of one sandboxed command (``resource.setrlimit`` in the child, plus a process limit and
+a memory limit across processes that the sandbox enforces through cgroups: see ``Sandbox.process_limit``
+and ``Sandbox.memory_limit``)."""
 
 from __future__ import annotations
 
@@ -10,11 +11,14 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Limits:
-    """Hard limits of one command: wall seconds, address space per process, written file size, processes
-    (and threads) alive at once, output characters kept, size of the private /tmp and /dev/shm (bwrap)."""
+    """Hard limits of one command: wall seconds, address space per process, memory of all its processes
+    together (and of what they put in the private /tmp and /dev/shm: a memory cgroup, where one exists),
+    written file size, processes (and threads) alive at once, output characters kept, size of the private
+    /tmp and /dev/shm (bwrap)."""
 
     time_s: float = 30.0
     memory_mb: int = 1024
+    total_memory_mb: int | None = 2048
     file_size_mb: int = 64
     max_processes: int | None = 256
     max_output_chars: int = 10_000

@@ -20,7 +20,9 @@ force, ``isolation_report()`` and ``seasoned doctor`` print it):
   workspace in Python processes only. Shell commands are limited, not confined.
 
 In every mode a ``pids`` cgroup, where one is writable, caps the processes and is emptied when ``run``
-returns.
+returns; a ``memory`` cgroup (below this process's own), where one is writable, caps the memory of all the
+command's processes together (``Limits.total_memory_mb``; a process over it is OOM-killed and the result
+says ``memory limit``).
 
 Extra paths a command needs (a shared pip wheel cache, a venv outside the workspace) are given
 explicitly: ``Sandbox(ws, ro_binds=[cache], rw_binds=[out_dir])``, or appended later to
@@ -60,6 +62,7 @@ from .isolation import (
     ISOLATIONS,
     best_isolation,
     bwrap_available,
+    memory_limit_mechanism,
     namespace_prefix,
     namespaces_available,
     process_limit_mechanism,
@@ -77,6 +80,7 @@ class ExecResult:
     timed_out: bool = False
     duration_s: float = 0.0
     truncated: bool = False
+    memory_exceeded: bool = False  # the memory cgroup OOM-killed one of its processes
 
     @property
     def ok(self) -> bool:
@@ -87,6 +91,8 @@ class ExecResult:
         """``time limit`` / ``memory limit`` / ``signal N`` when the command did not exit by itself."""
         if self.timed_out:
             return "time limit"
+        if self.memory_exceeded:
+            return "memory limit"
         if self.exit_code is not None and self.exit_code < 0:
             sig = -self.exit_code
             if sig in (signal.SIGXCPU, signal.SIGKILL):
@@ -207,6 +213,11 @@ class Sandbox:
         """How ``max_processes`` is enforced: ``cgroup``, ``rlimit`` or ``none`` (root without a pids cgroup)."""
         return process_limit_mechanism(self.isolation)
 
+    @property
+    def memory_limit(self) -> str:
+        """How ``total_memory_mb`` is enforced: ``cgroup`` or ``none`` (no writable memory cgroup here)."""
+        return memory_limit_mechanism()
+
     def _check_binds(self) -> tuple[list[Path], list[Path]]:
         checked = []
         for name, paths in (("ro_binds", self.ro_binds), ("rw_binds", self.rw_binds)):
@@ -282,12 +293,7 @@ class Sandbox:
             raise ToolError("sandbox: empty command")
         work = self.resolve_cwd(cwd)
         env = self.child_env(network)
-        group = None
-        if limits.max_processes and cgroups.available():
-            try:
-                group = cgroups.PidsCgroup(limits.max_processes)
-            except OSError:
-                group = None
+        group = _cgroup(limits)
         info_r = info_w = seccomp_fd = None
         if self.isolation == "bwrap":
             info_r, info_w = os.pipe()
@@ -321,6 +327,7 @@ class Sandbox:
             _stop(proc, info)
         if self.isolation != "bwrap":
             _kill_group(proc)  # stray children of a finished command (bwrap: the pid namespace ended)
+        oom = bool(group and group.memory_exceeded())
         if group:
             group.close()  # empties the cgroup: nothing the command started survives
         stdout, cut_out = out.text()
@@ -328,7 +335,8 @@ class Sandbox:
         code = proc.returncode
         if self.isolation == "bwrap" and code is not None and 128 < code <= 128 + 64:
             code = 128 - code  # bwrap reports a command killed by signal N as 128+N; ours is -N
-        return ExecResult(stdout, stderr, code, timed_out, round(time.monotonic() - started, 3), cut_out or cut_err)
+        return ExecResult(stdout, stderr, code, timed_out, round(time.monotonic() - started, 3), cut_out or cut_err,
+                          memory_exceeded=oom)
 
     async def arun(self, command: str | list[str], **kwargs) -> ExecResult:
         """``run`` without blocking the event loop."""
@@ -355,7 +363,19 @@ class Sandbox:
             self._guard_dir = None
 
 
-def _preexec(limits: Limits, group: cgroups.PidsCgroup | None):
+def _cgroup(limits: Limits) -> cgroups.CommandCgroup | None:
+    """The command's cgroup(s): its process limit and its memory limit across processes, where writable."""
+    pids = limits.max_processes if cgroups.available("pids") else None
+    memory = limits.total_memory_mb << 20 if limits.total_memory_mb and cgroups.available("memory") else None
+    if not (pids or memory):
+        return None
+    try:
+        return cgroups.CommandCgroup(pids, memory)
+    except OSError:
+        return None
+
+
+def _preexec(limits: Limits, group: cgroups.CommandCgroup | None):
     apply = limits.preexec()
 
     def run() -> None:

@@ -125,7 +125,10 @@ class SWEEnv(Environment):
 
     ``repos``: the repositories directory for ``owner/name`` repos (else ``SEASONED_SWE_REPOS``).
     ``allow_paths``: more directories a ``repo`` path may point into (``os.pathsep``-separated or a list).
-    ``install`` / ``test_cmd``: used for instances that have none of their own."""
+    ``install`` / ``test_cmd``: used for instances that have none of their own. ``memory_mb``: per process;
+    ``total_memory_mb``: all processes of one command together (a memory cgroup, where there is one);
+    ``disk_mb``: everything an attempt writes (checkout, venv, build files; a loop-mounted filesystem, where
+    root can make one)."""
 
     name = "swe"
     description = "SWE-bench-format repository bug fixes (JSONL as published; repos dir, path or bundle), no Docker."
@@ -134,13 +137,14 @@ class SWEEnv(Environment):
     def __init__(self, path: str | os.PathLike | None = None, *, repos: str | os.PathLike | None = None,
                  allow_paths: str | list[str] | None = None, install: str | None = None, test_cmd: str | None = None, test_timeout: float = 300.0,
                  install_timeout: float = 900.0, command_timeout: float = 60.0, memory_mb: int = 4096,
-                 max_output_chars: int = 6000):
+                 total_memory_mb: int = 8192, disk_mb: int = 8192, max_output_chars: int = 6000):
         self.path = Path(path) if path else FIXTURES
         self.instances = load_jsonl(self.path, repos=repos, allow_paths=allow_paths)
         self.install, self.test_cmd = install, test_cmd
         self.test_timeout, self.install_timeout = test_timeout, install_timeout
-        self.limits = Limits(time_s=command_timeout, memory_mb=memory_mb, max_output_chars=max_output_chars,
-                             max_processes=512)
+        self.limits = Limits(time_s=command_timeout, memory_mb=memory_mb, total_memory_mb=total_memory_mb,
+                             max_output_chars=max_output_chars, max_processes=512)
+        self.disk_mb = disk_mb
 
     def tasks(self, n=None, seed=0, difficulty=None) -> list[Task]:
         chosen = list(self.instances)
@@ -189,7 +193,7 @@ class SWEEnv(Environment):
     async def prepare(self, instance: SWEInstance, *, private_git: bool = False) -> Workspace:
         """A fresh checkout of the instance with its own venv, the install done (``private_git``: keep a
         copy of ``.git`` the agent never sees, to read its changes through)."""
-        attempt = Attempt.create()
+        attempt = Attempt.create(self.disk_mb)
         seconds = {}
         try:
             started = time.perf_counter()

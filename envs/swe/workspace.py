@@ -1,5 +1,6 @@
 """The places one attempt owns: a temp directory holding the checkout, an own Python venv, report files,
-and a watcher that removes it all if this process dies before it can clean up.
+and a watcher that removes it all if this process dies before it can clean up. Where it can (root, a loop
+device), the directory is a filesystem of its own capped at ``SWEEnv(disk_mb=...)`` (``tools.diskcap``).
 
 The venv is made from the base interpreter, and its ``python`` and ``pip`` are its own: ``pip install -e .
 pytest`` installs there and nowhere else. Its commands never see this product's venv nor the base
@@ -31,6 +32,8 @@ from importlib import metadata
 from pathlib import Path
 
 from seasoned.settings import settings
+from seasoned.tools import diskcap
+from seasoned.tools.diskcap import CappedDir
 
 SEED = ("pip", "setuptools", "wheel", "pytest")  # visible to every command of an attempt
 INSTALL_SEED = ("pip",)  # always visible to the install step, even when the project's rule left it out
@@ -188,6 +191,7 @@ class Attempt:
 
     root: Path
     watcher: subprocess.Popen | None
+    capped: CappedDir | None = None  # the size-capped filesystem holding ``root``, where one can be made
     seeds: list[Path] = field(default_factory=list)  # read-only in every command of the attempt
     install_seeds: list[Path] = field(default_factory=list)  # and these in its install step
 
@@ -209,12 +213,20 @@ class Attempt:
         return self.root / "base.git"
 
     @classmethod
-    def create(cls) -> Attempt:
+    def create(cls, disk_mb: int | None = None) -> Attempt:
+        """A new attempt directory: on a filesystem of ``disk_mb`` where capped directories work here
+        (``tools.diskcap``: everything the attempt's commands write counts), else an ordinary one."""
+        if disk_mb and diskcap.available():
+            capped = CappedDir.create(disk_mb, prefix="seasoned-swe-")
+            (capped.path / "reports").mkdir()
+            return cls(capped.path, None, capped)
         root = Path(tempfile.mkdtemp(prefix="seasoned-swe-")).resolve()
         (root / "reports").mkdir()
         return cls(root, _watch(root))
 
     def remove(self) -> None:
+        if self.capped is not None:
+            self.capped.remove()
         shutil.rmtree(self.root, ignore_errors=True)
         if self.watcher is not None:
             try:
