@@ -142,10 +142,11 @@ def python_tool(limits: Limits | None = None, name: str = "python") -> UserTool:
     code from a model is executed."""
 
     async def run(args: dict) -> str:
+        from .diskcap import scratch_root
         from .sandbox import Sandbox
 
         def execute() -> str:
-            with tempfile.TemporaryDirectory(prefix="seasoned-tool-") as workspace:
+            with tempfile.TemporaryDirectory(prefix="seasoned-tool-", dir=scratch_root()) as workspace:  # capped
                 box = Sandbox(workspace, limits or Limits(time_s=10, memory_mb=512))
                 try:
                     return box.run_python(args["code"]).render()
