@@ -131,12 +131,14 @@ async def retrieve_node(state: SolveState, runtime: Runtime[SolveContext]) -> di
     return {"memory_context": built.notes, "memory_ids": built.ids, "memory": built.as_dict()}
 
 
-def wave_size(state: SolveState, cfg: StrategyConfig) -> int:
+def wave_size(state: SolveState, cfg: StrategyConfig, checked: bool = False) -> int:
+    """Samples in the next wave; ``adaptive`` with a check starts with ``first_wave`` (agreement needs more)."""
     done = len(state.get("candidates", []))
     if cfg.name in ("best_of_n", "self_consistency"):
         return cfg.n
     if cfg.name == "adaptive":
-        return max(0, min(cfg.wave_size, cfg.n - done))
+        size = cfg.first_wave if checked and not done and cfg.first_wave else cfg.wave_size
+        return max(0, min(size, cfg.n - done))
     return 1
 
 
@@ -160,7 +162,7 @@ def plan_samples(state: SolveState, runtime: Runtime[SolveContext]) -> list[Send
         previous=revision_of["text"] if revision_of else None,
         critique=state.get("critique") if revision_of else None, answer_format=ctx.answer_format,
     )
-    size = min(1 if revision_of else wave_size(state, cfg), affordable_samples(state, ctx, messages))
+    size = min(1 if revision_of else wave_size(state, cfg, ctx.can_check), affordable_samples(state, ctx, messages))
     if size == 0:
         return "select"
     base_seed = cfg.seed if cfg.seed is not None else None

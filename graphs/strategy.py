@@ -19,6 +19,9 @@ class StrategyConfig(BaseModel):
     name: StrategyName = "adaptive"
     n: int = Field(8, ge=1, le=256, description="samples (best_of_n, self_consistency); most samples (adaptive)")
     wave_size: int = Field(2, ge=1, le=64, description="adaptive: samples per parallel wave")
+    first_wave: int | None = Field(1, ge=1, le=64,
+                                   description="adaptive with a check: samples in the first wave (default 1: a "
+                                               "question one sample answers costs one sample; None: wave_size)")
     max_rounds: int = Field(2, ge=0, le=20, description="revise: critique/revise rounds")
     temperature: float = Field(0.8, ge=0.0, le=2.0)
     max_tokens: int = Field(256, ge=1, description="per sample")

@@ -68,7 +68,7 @@ def test_adaptive_stops_early_and_spends_less_than_best_of_n():
     a = adaptive.run("What is 40 + 2?", checker=Checker())
     b = best_of_n.run("What is 40 + 2?", checker=Checker())
     assert a.verified and b.verified
-    assert len(a.candidates) == 4  # two waves of two
+    assert len(a.candidates) == 3  # a first wave of one, then a wave of two
     assert a.decisions[-1]["reason"] == "verified by env:test"
     assert a.spend.tokens < b.spend.tokens
 
@@ -90,7 +90,7 @@ def test_first_finish_cancels_samples_still_in_flight():
             return await gateway.acomplete(messages, model=model, **kwargs)
 
     agent = Agent(gateway=SplitGateway("scripted/race-fast", ledger=ledger), record=False, checkpoint=False,
-                  strategy=parse_strategy("adaptive-8", wave_size=4, seed=0))
+                  strategy=parse_strategy("adaptive-8", wave_size=4, first_wave=4, seed=0))
     result = agent.run("What is 40 + 2?", checker=Checker())
     assert result.verified
     statuses = sorted(c["status"] for c in result.candidates)
