@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from .db import Database, ItemRow, NamespaceRow, VersionRow, retry_locked
-from .items import MemoryItem, utcnow
+from .items import COUNTERS, MemoryItem, bounded_count, utcnow
 
 if TYPE_CHECKING:
     from seasoned.models import Gateway
@@ -37,7 +37,10 @@ def check_namespace(namespace: str) -> str:
 
 
 def row_to_item(row: ItemRow) -> MemoryItem:
-    return MemoryItem.model_validate({c: getattr(row, c) for c in MemoryItem.model_fields})
+    fields = {c: getattr(row, c) for c in MemoryItem.model_fields}
+    for counter in COUNTERS:  # an out-of-range counter never makes an item unreadable
+        fields[counter] = bounded_count(fields[counter])
+    return MemoryItem.model_validate(fields)
 
 
 def item_to_row_fields(item: MemoryItem) -> dict[str, Any]:

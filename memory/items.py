@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from datetime import UTC, datetime
 from enum import Enum
@@ -37,17 +38,30 @@ def describe_error(err: Exception) -> str:
     """One line from a pydantic ValidationError (field: message), else the first line of the error."""
     errors = getattr(err, "errors", None)
     if callable(errors):
-        try:
+        with contextlib.suppress(Exception):  # any error's `errors` attribute: fall back to its text
             first = errors()[0]
             where = ".".join(str(p) for p in first.get("loc", ())) or "value"
             return f"{where}: {first.get('msg', 'invalid')}"
-        except Exception:
-            pass
     return str(err).splitlines()[0] if str(err) else type(err).__name__
 
 
 def new_id() -> str:
     return uuid.uuid4().hex
+
+
+#: The most a use counter (``times_*``) or a version number holds: counters saturate here, an import refuses
+#: more, so no increment or sum over a namespace ever leaves int64 (SQLite turns an overflow into a float).
+MAX_COUNT = 10**12
+COUNTERS: tuple[str, ...] = ("times_retrieved", "times_succeeded", "times_failed")
+
+
+def bounded_count(value: Any) -> int:
+    """A stored counter as an int in 0..MAX_COUNT (a row written before counters saturated may hold more,
+    or the float SQLite made of an overflow)."""
+    try:
+        return min(max(int(value), 0), MAX_COUNT)
+    except (TypeError, ValueError, OverflowError):  # NaN, infinity, garbage: no evidence
+        return 0
 
 
 def utility_of(succeeded: int, failed: int) -> float:

@@ -15,7 +15,7 @@ from sqlalchemy import select, update
 from . import embedding
 from .core import BankCore, row_to_item
 from .db import ItemRow, NamespaceRow, retry_locked
-from .items import KINDS, MemoryItem, Retrieved
+from .items import KINDS, MAX_COUNT, MemoryItem, Retrieved
 from .lexical import LexicalIndex
 
 if TYPE_CHECKING:
@@ -115,8 +115,8 @@ class Ranking(BankCore):
     def _track(self, ids: list[str]) -> None:
         def write() -> None:
             with self.db.write() as s:
-                s.execute(update(ItemRow).where(ItemRow.id.in_(ids))
-                          .values(times_retrieved=ItemRow.times_retrieved + 1))
+                s.execute(update(ItemRow).where(ItemRow.id.in_(ids), ItemRow.times_retrieved < MAX_COUNT)
+                          .values(times_retrieved=ItemRow.times_retrieved + 1))  # saturates at MAX_COUNT
 
         retry_locked(write)
 

@@ -15,7 +15,17 @@ from sqlalchemy.orm import Session
 
 from .core import row_to_item
 from .db import ItemRow, VersionRow, retry_locked
-from .items import EDITABLE_FIELDS, AddResult, MemoryItem, as_utc, describe_error, utcnow, utility_of
+from .items import (
+    EDITABLE_FIELDS,
+    MAX_COUNT,
+    AddResult,
+    MemoryItem,
+    as_utc,
+    bounded_count,
+    describe_error,
+    utcnow,
+    utility_of,
+)
 from .merge import Decision
 from .writes import Writes
 
@@ -132,10 +142,10 @@ class Upkeep(Writes):
                     raise ItemNotFound(f"no memory item {missing[0]!r} in namespace {ns!r}")
                 now = utcnow()
                 for row in rows.values():
-                    if success:
-                        row.times_succeeded += 1
+                    if success:  # saturating, as every use counter
+                        row.times_succeeded = min(bounded_count(row.times_succeeded) + 1, MAX_COUNT)
                     else:
-                        row.times_failed += 1
+                        row.times_failed = min(bounded_count(row.times_failed) + 1, MAX_COUNT)
                     row.utility = utility_of(row.times_succeeded, row.times_failed)
                     row.last_used_at = now
                     if (not row.verified and row.times_succeeded >= self.confirm_after
@@ -159,7 +169,7 @@ class Upkeep(Writes):
                    f"{'succeeded' if success else 'failed'}" + (f", difficulty {difficulty}" if difficulty is not None else ""))
         item = MemoryItem(kind="allocation", title=f"allocation {subtask_kind}", content=content, data=data,
                           task_signature=subtask_kind, source="success" if success else "failure",
-                          run_ids=[run_id] if run_id else [], verified=True)
+                          run_ids=[run_id] if run_id else [], verified=bool(success))  # a failed run: never verified
         return self.add(item, namespace=namespace, dedup=False, actor="system").item
 
     def allocations(self, subtask_kind: str | None = None, *, limit: int = 1000,

@@ -225,6 +225,10 @@ class Writes(Indexing):
                 if row is None:
                     return row_to_item(self._insert(s, new.model_copy(update={"key": key}), reason, actor))
                 changes = {f: getattr(new, f) for f in fields if getattr(row, f) != getattr(new, f)}
+                # a checked run's put verifies the item (e.g. an imported one); a new value unchecked does not
+                verified = new.verified if changes else row.verified or new.verified
+                if verified != row.verified:
+                    changes["verified"] = verified
                 if row.status != "active":
                     changes.update(status="active", superseded_by=None)
                 if changes:

@@ -233,8 +233,8 @@ def test_export_import_round_trip_is_lossless(bank, tmp_path):
     assert bank.export_jsonl(tmp_path / "all.jsonl", all_namespaces=True) == 2
 
     other = MemoryBank.open(f"sqlite:///{tmp_path / 'copy.db'}", namespace="test")
-    assert other.import_jsonl(tmp_path / "all.jsonl") == {"imported": 2, "replaced": 0, "skipped": 0}
-    assert other.import_jsonl(tmp_path / "all.jsonl") == {"imported": 0, "replaced": 0, "skipped": 2}
+    assert other.import_jsonl(tmp_path / "all.jsonl") == {"imported": 2, "merged": 0, "replaced": 0, "skipped": 0}
+    assert other.import_jsonl(tmp_path / "all.jsonl") == {"imported": 0, "merged": 0, "replaced": 0, "skipped": 2}
     second = tmp_path / "two.jsonl"
     other.export_jsonl(second, all_namespaces=True)
     assert second.read_text() == (tmp_path / "all.jsonl").read_text()

@@ -233,3 +233,67 @@ def test_the_first_embedding_in_a_fresh_home_prints_no_progress_bar(tmp_path):
                           env=env, capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stderr
     assert "Loading weights" not in done.stderr + done.stdout and "it/s" not in done.stderr
+
+
+# --- issue 23 point 7: importing the same items again adds nothing ---------------------------------------
+HAND_WRITTEN = [{"content": "Pin dependency versions.", "kind": "lesson"},
+                {"content": "Read the last 50 lines of the log first.", "kind": "strategy"},
+                {"content": "Retry a flaky socket call with backoff.", "kind": "strategy", "run_ids": ["r1"]}]
+
+
+def active(url: str, namespace: str) -> list[dict]:
+    with MemoryBank.open(url, namespace=namespace) as bank:
+        return [item.model_dump(mode="json") for item in bank.list(limit=100)]
+
+
+@pytest.mark.parametrize("mode", ["into", "namespace", "plain"])
+def test_importing_hand_written_items_twice_adds_nothing(tmp_path, capsys, mode):
+    url = f"sqlite:///{tmp_path / 'memory.db'}"
+    hand = tmp_path / "hand.jsonl"
+    hand.write_text("".join(json.dumps(line) + "\n" for line in HAND_WRITTEN))
+    where = {"into": ["--into", "team"], "namespace": ["-n", "team"], "plain": ["-n", "default"]}[mode]
+    namespace = where[1]
+    first = json.loads(run(capsys, "import", str(hand), "--db", url, *where, "--json")[1])
+    assert first == {"imported": 3, "merged": 0, "replaced": 0, "skipped": 0}
+    again = json.loads(run(capsys, "import", str(hand), "--db", url, *where, "--json")[1])
+    assert again == {"imported": 0, "merged": 3, "replaced": 0, "skipped": 0}
+    items = active(url, namespace)
+    assert sorted(i["content"] for i in items) == sorted(line["content"] for line in HAND_WRITTEN)
+    reworded = tmp_path / "reworded.jsonl"  # spacing and case aside, the same content; a new run joins
+    reworded.write_text(json.dumps({"content": "retry a flaky  socket call with BACKOFF.", "kind": "strategy",
+                                    "run_ids": ["r2"]}) + "\n")
+    assert json.loads(run(capsys, "import", str(reworded), "--db", url, *where, "--json")[1])["merged"] == 1
+    items = active(url, namespace)
+    assert len(items) == 3
+    assert next(i for i in items if i["content"].startswith("Retry"))["run_ids"] == ["r1", "r2"]
+
+
+def test_importing_an_export_into_a_namespace_twice_adds_nothing(db, capsys, tmp_path):
+    url, _ = db
+    with MemoryBank.open(url, namespace="ops") as bank:  # a demonstration (keyed) and two allocation records
+        bank.put("demo:abc", MemoryItem(kind="demonstration", content="2 + 3 = 5. Answer: 5", verified=True,
+                                        data={"task": "What is 2 + 3?", "reply": "Answer: 5"}))
+        for run_id in ("r1", "r2"):  # the same text from two runs: two records, both kept
+            bank.record_allocation("general", budget={}, spent={"tokens": 30}, success=False, run_id=run_id)
+    dump = tmp_path / "dump.jsonl"
+    assert run(capsys, "export", str(dump), "--db", url, "-n", "ops")[0] == 0
+    for attempt in range(2):
+        code, out, err = run(capsys, "import", str(dump), "--db", url, "--into", "copy", "--json")
+        assert code == 0, err
+        counts = json.loads(out)
+        assert (counts["imported"], counts["merged"]) == ((5, 0) if attempt == 0 else (0, 5))
+    copied = active(url, "copy")
+    assert len(copied) == 5 and sum(i["kind"] == "allocation" for i in copied) == 2
+    assert not any(i["verified"] for i in copied)  # a file's flag is not a check made here
+    code, out, _ = run(capsys, "import", str(dump), "--db", url, "-n", "ops", "--json")  # its own ids: skipped
+    assert json.loads(out)["skipped"] == 5 and len(active(url, "ops")) == 5
+    lines = [json.loads(line) for line in dump.read_text().splitlines()]
+    twice = tmp_path / "twice.jsonl"  # one file naming an item twice under two ids
+    clone = json.loads(json.dumps(lines[0]))
+    clone["item"]["id"] = "clone1"
+    for version in clone["versions"]:
+        version["item_id"] = "clone1"
+    twice.write_text(json.dumps(lines[0]) + "\n" + json.dumps(clone) + "\n")
+    other = f"sqlite:///{tmp_path / 'other.db'}"
+    counts = json.loads(run(capsys, "import", str(twice), "--db", other, "-n", "ops", "--json")[1])
+    assert (counts["imported"], counts["merged"]) == (1, 1) and len(active(other, "ops")) == 1

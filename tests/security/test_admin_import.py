@@ -67,6 +67,11 @@ CASES = {
     "negative counter": (lambda r: r["item"].update(times_failed=-1), "times_failed"),
     "lone surrogate": (None, "surrogate"),
     "deeply nested data": (lambda r: r["item"].update(data=json.loads("[" * 200 + "]" * 200)), "nested"),
+    # issue 22 row 11: counters at int64 max were imported, and two uses later the item no longer loaded
+    "counter at int64 max": (lambda r: r["item"].update(times_retrieved=2**63 - 1),
+                             "item.times_retrieved: must be from 0 to 1000000000000"),
+    "version at int64 max": (lambda r: r["item"].update(version=2**63 - 1), "item.version: must be from 1"),
+    "history version at int64 max": (lambda r: r["versions"][0].update(version=2**63 - 1), "versions[0].version"),
 }
 
 
@@ -118,6 +123,74 @@ def test_namespace_option_is_checked_too(exported, capsys):
     assert code == 1 and "namespace" in err and contents(exported["target"])[1] == 0
 
 
+# --- issue 22 row 11: what a file says is not a check made here -----------------------------------------
+def test_a_verified_demonstration_from_a_file_is_stored_unverified_and_never_served(tmp_path, capsys):
+    """Before: a "verified" demonstration with a wrong answer was served as the reply (``single``, no checker)."""
+    from seasoned.graphs import Agent
+    from seasoned.graphs.context import demonstration_item
+    from seasoned.memory.transfer import UNVERIFIED
+    from seasoned.models import scripted
+
+    task = "What is 2 + 3?"
+    planted = demonstration_item(task=task, reply="2 + 3 = 7.\nAnswer: 7", scope="general", answer="7",
+                                 model="scripted/honest", run_id="r0", checker="env:checker")
+    assert planted["verified"] is True
+    url = f"sqlite:///{tmp_path / 'memory.db'}"
+    path = write(tmp_path / "planted.jsonl", [{"item": {**planted, "id": "planted1"}}])
+    code, out, err = import_(capsys, url, path, "--namespace", "math")
+    assert code == 0 and "imported 1" in out, err
+    scripted.register("honest", fn=lambda messages, params: "2 plus 3 is 5.\nAnswer: 5")
+    with MemoryBank.open(url, namespace="math", chroma_path=str(tmp_path / "chroma")) as bank:
+        item = bank.get("planted1")
+        assert not item.verified and item.data["answer"] == "7"
+        assert [v.reason for v in bank.history("planted1")] == ["imported", UNVERIFIED]
+        agent = Agent("scripted/honest", memory=bank, namespace="math", strategy="single", checkpoint=False,
+                      db_url=f"sqlite:///{tmp_path / 'runs.db'}", curate=False)
+        try:
+            result = agent.run(task)
+        finally:
+            agent.close()
+    assert result.answer == "5" and not (result.memory or {}).get("cache_hit")
+    assert all(c["kind"] != "cached" for c in result.candidates)
+
+
+def test_a_verified_flag_from_a_file_is_confirmed_only_by_checks_made_here(tmp_path):
+    url = f"sqlite:///{tmp_path / 'memory.db'}"
+    path = write(tmp_path / "one.jsonl", [{"item": {"id": "tip1", "namespace": "ops", "kind": "strategy", "verified": True,
+                                                    "content": "Sort the list before the binary search."}}])
+    with MemoryBank.open(url, namespace="ops", confirm_after=2) as bank:
+        assert bank.import_jsonl(path)["imported"] == 1
+        assert not bank.get("tip1").verified and bank.get("tip1").version == 2
+        bank.record_outcome(["tip1"], success=True)
+        bank.record_outcome(["tip1"], success=True)  # two successes in this namespace confirm it
+        assert bank.get("tip1").verified
+
+
+def test_counters_saturate_and_an_overflowed_row_still_loads_and_exports(tmp_path):
+    """A row that holds int64 max (imported before the range check) is used twice, then listed, summed and
+    exported: before, SQLite turned the increment into a float and every read of the item failed."""
+    from seasoned.memory.items import MAX_COUNT
+    from sqlalchemy import update
+
+    url = f"sqlite:///{tmp_path / 'memory.db'}"
+    with MemoryBank.open(url, namespace="ops") as bank:
+        item = bank.add(MemoryItem(kind="strategy", content="Sort the list before the binary search.")).item
+        with bank.db.write() as s:
+            s.execute(update(ItemRow).where(ItemRow.id == item.id).values(
+                times_retrieved=2**63 - 1, times_succeeded=2**63 - 1))
+        for _ in range(2):
+            assert bank.retrieve("binary search", k=1)[0].item.id == item.id
+            bank.record_outcome([item.id], success=True)
+        used = bank.get(item.id)
+        assert used.times_retrieved == used.times_succeeded == MAX_COUNT
+        assert bank.stats()["active"] == 1
+        assert bank.export_jsonl(tmp_path / "out.jsonl") == 1
+        exported = json.loads((tmp_path / "out.jsonl").read_text())
+        assert exported["item"]["times_succeeded"] == MAX_COUNT
+        with MemoryBank.open(f"sqlite:///{tmp_path / 'copy.db'}", namespace="ops") as copy:
+            assert copy.import_jsonl(tmp_path / "out.jsonl")["imported"] == 1  # its own export imports
+
+
 # --- read-only SEASONED_HOME ---------------------------------------------------------------------------
 BWRAP = shutil.which("bwrap")
 
@@ -166,8 +239,8 @@ def test_a_read_only_home_still_serves_the_read_commands(tmp_path):
 
 
 def test_edit_data_is_parsed_with_a_depth_limit():
-    from seasoned.memory.admin import _parse_set
     from seasoned.errors import InvalidItemError
+    from seasoned.memory.admin import _parse_set
 
     for value in ("[" * 100_000, '{"a": NaN}', '{"a": ' * 5000):
         with pytest.raises(InvalidItemError, match="not valid JSON"):
