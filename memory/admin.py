@@ -10,7 +10,7 @@ An ID may be any prefix of an item's id that is unique in the namespace (what ta
 
 Errors (bad id, file, URL) print one line on stderr and exit with status 1; nothing is changed.
 ``import`` checks the whole file first (ids, namespaces, numbers, versions: see ``memory/transfer.py``) and
-writes it in one transaction. On a read-only SEASONED_HOME the read-only commands (stats, list, search,
+writes it in one transaction; its items are stored unverified, and the same items imported again add nothing. On a read-only SEASONED_HOME the read-only commands (stats, list, search,
 show, history, export) still work: the bank is opened without writing.
 """
 
@@ -95,7 +95,8 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("export", parents=[common], help="write JSONL")
     p.add_argument("file", help="the JSONL file to write (replaced if it exists)")
     p.add_argument("--all", action="store_true", help="every namespace (default: --namespace only)")
-    p = sub.add_parser("import", parents=[common], help="read JSONL")
+    p = sub.add_parser("import", parents=[common], help="read JSONL (items arrive unverified; items the "
+                       "namespace already holds, same kind and content, are merged, not added)")
     p.add_argument("file", help="a JSONL file (an export, or hand-written item lines)")
     p.add_argument("--replace", action="store_true", help="replace items whose id exists (default: skip them)")
     p.add_argument("--into", metavar="NS", help="copy every item into namespace NS under new ids "
