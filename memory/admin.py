@@ -10,8 +10,9 @@ An ID may be any prefix of an item's id that is unique in the namespace (what ta
 
 Errors (bad id, file, URL) print one line on stderr and exit with status 1; nothing is changed.
 ``import`` checks the whole file first (ids, namespaces, numbers, versions: see ``memory/transfer.py``) and
-writes it in one transaction; its items are stored unverified, and the same items imported again add nothing. On a read-only SEASONED_HOME the read-only commands (stats, list, search,
-show, history, export) still work: the bank is opened without writing.
+writes it in one transaction; its items are stored unverified, and the same items imported again add nothing.
+On a read-only SEASONED_HOME the read-only commands (stats, list, search, show, history, export) still work:
+the bank is opened without writing.
 """
 
 from __future__ import annotations
