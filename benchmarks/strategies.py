@@ -52,7 +52,8 @@ async def run_arm(name: str, spec: dict, tasks, env, model: str, seed: int) -> d
     low, high = wilson(correct, len(tasks))
     return {"arm": name, "questions": len(tasks), "correct": correct, "accuracy": correct / len(tasks),
             "ci95": [round(low, 3), round(high, 3)], "tokens": tokens, "tokens_per_question": tokens / len(tasks),
-            "samples_per_question": samples / len(tasks), "seconds": round(time.perf_counter() - started, 1)}
+            "samples_per_question": samples / len(tasks), "seconds": round(time.perf_counter() - started, 1),
+            "seconds_per_question": round((time.perf_counter() - started) / len(tasks), 2)}
 
 
 async def main_async(args) -> list[dict]:
@@ -66,13 +67,18 @@ async def main_async(args) -> list[dict]:
         rows.append(row)
         print(f"{row['arm']:<20} accuracy {row['accuracy']:.3f} ({row['correct']}/{row['questions']}, "
               f"95% CI {row['ci95'][0]:.3f}-{row['ci95'][1]:.3f})  tokens/question {row['tokens_per_question']:.0f}"
+              f"  wall s/question {row['seconds_per_question']:.2f}"
               f"  samples/question {row['samples_per_question']:.2f}  {row['seconds']}s", flush=True)
     best = next(r for r in rows if r["arm"].startswith("best_of_n"))
     adaptive = next(r for r in rows if r["arm"].startswith("adaptive"))
     gap = (best["accuracy"] - adaptive["accuracy"]) * 100
     ratio = adaptive["tokens"] / max(best["tokens"], 1)
     print(f"adaptive vs best_of_n: accuracy gap {gap:+.1f} points (target <= 2), tokens ratio {ratio:.2f} "
-          f"(target <= 0.33): {'met' if gap <= 2 and ratio <= 1 / 3 else 'NOT met'}")
+          f"(target <= 0.33): {'met' if gap <= 2 and ratio <= 1 / 3 else 'NOT met'}; wall time ratio "
+          f"{adaptive['seconds'] / max(best['seconds'], 1e-9):.2f}")
+    single = next(r for r in rows if r["arm"] == "single")
+    print("wall time vs single: " + ", ".join(f"{r['arm']} {r['seconds'] / max(single['seconds'], 1e-9):.2f}x"
+                                              for r in rows if r is not single))
     return rows
 
 

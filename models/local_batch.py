@@ -10,12 +10,16 @@ sequences) and one worker thread. Each loop of that thread
 
 A prompt's KV is shared, not recomputed: a new sequence copies (``llama_memory_seq_cp``, metadata only in a
 unified cache) the longest prefix it has in common with a running or recently finished sequence, and decodes
-only the rest. Finished sequences stay as a small prefix cache until their cells or ids are needed.
+only the rest. Finished sequences stay as a small prefix cache until their ids are needed.
 
 Reproducibility: a sequence always decodes its prompt minus the last token, then the last prompt token as its
 first step, and samples from its own logits row. On llama.cpp's CPU kernels a row's logits do not depend on
-which other rows share the batch, nor on how a prompt was split into chunks (tests/test_models_local_batch.py
-checks it on the embedded model), so a sample under a seed is the same alone or in a batch of eight.
+which other rows share the batch, nor on how a prompt was split into chunks; attention visits a sequence's KV
+cells in cell order, so a sequence's cells must lie in the order of its positions. Hence KV cells are never
+freed one sequence at a time (a freed hole could take a later token before an earlier one): cells are
+allocated upwards, an evicted sequence's cells go to a "retired" sequence id, and the whole cache is cleared
+once it is full and no call is running (calls that do not fit wait for that). So a sample under a seed is the
+same alone or in a batch (tests/test_models_local_batch.py checks it on the embedded model).
 """
 
 from __future__ import annotations
@@ -63,9 +67,12 @@ class Request:
     stop_checked: int = 0  # characters of ``text`` already searched for stop strings
     decoder: Any = field(default_factory=lambda: codecs.getincrementaldecoder("utf-8")("ignore"))
 
+    planned: int = 0  # KV cells it may still allocate when admitted (prompt not shared + max_tokens)
+    allocated: int = 0  # KV cells it has allocated
+
     @property
     def cells(self) -> int:
-        """KV cells this request may come to use (its reservation in the pool)."""
+        """KV cells this request needs at most (no prefix shared)."""
         return len(self.prompt) + self.max_tokens
 
 
@@ -91,7 +98,7 @@ class BatchEngine:
         params = llama_cpp.llama_context_default_params()
         params.n_ctx = self.pool
         params.n_batch = params.n_ubatch = PROMPT_CHUNK
-        params.n_seq_max = MAX_SEQUENCES + CACHED_PREFIXES
+        params.n_seq_max = MAX_SEQUENCES + CACHED_PREFIXES + 1  # the last id holds retired cells
         params.n_threads = params.n_threads_batch = n_threads
         params.kv_unified = True
         self.ctx = llama_cpp.llama_init_from_model(model.model, params)
@@ -111,9 +118,14 @@ class BatchEngine:
         self._active: list[Request] = []  # decoding one token per step
         self._cached: OrderedDict[int, Cached] = OrderedDict()  # least recently used first
         self._free_seqs = list(range(MAX_SEQUENCES + CACHED_PREFIXES))
+        self._retired_seq = MAX_SEQUENCES + CACHED_PREFIXES
+        self.allocated = 0  # KV cells allocated since the cache was last cleared (cells are allocated upwards)
         self._wake = threading.Condition()
         self._closed = False
-        self.steps = 0  # decoding steps run (for benchmarks)
+        self.steps = 0  # what the engine did (for tests and benchmarks): decoding steps,
+        self.peak_batch = 0  # the most sequences decoded in one step,
+        self.prefill_tokens = 0  # prompt tokens decoded (those copied from another sequence are not),
+        self.clears = 0  # times the full cache was cleared
         self._thread = threading.Thread(target=self._run, name=f"seasoned-{name}", daemon=True)
         self._thread.start()
 
@@ -187,24 +199,26 @@ class BatchEngine:
         return waiting
 
     def _place(self, request: Request) -> bool:
-        if len(self._active) + len(self._prefill) >= MAX_SEQUENCES:
+        running = self._active + self._prefill
+        if len(running) >= MAX_SEQUENCES:
             return False
         donor, shared = self._best_donor(request.prompt[:-1])
-        while (not self._free_seqs or self._cells_reserved() + request.cells > self.pool) and self._cached:
-            victim = next((s for s in self._cached if s != donor), None)
-            if victim is None:
-                break
-            self._evict(victim)
-        if not self._free_seqs or self._cells_reserved() + request.cells > self.pool:
-            if donor in self._cached and len(self._active) + len(self._prefill) == 0:
-                self._evict(donor)  # nothing runs: the donor's cells are needed more than its prefix
-                return self._place(request)
-            return False
+        if any(_common_prefix(r.prompt[:-1], request.prompt[:-1]) > shared for r in self._prefill):
+            return False  # a prompt being decoded now has more in common: wait for it and copy it
+        future = self.allocated + sum(r.planned - r.allocated for r in running)
+        if future + request.cells - shared > self.pool:
+            if running:
+                return False  # it waits for the batch to drain, then the cache is cleared
+            self._clear()
+            donor, shared = -1, 0
+        if not self._free_seqs:
+            self._evict(next(seq for seq in self._cached if seq != donor))
         request.seq = self._free_seqs.pop(0)
         if shared:
             self._llama.llama_memory_seq_cp(self.memory, donor, request.seq, 0, shared)
             if donor in self._cached:
                 self._cached.move_to_end(donor)
+        request.planned = request.cells - shared
         request.prefilled = shared
         request.kv_tokens = list(request.prompt[:shared])
         request.handle.prompt_tokens = len(request.prompt)  # from here on the prompt is really processed
@@ -223,14 +237,19 @@ class BatchEngine:
                 best, shared = seq, n
         return best, shared
 
-    def _cells_reserved(self) -> int:
-        return (sum(r.cells for r in self._active + self._prefill)
-                + sum(len(c.kv_tokens) for c in self._cached.values()))
-
     def _evict(self, seq: int) -> None:
+        """Free a cached sequence's id; its cells stay allocated (under the retired id) until the next clear."""
         self._cached.pop(seq)
+        self._llama.llama_memory_seq_cp(self.memory, seq, self._retired_seq, -1, -1)
         self._llama.llama_memory_seq_rm(self.memory, seq, -1, -1)
         self._free_seqs.append(seq)
+
+    def _clear(self) -> None:
+        self._llama.llama_memory_clear(self.memory, True)
+        self._cached.clear()
+        self._free_seqs = list(range(MAX_SEQUENCES + CACHED_PREFIXES))
+        self.allocated = 0
+        self.clears += 1
 
     def _sampler(self, request: Request) -> Any:
         llama = self._llama
@@ -255,6 +274,9 @@ class BatchEngine:
             for offset, token in enumerate(chunk):
                 self._add(token, request.prefilled + offset, request.seq, False)
             self._decode()
+            self.prefill_tokens += len(chunk)
+            self.allocated += len(chunk)
+            request.allocated += len(chunk)
             request.prefilled += len(chunk)
             request.kv_tokens.extend(chunk)
         if request.prefilled >= len(prefix):
@@ -269,7 +291,10 @@ class BatchEngine:
             self._add(request.next_token, len(request.kv_tokens), request.seq, True)
         self._decode()
         self.steps += 1
+        self.peak_batch = max(self.peak_batch, len(running))
+        self.allocated += len(running)
         for row, request in enumerate(running):
+            request.allocated += 1
             request.kv_tokens.append(request.next_token)
             if request.handle.cancelled.is_set():
                 self._retire(request, "cancelled")
@@ -315,8 +340,7 @@ class BatchEngine:
         if request.kv_tokens:
             self._cached[request.seq] = Cached(request.seq, request.kv_tokens)
         else:
-            self._llama.llama_memory_seq_rm(self.memory, request.seq, -1, -1)
-            self._free_seqs.append(request.seq)
+            self._free_seqs.append(request.seq)  # it holds no cell
         while len(self._cached) > CACHED_PREFIXES:
             self._evict(next(iter(self._cached)))
         if finish_reason != "cancelled":
@@ -342,9 +366,7 @@ class BatchEngine:
                 error = exc if isinstance(exc, ModelCallError) else ModelCallError(f"{self.name}: {exc}")
                 request.future.set_exception(error)
         self._prefill, self._active = [], []
-        self._cached.clear()
-        self._free_seqs = list(range(MAX_SEQUENCES + CACHED_PREFIXES))
-        self._llama.llama_memory_clear(self.memory, True)
+        self._clear()
 
     # --- the llama.cpp batch ----------------------------------------------------------------------------
     def _clear_batch(self) -> None:
