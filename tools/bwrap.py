@@ -31,7 +31,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import seccomp
+from . import seccomp, unprivileged
 
 TOP_LEVEL = ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 ETC = ("alternatives", "ld.so.cache", "ld.so.conf", "ld.so.conf.d", "passwd", "group", "nsswitch.conf",
@@ -55,6 +55,7 @@ class Status:
     reason: str = ""
     disable_userns: bool = False
     seccomp: bool = False
+    unprivileged: bool = False  # run by root, the sandbox can run as unprivileged.SANDBOX_UID instead
 
 
 def too_broad(path: Path) -> bool:
@@ -155,13 +156,18 @@ def _bind(kind: str, src: Path | str, dest: Path | str | None = None) -> tuple[i
 def command(argv: list[str], *, workspace: Path, cwd: Path, ro: list[Path] = (), rw: list[Path] = (),
             network: bool = False, info_fd: int | None = None, seccomp_fd: int | None = None,
             disable_userns: bool = False, max_processes: int | None = None, tmpfs_mb: int = 512,
-            base_python: bool = False) -> list[str]:
+            base_python: bool = False, unprivileged: bool = False) -> list[str]:
     """The ``bwrap`` command line running ``argv`` in ``cwd`` (inside ``workspace``). ``base_python``: bind
-    the base interpreter (its site-packages hidden) instead of this process's venv."""
+    the base interpreter (its site-packages hidden) instead of this process's venv. ``unprivileged``: bwrap
+    is started as an unprivileged host user (``unprivileged.py``); uid and gid 0 inside."""
     args = [shutil.which("bwrap") or "bwrap", "--unshare-all", "--die-with-parent", "--new-session",
             "--cap-drop", "ALL"]
+    if disable_userns or unprivileged:
+        args.append("--unshare-user")
+    if unprivileged:
+        args += ["--uid", "0", "--gid", "0"]
     if disable_userns:
-        args += ["--unshare-user", "--disable-userns"]
+        args.append("--disable-userns")
     if network:
         args.append("--share-net")
     size = str(int(tmpfs_mb) * 1024 * 1024)  # tmpfs is memory: bounded, or /tmp could fill the RAM
@@ -192,7 +198,7 @@ def command(argv: list[str], *, workspace: Path, cwd: Path, ro: list[Path] = (),
     if seccomp_fd is not None:
         args += ["--seccomp", str(seccomp_fd)]
     prefix = []
-    if max_processes and os.geteuid() != 0 and shutil.which("prlimit"):
+    if max_processes and (os.geteuid() != 0 or unprivileged) and shutil.which("prlimit"):
         # Set inside the sandbox's user namespace, RLIMIT_NPROC counts only the sandbox's processes.
         prefix = ["prlimit", f"--nproc={int(max_processes)}", "--"]
     return args + ["--"] + prefix + argv
@@ -211,7 +217,8 @@ def seccomp_pipe() -> int | None:
     return read
 
 
-def _try(workspace: Path, *, disable_userns: bool = False, use_seccomp: bool = False) -> str:
+def _try(workspace: Path, *, disable_userns: bool = False, use_seccomp: bool = False,
+         as_user: bool = False) -> str:
     """Run a probe command; '' on success, else what went wrong."""
     fd = seccomp_pipe() if use_seccomp else None
     if use_seccomp and fd is None:
@@ -219,10 +226,15 @@ def _try(workspace: Path, *, disable_userns: bool = False, use_seccomp: bool = F
     marker = workspace / "probe.txt"
     marker.unlink(missing_ok=True)
     cmd = command(["/bin/sh", "-c", "echo ok > probe.txt"], workspace=workspace, cwd=workspace,
-                  seccomp_fd=fd, disable_userns=disable_userns)
+                  seccomp_fd=fd, disable_userns=disable_userns, unprivileged=as_user)
+    preexec = None
+    if as_user:
+        unprivileged.hand_over(workspace)
+        cmd, sources = unprivileged.stage(cmd)
+        preexec = functools.partial(unprivileged.enter, sources)
     try:
         done = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=20, pass_fds=(fd,) if fd else (),
-                              stdin=subprocess.DEVNULL)
+                              stdin=subprocess.DEVNULL, preexec_fn=preexec)
     except (OSError, subprocess.SubprocessError) as exc:
         return str(exc)
     finally:
@@ -252,6 +264,7 @@ def status() -> Status:
         if problem:
             return Status(path, version, False, f"bwrap cannot start a sandbox here: {problem}")
         return Status(path, version, True, "", disable_userns=not _try(probe, disable_userns=True),
-                      seccomp=not _try(probe, use_seccomp=True))
+                      seccomp=not _try(probe, use_seccomp=True),
+                      unprivileged=unprivileged.wanted() and not _try(probe, as_user=True))
     finally:
         shutil.rmtree(probe, ignore_errors=True)

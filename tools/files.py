@@ -67,8 +67,14 @@ def read_inside(root: Path, path: Path, *, limit: int = -1, errors: str = "stric
 
 
 def write_inside(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` (resolved inside the workspace) without following a symlink swapped in."""
+    """Write ``text`` to ``path`` (resolved inside the workspace) without following a symlink swapped in;
+    a new file gets the owner of its directory."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
+    parent_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        adopt(fd, parent_fd)
+    finally:
+        os.close(parent_fd)
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         fh.write(text)
 
@@ -89,6 +95,9 @@ def private_dir(root: Path, name: str) -> int:
                 _remove_at(root_fd, name)
             try:
                 os.mkdir(name, 0o755, dir_fd=root_fd)
+                made = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=root_fd)
+                adopt(made, root_fd)
+                return made
             except FileExistsError:
                 continue
         raise ToolError(f"cannot make {name!r} a directory in the workspace {str(root)!r}")
@@ -102,8 +111,42 @@ def write_new_at(dir_fd: int, name: str, data: bytes) -> None:
     _check_component(name)
     _remove_at(dir_fd, name)
     fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644, dir_fd=dir_fd)
+    adopt(fd, dir_fd)
     with os.fdopen(fd, "wb") as fh:
         fh.write(data)
+
+
+def adopt(fd: int, parent_fd: int) -> None:
+    """Give what the host just made (``fd``) the owner of its directory (``parent_fd``): run by root, a
+    sandbox runs as another user (``unprivileged.py``), and it must be able to change the files the host
+    writes into its workspace."""
+    if os.geteuid() != 0:
+        return
+    owner, parent = os.fstat(fd), os.fstat(parent_fd)
+    if (owner.st_uid, owner.st_gid) != (parent.st_uid, parent.st_gid):
+        os.fchown(fd, parent.st_uid, parent.st_gid)
+
+
+def make_dirs(path: Path) -> None:
+    """``path.mkdir(parents=True, exist_ok=True)``, each new directory owned like its parent (``adopt``)."""
+    missing = []
+    while not path.exists():
+        missing.append(path)
+        path = path.parent
+    for directory in reversed(missing):
+        try:
+            directory.mkdir()
+        except FileExistsError:
+            continue
+        parent_fd = os.open(directory.parent, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            made = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+            try:
+                adopt(made, parent_fd)
+            finally:
+                os.close(made)
+        finally:
+            os.close(parent_fd)
 
 
 def _check_component(name: str) -> None:
@@ -205,7 +248,7 @@ class FileTools:
         target = resolve_in(self.root, path)
         if target.is_dir():
             raise ToolError(f"create: {path!r} is a directory")
-        target.parent.mkdir(parents=True, exist_ok=True)
+        make_dirs(target.parent)
         write_inside(target, content)
         return f"wrote {self._rel(target)} ({len(content.splitlines())} lines)"
 

@@ -17,7 +17,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from . import bwrap, cgroups, diskcap
+from . import bwrap, cgroups, diskcap, unprivileged
 
 # Mounts everything read-only but the workspace, then drops capabilities (run inside `unshare`).
 ISOLATE_SH = Path(__file__).with_name("isolate.sh").read_text()
@@ -89,13 +89,24 @@ def best_isolation() -> str:
     return mode
 
 
-def process_limit_mechanism(isolation: str) -> str:
-    """How ``Limits.max_processes`` is enforced under ``isolation``: ``cgroup``, ``rlimit`` or ``none``."""
+def process_limit_mechanism(isolation: str, as_user: bool = False) -> str:
+    """How ``Limits.max_processes`` is enforced under ``isolation`` (``as_user``: bwrap started as an
+    unprivileged user by root): ``cgroup``, ``rlimit`` or ``none``."""
     if cgroups.available("pids"):
         return "cgroup"
-    if isolation == "bwrap" and os.geteuid() != 0:
+    if isolation == "bwrap" and (os.geteuid() != 0 or as_user):
         return "rlimit"
     return "none"
+
+
+def sandbox_user(isolation: str) -> str:
+    """Who a sandboxed command is on the host: this process's user, ``uid N`` (unprivileged, when this
+    process is root), or ``root`` (bwrap run by root where unprivileged user namespaces do not work)."""
+    if os.geteuid() != 0:
+        return f"uid {os.geteuid()} (this process's)"
+    if isolation == "bwrap" and bwrap.status().unprivileged:
+        return f"uid {unprivileged.SANDBOX_UID}"
+    return "root"
 
 
 def memory_limit_mechanism() -> str:
@@ -113,18 +124,19 @@ def isolation_report() -> dict:
     """What ``auto`` isolation gives on this machine (printed by ``seasoned doctor``)."""
     status = bwrap.status()
     mode = best_isolation()
-    return {"isolation": mode, "bwrap": status.path, "bwrap_version": status.version,
+    as_user = mode == "bwrap" and status.unprivileged
+    return {"isolation": mode, "bwrap": status.path, "bwrap_version": status.version, "host_user": sandbox_user(mode),
             "bwrap_problem": status.reason or None, "seccomp": mode == "bwrap" and status.seccomp,
             "userns_disabled_inside": mode == "bwrap" and status.disable_userns,
-            "process_limit": process_limit_mechanism(mode), "memory_limit": memory_limit_mechanism(),
+            "process_limit": process_limit_mechanism(mode, as_user), "memory_limit": memory_limit_mechanism(),
             "disk_limit": disk_limit_mechanism()}
 
 
 def describe_isolation() -> str:
     """One line for ``seasoned envs list``: which sandbox commands run in here, and what it lacks."""
     report = isolation_report()
-    limit = (f"process limit: {report['process_limit']}; memory across processes: {report['memory_limit']}; "
-             f"workspace disk: {report['disk_limit']}")
+    limit = (f"runs as host {report['host_user']}; process limit: {report['process_limit']}; "
+             f"memory across processes: {report['memory_limit']}; workspace disk: {report['disk_limit']}")
     if report["isolation"] == "bwrap":
         seccomp = "seccomp deny list" if report["seccomp"] else "no seccomp"
         return f"sandbox: bwrap ({report['bwrap_version']}; {seccomp}; {limit})"

@@ -55,7 +55,7 @@ from pathlib import Path
 
 from seasoned.errors import ToolError
 
-from . import bwrap, cgroups
+from . import bwrap, cgroups, unprivileged
 from .files import private_dir, resolve_in, write_new_at
 from .isolation import (
     GUARD_PY,
@@ -207,11 +207,16 @@ class Sandbox:
         self.base_python = base_python
         self._check_binds()
         self._guard_dir: str | None = None
+        # Run by root, bwrap starts as an unprivileged host user; the workspace and rw_binds become its.
+        self.unprivileged = self.isolation == "bwrap" and unprivileged.wanted() and bwrap.status().unprivileged
+        if self.unprivileged:
+            for path in [self.root, *self.rw_binds]:
+                unprivileged.hand_over(path)
 
     @property
     def process_limit(self) -> str:
         """How ``max_processes`` is enforced: ``cgroup``, ``rlimit`` or ``none`` (root without a pids cgroup)."""
-        return process_limit_mechanism(self.isolation)
+        return process_limit_mechanism(self.isolation, self.unprivileged)
 
     @property
     def memory_limit(self) -> str:
@@ -265,7 +270,7 @@ class Sandbox:
                                  info_fd=info_fd, seccomp_fd=seccomp_fd,
                                  disable_userns=bwrap.status().disable_userns,
                                  max_processes=limits.max_processes, tmpfs_mb=limits.tmpfs_mb,
-                                 base_python=self.base_python)
+                                 base_python=self.base_python, unprivileged=self.unprivileged)
         if self.isolation != "namespaces":
             return argv
         prefix = namespace_prefix()
@@ -299,12 +304,15 @@ class Sandbox:
             info_r, info_w = os.pipe()
             seccomp_fd = bwrap.seccomp_pipe() if bwrap.status().seccomp else None
         fds = tuple(fd for fd in (info_w, seccomp_fd) if fd is not None)
+        cmd, staged = self._command(argv, work, network, limits, info_w, seccomp_fd), None
+        if self.unprivileged:
+            cmd, staged = unprivileged.stage(cmd)
         started = time.monotonic()
         try:
-            proc = subprocess.Popen(self._command(argv, work, network, limits, info_w, seccomp_fd), cwd=work,
-                                    env=env, stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+            proc = subprocess.Popen(cmd, cwd=work, env=env,
+                                    stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, pass_fds=fds,
-                                    preexec_fn=_preexec(limits, group))  # noqa: PLW1509 - syscalls only
+                                    preexec_fn=_preexec(limits, group, staged))  # noqa: PLW1509 - syscalls only
         except (OSError, subprocess.SubprocessError) as exc:
             for fd in (info_r, *fds):
                 if fd is not None:
@@ -375,13 +383,15 @@ def _cgroup(limits: Limits) -> cgroups.CommandCgroup | None:
         return None
 
 
-def _preexec(limits: Limits, group: cgroups.CommandCgroup | None):
+def _preexec(limits: Limits, group: cgroups.CommandCgroup | None, staged: list[str] | None):
     apply = limits.preexec()
 
     def run() -> None:
         apply()
         if group is not None:
             group.join()  # before exec: every descendant is counted and can be killed
+        if staged is not None:
+            unprivileged.enter(staged)  # last: it drops root
 
     return run
 

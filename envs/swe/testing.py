@@ -16,6 +16,7 @@ import sys
 import uuid
 from pathlib import Path
 
+from seasoned.tools.files import make_dirs
 from seasoned.tools.sandbox import Sandbox
 
 from .reports import (
@@ -90,7 +91,7 @@ async def run_tests(sandbox: Sandbox, tests: list[str], test_cmd: str | None, ti
     if not tests:
         return report
     reports = Path(reports) / uuid.uuid4().hex[:12]
-    reports.mkdir()
+    make_dirs(reports)  # owned like its parent: the sandbox's user writes the reports there
     found: dict[str, str] = {}
     try:
         for number, batch in enumerate(plan(test_cmd, tests, python)):
