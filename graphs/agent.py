@@ -178,7 +178,9 @@ class Agent:
                                            getattr(record, "namespace", None), run_id, options)
         if self.store is not None:
             solve = context.solve if isinstance(context, TaskContext) else context
-            self.store.start_run(run_id, task=snapshot.values["task"], model=self.gateway.model,
+            # a run cut off before its first step has only its input checkpoint: no "task" value yet
+            task_text = snapshot.values.get("task", getattr(record, "task", ""))
+            self.store.start_run(run_id, task=task_text, model=self.gateway.model,
                                  strategy=strategy.label, namespace=solve.namespace, budget=caps)
         async for event in self._drive(run_id, None, context, task, start_from=cut_short_step(snapshot)):
             yield event
