@@ -136,7 +136,10 @@ class Database:
             else:
                 self.sqlite_path = None
                 self.read_engine = create_engine(url, pool_pre_ping=True)
-                self.write_engine = self.read_engine
+                # Writes are SERIALIZABLE, as SQLite's BEGIN IMMEDIATE makes them: counters read and
+                # increased by several processes (replicas of a server) lose no update; a transaction that
+                # lost a race is run again by ``retry_locked``.
+                self.write_engine = self.read_engine.execution_options(isolation_level="SERIALIZABLE")
         except (ArgumentError, ImportError, ModuleNotFoundError) as err:
             raise MemoryConfigError(f"{setting}: cannot use database URL {redact(url)!r}: {err}") from None
         self._read = sessionmaker(self.read_engine, expire_on_commit=False)
@@ -218,7 +221,7 @@ class Database:
 
     def dispose(self) -> None:
         self.read_engine.dispose()
-        if self.write_engine is not self.read_engine:
+        if self.is_sqlite and self.write_engine is not self.read_engine:
             self.write_engine.dispose()
 
 
@@ -241,14 +244,19 @@ def exclusive_open(path: Path) -> Iterator[None]:
         os.close(fd)  # releases the lock
 
 
+RETRYABLE_SQLSTATES = ("40001", "40P01")  # PostgreSQL: serialization failure, deadlock
+
+
 def retry_locked(fn: Callable[[], T], *, attempts: int = 8, also: tuple = ()) -> T:
-    """Run ``fn`` again when SQLite still reports a lock after its busy timeout (belt and braces)."""
+    """Run ``fn`` again when SQLite still reports a lock after its busy timeout (belt and braces), or when
+    PostgreSQL aborted a serializable transaction that raced another."""
     for attempt in range(attempts):
         try:
             return fn()
         except (OperationalError, *also) as err:
             message = str(getattr(err, "orig", err)).lower()
-            retryable = "locked" in message or "busy" in message or (also and isinstance(err, also))
+            raced = getattr(getattr(err, "orig", None), "sqlstate", None) in RETRYABLE_SQLSTATES
+            retryable = raced or "locked" in message or "busy" in message or (also and isinstance(err, also))
             if not retryable or attempt == attempts - 1:
                 raise
             time.sleep(0.05 * (2 ** attempt))

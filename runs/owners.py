@@ -59,6 +59,8 @@ def _start_time(pid: int) -> str | None:
     except OSError:
         return "-"
     fields = stat.rsplit(")", 1)[-1].split()
+    if fields and fields[0] in ("Z", "X"):  # a zombie (killed, not yet reaped) is gone
+        return None
     return fields[19] if len(fields) > 19 else "-"
 
 

@@ -14,7 +14,8 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,6 +34,7 @@ from .slots import InFlight, SharedInFlight
 
 log = logging.getLogger(__name__)
 SETTLE_POLLS = 1000  # x 10 ms: how long a cancelled run's calls may take to unwind before it is recorded
+STARTUP_LOCK_ID = 0x5EA5_0001  # pg_advisory_lock key of start-up
 HEARTBEAT_S = 10.0  # how often a replica says it is alive and looks for runs whose process stopped
 SHUTDOWN_WAIT_S = 1.0  # how long a run stopped by shutdown may take to record itself interrupted
 # The client's own sampling settings (stop, response_format) for the solver calls of the current request.
@@ -90,15 +92,16 @@ class Service:
         self.settings = settings
         self.ledger = Ledger()
         self.bank = None
-        if settings.memory:
-            from seasoned.memory import MemoryBank
-
-            self.bank = MemoryBank.open(settings.db_url, namespace=settings.default_namespace,
-                                        chroma_path=settings.chroma_path)
         self._background: set[asyncio.Task] = set()
         self._gateways: dict[str, Gateway] = {}
         self._agents: dict[tuple[str, bool], Agent] = {}
-        self.primary = self.agent_for(settings.model, memory=self.bank is not None)
+        with startup_lock(settings.db_url):  # replicas starting together create the tables one at a time
+            if settings.memory:
+                from seasoned.memory import MemoryBank
+
+                self.bank = MemoryBank.open(settings.db_url, namespace=settings.default_namespace,
+                                            chroma_path=settings.chroma_path)
+            self.primary = self.agent_for(settings.model, memory=self.bank is not None)
         self.shutting_down = asyncio.Event()
         self.loop: asyncio.AbstractEventLoop | None = None  # the server's, once started
         self._heartbeat: asyncio.Task | None = None
@@ -502,6 +505,24 @@ class Service:
             await asyncio.to_thread(self.store.close)
         if self.bank is not None:
             self.bank.close()
+
+
+@contextmanager
+def startup_lock(db_url: str | None) -> Iterator[None]:
+    """On PostgreSQL, one server process at a time opens its stores (and creates missing tables: two
+    ``CREATE TABLE`` of the same table at once fail there); elsewhere nothing to do."""
+    from seasoned.graphs.checkpoints import postgres_conninfo
+    from seasoned.settings import settings as seasoned_settings
+
+    conninfo = postgres_conninfo(db_url or seasoned_settings().db_url)
+    if conninfo is None:
+        yield
+        return
+    import psycopg
+
+    with psycopg.connect(conninfo, autocommit=True) as lock:
+        lock.execute("SELECT pg_advisory_lock(%s)", (STARTUP_LOCK_ID,))
+        yield
 
 
 def _not_resumable(run_id: str, status: str) -> ApiError:
