@@ -64,8 +64,10 @@ def _secret_file(directory: Path) -> Path:
 
 
 def attacks(tools, isolation: str = "auto") -> list[tuple[str, bool, str]]:
-    """``(attack, blocked, detail)`` for each attack."""
-    base = Path(tempfile.mkdtemp(prefix="seasoned-attacks-")).resolve()
+    """``(attack, blocked, detail)`` for each attack. The workspace is made where the product makes
+    short-lived ones (the capped scratch area, when this version of tools/ has one)."""
+    scratch = getattr(getattr(tools, "diskcap", None), "scratch_root", lambda: None)()
+    base = Path(tempfile.mkdtemp(prefix="seasoned-attacks-", dir=scratch)).resolve()
     ws = base / "ws"
     ws.mkdir()
     box = tools.Sandbox(ws, tools.Limits(time_s=20, memory_mb=512), isolation=isolation)
@@ -93,6 +95,7 @@ def attacks(tools, isolation: str = "auto") -> list[tuple[str, bool, str]]:
         rows.append(_fork_bomb(box))
         rows.append(_survivors(box))
         rows.append(_symlink_search(tools, base, ws))
+        rows += _issue22(tools, box, base)
     finally:
         for path in cleanup:
             try:
@@ -168,6 +171,47 @@ def _symlink_search(tools, base: Path, ws: Path) -> tuple[str, bool, str]:
     return ("FileTools.search follows a symlink out", "TOP-SECRET-PROBE" not in found, found.splitlines()[0][:60])
 
 
+def _issue22(tools, box, base: Path) -> list[tuple[str, bool, str]]:
+    """Issue 22's sandbox rows: host sysctls, host root, a planted snippet link, memory and disk."""
+    rows = []
+    probe = ("import os\nfor p in ('/proc/sys/kernel/core_pattern', '/proc/sys/fs/suid_dumpable', "
+             "'/proc/sys/kernel/randomize_va_space', '/proc/sys/vm/overcommit_memory'):\n    try:\n"
+             "        os.close(os.open(p, os.O_WRONLY)); print('OPENED', p)\n    except OSError:\n        pass\n")
+    opened = box.run_python(probe).stdout.count("OPENED")
+    rows.append(("open 4 host sysctls for writing", opened == 0, f"{opened}/4 opened"))
+    planted = box.root / "owned-by-root.txt"
+    planted.write_text("root's\n")
+    box.run("echo changed >> owned-by-root.txt")
+    rows.append(("write a root-owned file in the workspace", planted.read_text() == "root's\n",
+                 "the sandbox is host root" if planted.read_text() != "root's\n" else "not host root"))
+    host_file = base / "host-config.txt"
+    host_file.write_text("HOST\n")
+    box.run(f"mkdir -p .tmp && ln -sfn {host_file} .tmp/_snippet.py")
+    try:
+        box.run_python("print('snippet')")
+    except OSError as exc:
+        rows.append(("run_python after a planted .tmp/_snippet.py link", False, str(exc)[:60]))
+    else:
+        rows.append(("run_python after a planted .tmp/_snippet.py link", host_file.read_text() == "HOST\n", ""))
+    try:
+        limits = tools.Limits(time_s=60, memory_mb=1024, total_memory_mb=600)
+    except TypeError:
+        limits = tools.Limits(time_s=60, memory_mb=1024)
+    script = box.root / "hold.py"
+    script.write_text("import multiprocessing as m, time\ndef hold():\n    b = bytearray(200 << 20)\n"
+                      "    b[::4096] = b'x' * len(b[::4096])\n    time.sleep(2)\n"
+                      "ps = [m.Process(target=hold) for _ in range(8)]\n[p.start() for p in ps]\n"
+                      "[p.join() for p in ps]\nprint(sum(p.exitcode == 0 for p in ps))")
+    held = box.run([sys.executable, str(script)], limits=limits)
+    whole = held.stdout.strip().splitlines()[-1] if held.stdout.strip() else "?"
+    rows.append(("8 processes x 200 MB (cap 600 MB across)", whole != "8", f"{whole}/8 held their 200 MB"))
+    wrote = box.run("for i in $(seq 1 20); do dd if=/dev/zero of=fill$i bs=1M count=60 2>/dev/null; done; "
+                    "du -sm . | cut -f1; rm -f fill*", timeout=120)
+    size = wrote.stdout.split()[-1] if wrote.stdout.split() else "?"
+    rows.append(("write 1.2 GB into the workspace", size != "?" and int(size) < 1200, f"{size} MB written"))
+    return rows
+
+
 def startup(tools, runs: int) -> dict[str, float]:
     """Median wall milliseconds of ``true`` (and of ``python -c pass``) per isolation mode, the modes
     interleaved so that load from other processes hits them alike; ``+cgroup`` rows add the pids cgroup."""
@@ -207,9 +251,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--startup", type=int, default=0, help="also time N runs of `true` per mode")
     args = parser.parse_args(argv)
     tools = load_tools(args.tools_from)
-    box = tools.Sandbox(tempfile.gettempdir(), isolation=args.isolation)
-    print(f"isolation: {box.isolation}" + (f" · process limit: {box.process_limit}"
-                                           if hasattr(box, "process_limit") else ""))
+    with tempfile.TemporaryDirectory(prefix="seasoned-attacks-") as ws:
+        box = tools.Sandbox(ws, isolation=args.isolation)
+        print(f"isolation: {box.isolation}" + (f" · process limit: {box.process_limit}"
+                                               if hasattr(box, "process_limit") else ""))
     for name, blocked, detail in attacks(tools, args.isolation):
         print(f"{'BLOCKED' if blocked else 'LEAKS  '}  {name:<48} {detail}")
     if args.startup:

@@ -27,7 +27,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-SCRATCH_MB = 2048
+SCRATCH_MB = 1024
 _MKFS = ["mkfs.ext4", "-q", "-F", "-m", "0", "-O", "^has_journal", "-E", "lazy_itable_init=1,nodiscard"]
 _MOUNT_OPTIONS = "loop,nosuid,nodev,noatime"
 _lock = threading.Lock()

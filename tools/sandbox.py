@@ -211,7 +211,10 @@ class Sandbox:
         self.unprivileged = self.isolation == "bwrap" and unprivileged.wanted() and bwrap.status().unprivileged
         if self.unprivileged:
             for path in [self.root, *self.rw_binds]:
-                unprivileged.hand_over(path)
+                try:
+                    unprivileged.hand_over(os.path.realpath(path))
+                except ValueError as exc:
+                    raise ToolError(f"sandbox: {exc}") from None
 
     @property
     def process_limit(self) -> str:

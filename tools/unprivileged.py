@@ -107,13 +107,31 @@ def enter(sources: list[str]) -> None:
     os.setresuid(SANDBOX_UID, SANDBOX_UID, SANDBOX_UID)
 
 
+SYSTEM = ("/usr", "/etc", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/boot", "/proc", "/sys",
+          "/dev", "/run", "/var")
+
+
+def check_own(path: Path, st: os.stat_result) -> None:
+    """Refuse to hand over a directory that is not a workspace of its own: ``/`` or a top-level directory,
+    a home directory, a system directory, or a shared sticky one such as ``/tmp``."""
+    home = Path.home().resolve()
+    text = str(path)
+    shared = stat.S_ISDIR(st.st_mode) and st.st_mode & stat.S_ISVTX and st.st_mode & stat.S_IWOTH
+    if (len(path.parts) <= 2 or path in (home, Path("/home"), Path("/root")) or path.parent == Path("/home")
+            or shared or any(text == p or text.startswith(p + "/") for p in SYSTEM)):
+        raise ValueError(f"{text!r} is not a directory of its own (a system, home or shared directory): "
+                         f"give the sandbox a workspace directory made for it")
+
+
 def hand_over(path: str | os.PathLike) -> None:
     """Make ``path`` and everything below it belong to ``SANDBOX_UID`` (links themselves, never their
-    targets; directory fds all the way, so a link swapped in cannot redirect the walk)."""
-    path = Path(path)
+    targets; directory fds all the way, so a link swapped in cannot redirect the walk). ``ValueError``
+    for a directory that is not a workspace of its own (``check_own``)."""
+    path = Path(os.path.abspath(path))
     st = os.lstat(path)
     if stat.S_ISLNK(st.st_mode):
         return
+    check_own(path, st)
     if (st.st_uid, st.st_gid) != (SANDBOX_UID, SANDBOX_GID):
         os.chown(path, SANDBOX_UID, SANDBOX_GID, follow_symlinks=False)
     if not stat.S_ISDIR(st.st_mode):

@@ -8,7 +8,7 @@ import json
 import os
 
 import pytest
-from seasoned.tools import FileTools, Limits, Sandbox, bwrap, unprivileged
+from seasoned.tools import FileTools, Limits, Sandbox, ToolError, bwrap, unprivileged
 from seasoned.tools.isolation import isolation_report
 from seasoned.tools.user_tools import python_tool
 
@@ -92,3 +92,12 @@ def test_files_the_host_writes_stay_writable_by_the_sandbox(box):
     result = box.run("echo 'y = 2' >> pkg/new.py && touch pkg/other.py && cat pkg/new.py")
     assert result.ok and "y = 2" in result.stdout, result.render()
     assert box.run_python("print('snippet')").stdout.strip() == "snippet"
+
+
+@needs_root_drop
+@pytest.mark.parametrize("shared", ["/tmp", "/etc", "/usr/local"])
+def test_a_shared_or_system_directory_is_never_handed_to_the_sandbox_user(shared):
+    before = os.stat(shared).st_uid
+    with pytest.raises(ToolError, match="not a directory of its own"):
+        Sandbox(shared, isolation="bwrap")
+    assert os.stat(shared).st_uid == before
