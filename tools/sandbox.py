@@ -9,7 +9,9 @@ force, ``isolation_report()`` and ``seasoned doctor`` print it):
   a few ``/etc`` files and this interpreter read-only; a private ``/dev``, ``/proc`` and ``/tmp``; no home
   directories, no ``SEASONED_HOME``, no ``/run`` (no host unix sockets), no network (``network=True``
   shares the host network, for an install step). All capabilities dropped, no new user namespaces,
-  a seccomp deny list (``seccomp.py``), ``--die-with-parent``, ``--new-session``. When the command exits
+  a seccomp deny list (``seccomp.py``), ``--die-with-parent``, ``--new-session``, ``/proc/sys`` read-only.
+  Run by root, bwrap starts as an unprivileged host user (``unprivileged.py``; the workspace and
+  ``rw_binds`` are handed to it) where the kernel allows it. When the command exits
   (or is killed at the time limit) the pid namespace ends: every process it started dies with it, also
   ones started with ``setsid`` or a double fork.
 * ``namespaces`` (fallback when bwrap cannot run; ``unshare`` + ``setpriv``, script ``isolate.sh``): a
