@@ -114,21 +114,30 @@ def console_commands(markdown: str) -> list[str]:
     return [line[2:] for block in blocks for line in block.splitlines() if line.startswith("$ ")]
 
 
-def test_memory_admin_walkthrough_commands_run(tmp_path, monkeypatch, capsys):
+def _addition_model(messages, params):
+    """Right on one-digit sums, one off on bigger ones: the walk's bank gets successes and failures."""
+    a, b = map(int, re.findall(r"What is (\d+) \+ (\d+)\?", messages[-1]["content"])[-1])
+    total = a + b if a + b < 100 else a + b + 1
+    return f"{a} + {b} = {total}.\nAnswer: {total}"
+
+
+def test_memory_admin_walkthrough_does_what_it_says(tmp_path, monkeypatch, capsys):
+    """Every command of examples/memory_admin.md, in order, on a fresh home; each output is what the text
+    says it is (issue 23 point 4: step 1 stored nothing, so the walk ran on an empty bank)."""
+    import json
     import shlex
 
     from seasoned import cli
     from seasoned.memory import admin
 
-    scripted.register("example", fn=lambda messages, params: "17 plus 25 is 42.\nAnswer: 42")
+    scripted.register("example", fn=_addition_model)
     for key, value in {"SEASONED_MODEL": "scripted/example", "SEASONED_HOME": str(tmp_path),
-                       "SEASONED_DB_URL": f"sqlite:///{tmp_path}/seasoned.db", "COLUMNS": "100"}.items():
+                       "SEASONED_DB_URL": f"sqlite:///{tmp_path}/seasoned.db", "COLUMNS": "200"}.items():
         monkeypatch.setenv(key, value)
     monkeypatch.chdir(tmp_path)
-    commands = console_commands((EXAMPLES / "memory_admin.md").read_text())
-    assert len(commands) >= 8
-    outputs = []
-    for command in commands:
+    markdown = (EXAMPLES / "memory_admin.md").read_text()
+
+    def run(command: str) -> str:
         program, *args = shlex.split(command)
         if program == "seasoned":
             monkeypatch.setattr("sys.argv", [program, *args])
@@ -142,9 +151,41 @@ def test_memory_admin_walkthrough_commands_run(tmp_path, monkeypatch, capsys):
             code = admin.main(args)
         captured = capsys.readouterr()
         assert code == 0, f"{command}: {captured.err}"
-        outputs.append(captured.out)
-    listed = "\n".join(outputs)
-    assert re.search(r"exported [1-9]\d* item", listed) and (tmp_path / "demo-memory.jsonl").stat().st_size > 0
+        return captured.out
+
+    outputs = [run(command) for command in console_commands(markdown)]
+    assert len(outputs) == 11
+    out = iter(outputs)
+    assert "1/3 verified" in next(out)  # 1. one success, two failures
+    stats = next(out)
+    assert all(kind in stats for kind in ("strategy", "demonstration", "lesson", "allocation"))
+    assert re.search(r"active\s+│\s+7\b", stats) and re.search(r"verified\s+│\s+3\b", stats)
+    listed = next(out)
+    assert "7 item(s) · namespace demo" in listed and listed.count("verified") == 3
+    (demo,) = json.loads(next(out))
+    assert demo["kind"] == "demonstration" and demo["verified"] and "What is 1 + 6?" in demo["data"]["task"]
+    found = next(out)
+    assert "search: adding two numbers" in found and 1 <= sum(line.startswith("│") for line in found.splitlines()) <= 3
+    assert "would archive 0 item(s)" in next(out)  # 4. nothing failed often enough, nothing is stale yet
+    assert "indexed 7 row(s)" in next(out)
+    assert "exported 7 item(s) to demo-memory.jsonl" in next(out)  # 5.
+    assert "imported 0, merged 0, replaced 0, skipped 7" in next(out)
+    assert "imported 7, merged 0" in next(out)
+    assert "imported 0, merged 7" in next(out)
+    copies = json.loads(run("seasoned-admin -n demo-copy list --json"))
+    assert len(copies) == 7 and not any(item["verified"] for item in copies)
+
+    # 3. the text block's commands, on the demonstration (an 8-character prefix of its id)
+    block = re.search(r"## 3\..*?```text\n(.*?)```", markdown, re.DOTALL).group(1)
+    commands = [line.split("  #")[0].replace("ID", demo["id"][:8]) for line in block.splitlines() if line]
+    assert [shlex.split(c)[3] for c in commands] == ["edit", "pin", "delete"]
+    for command in commands:
+        run(command)
+    shown = json.loads(run(f"seasoned-admin -n demo show {demo['id'][:8]} --json"))
+    assert shown["content"] == "Add the ones, then the tens." and shown["pinned"] and shown["status"] == "archived"
+    history = json.loads(run(f"seasoned-admin -n demo history {demo['id'][:8]} --json"))
+    assert [(v["reason"], v["actor"]) for v in history][-3:] == [("clearer", "human"), ("pinned", "human"),
+                                                                  ("deleted (archived)", "human")]
 
 
 def readme_blocks(markdown: str) -> list[tuple[str, str]]:
