@@ -49,8 +49,8 @@ class Settings(BaseSettings):
     chroma_url: str | None = Field(None, description="a Chroma server (http(s)://host:port) instead of the local index")
     embed_model: Path | None = Field(None, description="a local sentence-transformers folder to embed with")
     local_n_ctx: int = Field(DEFAULT_LOCAL_N_CTX, description="context size of `local/` models")
-    local_threads: int | None = Field(None, ge=1, description="CPU threads of `local/` models (default: all "
-                                      "cores; fewer on a machine shared with other work)")
+    local_threads: int | None = Field(None, ge=1, description="CPU threads of `local/` models (default: the "
+                                      "cores not busy when the model loads)")
     swe_repos: str | None = Field(None, description="directories (os.pathsep-separated) of SWE-bench repositories")
     api_keys: str = Field("", description="API keys of `seasoned serve`: key1=namespace1,key2=namespace2")
     chromium: str | None = Field(None, description="the Chromium binary the browser tools and web envs use")
