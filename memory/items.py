@@ -51,7 +51,8 @@ def new_id() -> str:
 
 #: The most a use counter (``times_*``) or a version number holds: counters saturate here, an import refuses
 #: more, so no increment or sum over a namespace ever leaves int64 (SQLite turns an overflow into a float).
-MAX_COUNT = 10**12
+#: The columns are SQL INTEGER, 32 bits on PostgreSQL: a larger bound fails every counter update there.
+MAX_COUNT = 2**31 - 1
 COUNTERS: tuple[str, ...] = ("times_retrieved", "times_succeeded", "times_failed")
 
 
