@@ -122,6 +122,7 @@ class BatchEngine:
         self.allocated = 0  # KV cells allocated since the cache was last cleared (cells are allocated upwards)
         self._wake = threading.Condition()
         self._closed = False
+        self._forget = False  # drop the prefix cache at the next idle moment (forget_prompts)
         self.steps = 0  # what the engine did (for tests and benchmarks): decoding steps,
         self.peak_batch = 0  # the most sequences decoded in one step,
         self.prefill_tokens = 0  # prompt tokens decoded (those copied from another sequence are not),
@@ -146,6 +147,12 @@ class BatchEngine:
         with self._wake:
             self._wake.notify()
 
+    def forget_prompts(self) -> None:
+        """Drop the cached prompts once no call runs (benchmarks compare arms that start from nothing)."""
+        with self._wake:
+            self._forget = True
+            self._wake.notify()
+
     def busy(self) -> bool:
         with self._wake:
             return bool(self._pending or self._prefill or self._active)
@@ -162,7 +169,7 @@ class BatchEngine:
         try:
             while True:
                 with self._wake:
-                    while not (self._closed or self._pending or self._prefill or self._active):
+                    while not (self._closed or self._pending or self._prefill or self._active or self._forget):
                         self._wake.wait()
                     if self._closed:
                         break
@@ -177,6 +184,9 @@ class BatchEngine:
             self._llama.llama_free(self.ctx)
 
     def _cycle(self, arrived: list[Request]) -> None:
+        if self._forget and not (self._active or self._prefill):
+            self._forget = False
+            self._clear()
         waiting = self._admit(arrived)
         if waiting:
             with self._wake:
