@@ -7,7 +7,7 @@ Interactive environments (SWE, web): the model sees the task and the first obser
 action per turn, gets the observation back, until it submits, the episode ends, ``max_steps`` is reached
 or the budget is spent; then the environment verifies the session. How a model names its action:
   - a litellm tool call, when the model supports tool calling;
-  - else one JSON object ``{"name": ..., "arguments": {...}}`` constrained to the tools' action schema,
+  - else one JSON object ``{"action": ..., "arguments": {...}}`` constrained to the tools' action schema,
     when the provider takes a JSON-schema ``response_format`` (the embedded model, through a llama.cpp
     grammar): every such reply is a parseable action;
   - else a plain-text action (see ``seasoned.tools.actions``).
@@ -39,7 +39,7 @@ Available actions:
 SYSTEM_TOOLS = "You act in an environment by calling the tools you are given, one tool call per reply."
 
 SYSTEM_JSON = """You act in an environment, one action per reply. Reply with one JSON object naming the
-action and its arguments: {{"name": "<action>", "arguments": {{...}}}}
+action and its arguments: {{"action": "<action>", "arguments": {{...}}}}
 Available actions:
 {usage}"""
 
@@ -89,15 +89,16 @@ def supports_tool_calling(model: str) -> bool:
 
 
 def action_format(tools: list[ToolSpec]) -> dict:
-    """The ``response_format`` of one action: ``{"name": <tool>, "arguments": {<its parameters>}}``, one
-    alternative per tool (so a name always comes with its own arguments)."""
+    """The ``response_format`` of one action: ``{"action": <tool>, "arguments": {<its parameters>}}``, one
+    alternative per tool (so a name always comes with its own arguments). "action" sorts before "arguments":
+    grammars built from a schema (llama.cpp) write properties in name order, so the tool comes first."""
     alternatives = []
     for tool in tools:
         arguments = {"type": "object", "additionalProperties": False,
                      "properties": {p.name: {"type": p.type} for p in tool.params},
                      "required": [p.name for p in tool.params if p.required]}
-        alternatives.append({"type": "object", "additionalProperties": False, "required": ["name", "arguments"],
-                             "properties": {"name": {"const": tool.name}, "arguments": arguments}})
+        alternatives.append({"type": "object", "additionalProperties": False, "required": ["action", "arguments"],
+                             "properties": {"action": {"const": tool.name}, "arguments": arguments}})
     return {"type": "json_schema", "json_schema": {"name": "action", "strict": True,
                                                    "schema": {"anyOf": alternatives}}}
 

@@ -12,6 +12,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from seasoned.errors import CliUsageError, SeasonedError
 from seasoned.settings import quiet_third_party
 
@@ -422,7 +423,7 @@ def main() -> None:
     try:
         app()
     except (SeasonedError, typer.BadParameter) as exc:
-        errors.print(f"[bold red]error:[/bold red] {exc}", markup=True, highlight=False, soft_wrap=True)
+        errors.print(f"[bold red]error:[/bold red] {escape(str(exc))}", markup=True, highlight=False, soft_wrap=True)
         sys.exit(2)
     except KeyboardInterrupt:
         errors.print("interrupted")

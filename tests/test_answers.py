@@ -2,14 +2,13 @@
 that cannot be read is re-asked once (with the JSON schema where the provider takes one), then recorded as
 "no verdict" with its cost shown; the judge's share of tokens is in the result, `seasoned run` and `runs show`."""
 
-import sys
-
 import pytest
 from seasoned.agents import solver, verifier
 from seasoned.envs import Verdict as EnvVerdict
 from seasoned.graphs import Agent, Verdict, answer_is
 from seasoned.models import scripted
 from seasoned.runs import RunStore
+from test_cli import seasoned
 
 # The eight replies SmolLM2 gave to "What is 2+3?" in the issue: four say 5 in different words, two say 6 alike.
 REPLIES = ["2 + 3 = 6", "Atelectator: 2 + 3 = 5", "2 + 3 = 5", "2 + 3 = 6",
@@ -80,29 +79,17 @@ def test_the_judge_asks_for_its_json_schema_where_the_provider_takes_one(tmp_pat
 
 
 def test_seasoned_run_and_runs_show_give_the_judges_share(tmp_path, monkeypatch, capsys):
-    from seasoned.cli import main
-
     scripted.register("cli-mumble", fn=judge_replies("Hmm."))
     monkeypatch.setenv("SEASONED_DB_URL", f"sqlite:///{tmp_path}/cli.db")
-    monkeypatch.setenv("COLUMNS", "200")
-
-    def seasoned(*args: str) -> str:
-        monkeypatch.setattr(sys, "argv", ["seasoned", *args])
-        try:
-            main()
-        except SystemExit as exc:
-            assert not exc.code
-        return capsys.readouterr().out
-
-    out = seasoned("run", "What is 2+3?", "-m", "scripted/cli-mumble", "--strategy", "self_consistency-4",
-                   "--json")
-    assert '"judge": null' in out  # self_consistency without weights asks no judge
-    out = seasoned("run", "What is 2+3?", "-m", "scripted/cli-mumble", "--strategy", "best_of_n-4")
-    assert "no verdict: verifier: unusable output" in out
+    code, out, _ = seasoned(monkeypatch, capsys, "run", "What is 2+3?", "-m", "scripted/cli-mumble", "--strategy",
+                            "self_consistency-4", "--json")
+    assert code == 0 and '"judge": null' in out  # self_consistency without weights asks no judge
+    code, out, _ = seasoned(monkeypatch, capsys, "run", "What is 2+3?", "-m", "scripted/cli-mumble", "--strategy",
+                            "best_of_n-4")
+    assert code == 0 and "no verdict: verifier: unusable output" in out
     line = next(x for x in out.splitlines() if "verified ·" in x)
     assert "judge " in line and "tokens (" in line and "no verdict" in line
-    run_id = line.rsplit(" ", 1)[-1]
-    shown = seasoned("runs", "show", run_id)
+    shown = seasoned(monkeypatch, capsys, "runs", "show", line.rsplit(" ", 1)[-1])[1]
     assert "judge" in shown and "of the run" in shown and "no verdict" in shown
 
 

@@ -54,7 +54,7 @@ def test_chat_prints_reply_and_spend(monkeypatch, capsys):
     (["run", "--resume", "", "-m", "scripted/cli-x"], "--resume: give a run id"),
     (["run", "What is 2 + 2?", "-m", "local/missing.gguf"], "GGUF file not found"),
     (["run", "--env", "arithmetic", "--n", "1", "-m", "local/missing.gguf"], "GGUF file not found"),
-    (["bench", "--env", "addition", "--n", "1", "--model", "local/missing.gguf"], "GGUF file not found"),
+    (["bench", "--env", "addition", "--n", "1", "--model", "local/missing.gguf"], "memory off] failed: ModelConfigError"),
     (["envs", "check", "swe", "/no/such.jsonl", "--env-opt", "colour=3"], "--env-opt: got an unexpected"),
     (["bench", "--env", "addition", "--env-opt", "colour=3", "--model", "scripted/cli-x"], "bad option(s)"),
 ])

@@ -4,65 +4,20 @@ none, observation) reaches on_turn, is recorded with its candidate id (under bes
 `seasoned run` and shown by `seasoned runs show`."""
 
 import json
-import sys
 
 import pytest
 from seasoned.agents import actor
 from seasoned.agents.actor import action_format, run_actor
-from seasoned.cli import main
-from seasoned.envs import Environment, Observation, Session, Task, Verdict
 from seasoned.graphs import Agent
 from seasoned.models import Gateway, scripted
-from seasoned.tools import Param, ToolSpec
-
-
-class CounterSession(Session):
-    """Reach 5 with `add <k>`; `submit` ends the episode."""
-
-    def __init__(self, task):
-        self.task, self.value, self.done = task, 0, False
-        self.tools = [ToolSpec("add", "add k", (Param("k", "amount", "integer"),)), ToolSpec("submit", "finish")]
-
-    def observation(self):
-        return Observation(f"value = {self.value}", done=self.done)
-
-    async def step(self, action):
-        if action.name == "add":
-            self.value += action.args["k"]
-        else:
-            self.done = True
-        return self.observation()
-
-    async def verify(self):
-        return Verdict(float(self.value == 5), self.value == 5, {"value": self.value})
-
-    def answer(self):
-        return str(self.value)
-
-    def close(self):
-        pass
-
-
-class CounterEnv(Environment):
-    name, interactive = "counter", True
-
-    def tasks(self, n=None, seed=0, difficulty=None):
-        return [self.get_task("c")]
-
-    def get_task(self, task_id):
-        return Task(task_id, self.name, "Make the value 5.")
-
-    async def verify(self, task, answer):
-        return Verdict(0.0, False)
-
-    async def open(self, task):
-        return CounterSession(task)
+from test_actor import CounterEnv, CounterSession
+from test_cli import seasoned
 
 
 def test_the_action_schema_ties_each_tool_name_to_its_own_arguments():
     tools = CounterSession(None).tools
     schema = action_format(tools)["json_schema"]["schema"]
-    names = [alt["properties"]["name"]["const"] for alt in schema["anyOf"]]
+    names = [alt["properties"]["action"]["const"] for alt in schema["anyOf"]]
     assert names == ["add", "submit"]
     add = schema["anyOf"][0]["properties"]["arguments"]
     assert add["properties"] == {"k": {"type": "integer"}} and add["required"] == ["k"]
@@ -71,15 +26,15 @@ def test_the_action_schema_ties_each_tool_name_to_its_own_arguments():
 
 async def test_json_actions_where_the_provider_takes_a_schema(monkeypatch):
     monkeypatch.setattr(actor, "supports_response_schema", lambda model: True)
-    replies = iter(['{"name": "add", "arguments": {"k": 3}}', '{"name": "add", "arguments": {"k": 2}}',
-                    '{"name": "submit", "arguments": {}}'])
+    replies = iter(['{"action": "add", "arguments": {"k": 3}}', '{"action": "add", "arguments": {"k": 2}}',
+                    '{"action": "submit", "arguments": {}}'])
     model = scripted.register("json-actor", fn=lambda messages, params: next(replies))
     turns = []
     attempt = await run_actor(CounterEnv(), CounterEnv().get_task("c"), Gateway("scripted/json-actor"),
                               max_steps=10, on_turn=turns.append)
     assert attempt.passed and [s.action for s in attempt.steps] == ["add(k=3)", "add(k=2)", "submit()"]
     assert all(params["response_format"] == action_format(CounterSession(None).tools) for _, params in model.seen)
-    assert '"name": "<action>"' in model.seen[0][0][0]["content"] and 'add {"k": integer}' in model.seen[0][0][0]["content"]
+    assert '"action": "<action>"' in model.seen[0][0][0]["content"] and 'add {"k": integer}' in model.seen[0][0][0]["content"]
     assert [t["mode"] for t in turns] == ["json"] * 3 and [t["index"] for t in turns] == [1, 2, 3]
 
 
@@ -137,22 +92,15 @@ def counter_env(monkeypatch):
 def test_seasoned_run_prints_each_turn_and_runs_show_lists_them(tmp_path, monkeypatch, capsys, counter_env):
     scripted.register("cli-actor", fn=one_bad_turn_then_solve)
     monkeypatch.setenv("SEASONED_DB_URL", f"sqlite:///{tmp_path}/cli.db")
-    monkeypatch.setenv("COLUMNS", "200")
-
-    def seasoned(*args: str) -> str:
-        monkeypatch.setattr(sys, "argv", ["seasoned", *args])
-        try:
-            main()
-        except SystemExit as exc:
-            assert not exc.code
-        return capsys.readouterr().out
-
-    out = seasoned("run", "--env", "counter", "--n", "1", "-m", "scripted/cli-actor", "--strategy", "best_of_n-2")
+    code, out, _ = seasoned(monkeypatch, capsys, "run", "--env", "counter", "--n", "1", "-m", "scripted/cli-actor",
+                            "--strategy", "best_of_n-2")
+    assert code == 0
     for candidate in ("main-w1-0", "main-w1-1"):
         assert f"{candidate} turn 1: no action (no action found" in out
         assert f"{candidate} turn 2: add(k=5) -> value = 5" in out
     run_id = next(x for x in out.splitlines() if "verified ·" in x).rsplit(" ", 1)[-1]
-    shown = seasoned("runs", "show", run_id)
+    shown = seasoned(monkeypatch, capsys, "runs", "show", run_id)[1]
     assert "Episode turns" in shown and "main-w1-1" in shown and "no action" in shown and "Let me think." in shown
-    data = json.loads(seasoned("runs", "show", run_id, "--json"))
+    data = json.loads(seasoned(monkeypatch, capsys, "runs", "show", run_id, "--json")[1])
     assert sum(e["kind"] == "turn" for e in data["events"]) == 6
+
