@@ -1,10 +1,13 @@
-"""An app of your own that embeds an Agent: one Agent for the app's lifetime, closed on shutdown.
+"""An app of your own that embeds an Agent: one Agent and one memory bank for the app's lifetime, closed on
+shutdown.
 
     uvicorn examples.embed_in_fastapi:app        # from the repository root, or:
-    python examples/embed_in_fastapi.py          # asks one question through the app in-process
+    python examples/embed_in_fastapi.py          # asks the same question twice through the app in-process
 
-The agent checks answers with the app's own function and learns in its own memory namespace;
-``POST /feedback`` passes a user's verdict on an earlier answer back to the agent.
+The agent checks answers with the app's own function and learns in its own memory namespace: a reply that
+passed the check is kept as a demonstration, and the same question asked again is answered from it (checked
+again, at no model cost). ``GET /memory`` shows what the app has learned; ``POST /feedback`` passes a user's
+verdict on an earlier answer back to the agent.
 """
 
 import os
@@ -13,6 +16,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from pydantic import BaseModel
 from seasoned.graphs import Agent
+from seasoned.memory import MemoryBank
 
 
 class Question(BaseModel):
@@ -31,10 +35,13 @@ def ends_with_a_number(reply: str) -> bool:  # the app's own check of a candidat
 
 @asynccontextmanager
 async def lifespan(app: FastAPI):
-    app.state.agent = Agent(os.environ.get("SEASONED_MODEL", "local/smollm2-135m"), namespace="my-app",
-                            strategy="adaptive-4", budget={"max_tokens": 3000}, checker=ends_with_a_number)
+    app.state.memory = MemoryBank.open(namespace="my-app")  # SQL + vector index under SEASONED_HOME
+    app.state.agent = Agent(os.environ.get("SEASONED_MODEL", "local/smollm2-135m"), memory=app.state.memory,
+                            namespace="my-app", strategy="adaptive-4", budget={"max_tokens": 3000},
+                            checker=ends_with_a_number)
     yield
     await app.state.agent.aclose()  # the checkpoint connection and the run store
+    app.state.memory.close()
 
 
 app = FastAPI(lifespan=lifespan)
@@ -44,7 +51,13 @@ app = FastAPI(lifespan=lifespan)
 async def ask(question: Question) -> dict:
     result = await app.state.agent.arun(question.text)
     return {"answer": result.answer, "verified": result.verified, "run_id": result.run_id,
-            "tokens": result.spend.tokens}
+            "tokens": result.spend.tokens, "from_memory": result.memory.get("cache_hit", False)}
+
+
+@app.get("/memory")
+async def memory() -> dict:
+    stats = app.state.memory.stats()
+    return {"items": stats["active"], "by_kind": stats["by_kind"], "verified": stats["verified"]}
 
 
 @app.post("/feedback")
@@ -55,7 +68,11 @@ async def feedback(item: Feedback) -> dict:
 if __name__ == "__main__":
     from fastapi.testclient import TestClient
 
+    question = {"text": "What is 6 * 7? End with 'Answer: <number>'."}
     with TestClient(app) as client:
-        answer = client.post("/ask", json={"text": "What is 6 * 7? End with 'Answer: <number>'."}).json()
-        print(f"ask: {answer}")
-        print(f"feedback: {client.post('/feedback', json={'run_id': answer['run_id'], 'success': True}).json()}")
+        first = client.post("/ask", json=question).json()
+        print(f"ask: {first}")
+        print(f"learned: {client.get('/memory').json()}")
+        again = client.post("/ask", json=question).json()
+        print(f"ask again: {again}")
+        print(f"feedback: {client.post('/feedback', json={'run_id': again['run_id'], 'success': True}).json()}")

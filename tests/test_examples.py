@@ -56,10 +56,19 @@ def test_langgraph_subgraph(run_example, tmp_path, reply):
     assert record.answer in ("42", "42.") and record.verified  # the answer as written, verified either way
 
 
-def test_embed_in_fastapi(run_example):
+def test_embed_in_fastapi_learns_in_its_own_memory(run_example, tmp_path):
     out = run_example("embed_in_fastapi.py", lambda messages, params: "6 times 7.\nAnswer: 42")
-    assert "ask: {'answer': '42', 'verified': True, 'run_id':" in out
+    first = re.search(r"^ask: .*'verified': True, .*'tokens': (\d+), 'from_memory': False}$", out, re.MULTILINE)
+    assert first and "'answer': '42'" in first.group() and int(first.group(1)) > 0
+    learned = re.search(r"^learned: \{'items': (\d+), 'by_kind': (.*), 'verified': \d+\}$", out, re.MULTILINE)
+    assert learned and int(learned.group(1)) >= 2 and "'demonstration': 1" in learned.group(2)
+    assert re.search(r"^ask again: \{'answer': '42', 'verified': True, .*'tokens': 0, 'from_memory': True}$", out,
+                     re.MULTILINE)  # answered from what the first ask taught it, checked again, no model call
     assert "feedback: {'run_id':" in out and "'success': True" in out
+    from seasoned.memory import MemoryBank
+
+    with MemoryBank.open(f"sqlite:///{tmp_path}/seasoned.db", namespace="my-app") as bank:  # where the app kept it
+        assert any(item.kind == "demonstration" for item in bank.list(limit=50))
 
 
 def test_openai_client_against_seasoned_serve(run_example, tmp_path, monkeypatch):
