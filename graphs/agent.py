@@ -40,6 +40,7 @@ from . import run_context
 from .allocation import AllocationPolicy, make_policy
 from .checking import as_checker
 from .checkpoints import CheckpointedGraphs, cut_short_step
+from .context import as_examples
 from .curate import apply_feedback, credit_items, curate, env_checked, solve_trajectory
 from .protocols import Checker, Environment, Memory, TaskInput
 from .results import Event, RunResult, build_result, event_of, run_spend
@@ -66,7 +67,8 @@ class Agent:
                  memory_channel: str = "auto", api_base: str | None = None, api_key: str | None = None,
                  system_prompt: str | None = None, tools: list[Any] | None = None, checker: Checker | None = None,
                  store: Any = None, stats: VerifierStats | None = None, give_up: bool = True,
-                 solve_value: float | None = None, attempts: AttemptLog | None = None):
+                 solve_value: float | None = None, attempts: AttemptLog | None = None,
+                 examples: list[dict] | None = None):
         """``api_base``/``api_key``: an OpenAI-compatible server (or a provider's key) for ``model``.
         ``system_prompt``: the solver's system message. ``tools``: plain Python callables (schema from
         type hints and docstrings), ``python_tool()`` (model-written code, run in the sandbox) or
@@ -76,7 +78,9 @@ class Agent:
         ``give_up``: ``adaptive`` with a check stops a question once one more sample is not worth its tokens
         (``graphs.stopping``), learned from ``attempts`` (default: the run database's attempt log; in memory
         with ``record=False``); ``solve_value``: what a verified answer is worth, in tokens (default
-        ``SEASONED_SOLVE_VALUE``)."""
+        ``SEASONED_SOLVE_VALUE``). ``examples``: hand-written demonstrations (``[{"task", "reply"}]``) given
+        as earlier chat turns: a fixed few-shot prompt without memory; with memory, shown until the namespace
+        has verified demonstrations of its own."""
         connection = connection_params(api_base, api_key)
         if gateway is not None and connection:
             raise SeasonedError("give api_base/api_key to the Gateway you pass, or pass no gateway")
@@ -103,6 +107,11 @@ class Agent:
         self._attach_ledger()
         self.stats = stats or (VerifierStats.open(db_url) if record else VerifierStats())
         self.give_up, self.solve_value = give_up, run_context.solve_value_of(solve_value)
+        try:
+            as_examples(examples or [])  # a malformed example fails here, not mid-run
+        except (TypeError, ValueError, AttributeError) as exc:
+            raise SeasonedError(f"examples must be a list of {{'task': ..., 'reply': ...}} dicts: {exc}") from None
+        self.examples = [dict(example) for example in examples or []]
         self.attempts = attempts or AttemptLog(getattr(store, "db", None))
         self._builders = {"solve": build_solve_graph(), "task": build_task_graph()}
         self.graph = self._builders["solve"].compile()  # no checkpointer: a parent graph's applies when mounted

@@ -1,17 +1,31 @@
 """The context builder: which memory goes into a prompt, and in which form.
 
-Experience reaches a model through two channels:
+Experience reaches a model through three channels:
 
 * **demonstrations**: verified trajectories of earlier tasks (the task as given, the accepted reply as
   produced), replayed as earlier user/assistant turns of the chat. Small models use these far better
   than prose;
-* **notes**: distilled items (strategies, lessons, cheatsheets, code, behaviours) in the system message.
+* **notes**: distilled items (strategies, lessons, cheatsheets, code, behaviours) in the system message;
+* **adapter**: a LoRA adapter trained on the namespace's verified replies (local models only; offered only
+  when an active adapter exists for the model's file, ``memory/adapters.py``), served with the samples.
 
 Which channel pays depends on the model and the kind of task, so it is learned, not hard-coded: a
-Thompson sampler draws a success rate for each channel (``none``, ``demos``, ``notes``, ``demos+notes``)
-from its Beta posterior (counts kept per namespace, model and scope in SQL, ``memory/channels.py``),
-turns it into the chance that the solve succeeds with the samples the budget can pay for at that
-channel's prompt cost, and picks the best. Every checked sample credits the channel it was drawn with.
+Thompson sampler draws a success rate for each channel (``none``, ``demos``, ``notes``, ``demos+notes``,
+``adapter``, ``adapter+demos``) from its Beta posterior (counts kept per namespace, model and scope in
+SQL, ``memory/channels.py``), turns it into the chance that the solve succeeds with the samples the budget
+can pay for at that channel's prompt cost, and picks the best. Every checked sample credits the channel it
+was drawn with. A channel's prior is what the same model showed on the same scope in *other* namespaces
+(pooled counts, worth at most ``POOLED_PRIOR_SAMPLES``): a new namespace tries first what pays on this
+model, and a few unlucky samples do not bury it. Only counts cross namespaces; content never does.
+
+Demonstrations are chosen to teach, not to be copied: the nearest stored tasks of an addition stream share
+their numbers with the question ("71 + 99" retrieves "11 + 88 = 99"), and a small model answers with the
+shown number. So a demonstration whose task or answer shares a number with the new task is passed over
+while others are available, and the chosen ones differ from each other.
+
+Cold start: while a scope holds fewer verified demonstrations than a prompt shows (``cold``), a run with a
+checker draws up to ``COLD_SAMPLES`` samples (first-finish) instead of one (``graphs/run_context.py``), so
+the first verified replies, and the demonstrations made of them, come within a few tasks.
 
 A verified reply to the very same task (normalised text) is offered as a cached first candidate: with
 a checker it is re-checked and accepted at no model tokens.
@@ -24,16 +38,17 @@ import hashlib
 import math
 import random
 import re
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from seasoned.memory.channels import CHANNELS, ChannelCounts
+from seasoned.memory.channels import ADAPTER_CHANNELS, CHANNELS, ChannelCounts
 from seasoned.memory.items import NOTE_KINDS, MemoryItem
 from seasoned.models import Budget
 
 MAX_DEMOS = 2
-DEMO_POOL = 12  # demonstrations considered before fitting the allowance
+DEMO_POOL = 24  # demonstrations considered before fitting the allowance
 MAX_DEMO_REPLY_CHARS = 1200
 NOTE_ITEMS = 3
 NOTE_ITEM_CHARS = 160
@@ -43,7 +58,10 @@ CONTEXT_SHARE = 0.35  # at most this share of a sample's affordable prompt goes 
 MAX_CONTEXT_TOKENS = 900
 CHARS_PER_TOKEN = 3.2
 RECENCY_DAYS = 30.0  # a demonstration's recency bonus halves over this many days
-PRIOR_STRENGTH = 2.0  # pseudo-samples of the pooled success rate in each channel's prior
+PRIOR_STRENGTH = 2.0  # pseudo-samples of the namespace's pooled success rate in an unseen channel's prior
+POOLED_PRIOR_SAMPLES = 6.0  # what a channel's counts in other namespaces are worth here, at most
+COLD_SAMPLES = 8  # samples a first-finish solve may draw while its scope has too few demonstrations
+COLD_SCAN = 200  # the newest demonstrations of a namespace looked at to tell a cold scope
 
 
 def normalize_task(text: str) -> str:
@@ -79,6 +97,7 @@ class MemoryContext:
     reason: str = ""
     notes: str = ""
     demos: list[dict] = field(default_factory=list)
+    adapter: dict | None = None  # {"id", "path", "version"}: the LoRA adapter the samples are drawn with
     cached: dict | None = None  # a verified reply to this very task
     ids: list[str] = field(default_factory=list)
     context_tokens: int = 0
@@ -88,19 +107,41 @@ class MemoryContext:
         return asdict(self)
 
 
+@dataclass
+class Option:
+    """One channel's offer for a solve: what goes into the prompt and what it costs."""
+
+    notes: str = ""
+    demos: list[Demonstration] = field(default_factory=list)
+    tokens: int = 0
+    adapter: dict | None = None
+    note_ids: list[str] = field(default_factory=list)
+
+
+AdapterLookup = Callable[[str, str, str], Any]  # (namespace, model, scope) -> an active adapter or None
+
+
 class ContextBuilder:
     """Builds the memory context of each solve from a bank, and credits the channel it chose.
 
     ``channel="auto"`` learns the channel (Thompson sampling); a fixed channel name forces one.
+    ``adapters``: how to find the active adapter of (namespace, model, scope) (default: the bank's
+    ``active_adapter``); adapter channels are offered only when it returns one with a file.
+    ``examples``: the operator's hand-written demonstrations (``{"task", "reply"}``), shown while the
+    namespace has fewer of its own than a prompt holds (an opt-in warm start; never another namespace's).
     """
 
     def __init__(self, bank: Any, namespace: str, model: str, scope: str = "general", *,
-                 channel: str = "auto", max_demos: int = MAX_DEMOS, seed: int | None = None):
+                 channel: str = "auto", max_demos: int = MAX_DEMOS, seed: int | None = None,
+                 adapters: AdapterLookup | None = None, examples: list[dict] | None = None):
         if channel != "auto" and channel not in CHANNELS:
             raise ValueError(f"memory_channel must be 'auto' or one of {', '.join(CHANNELS)}, not {channel!r}")
         self.bank, self.namespace, self.model, self.scope = bank, namespace, model, scope
         self.channel, self.max_demos = channel, max_demos
         self.seed = seed
+        self.adapters = adapters or (lambda ns, m, sc: bank.active_adapter(m, sc, namespace=ns))
+        self.examples = as_examples(examples or [])
+        self.cold_samples = 0  # set by the run while the scope is cold (shown in the reason)
 
     # --- building --------------------------------------------------------------------------------------
     async def build(self, task: str, budget: Budget, *, samples: int = 1, max_samples: int = 1,
@@ -113,35 +154,62 @@ class ContextBuilder:
     def _build(self, task: str, budget: Budget, samples: int, reply_tokens: int,
                max_samples: int = 1) -> MemoryContext:
         cached = self._cached(task)
-        allowance = self._allowance(task, budget, samples, reply_tokens)
-        # a fixed channel reads only the forms it can use
-        demos = self._demos(task, allowance) if self.channel in ("auto", "demos", "demos+notes") else []
-        notes, note_ids = self._notes(task) if self.channel in ("auto", "notes", "demos+notes") else ("", [])
+        options = self._options(task, allowance_for(task, budget, samples, reply_tokens))
         counts = self.bank.channels.counts(self.namespace, self.model, self.scope)
-        options = {"none": ("", [], 0)}
-        if demos:
-            options["demos"] = ("", demos, sum(d.tokens for d in demos))
-        if notes and estimate_tokens(notes) <= allowance:
-            options["notes"] = (notes, [], estimate_tokens(notes))
-            if demos and estimate_tokens(notes) + options["demos"][2] <= allowance:
-                options["demos+notes"] = (notes, demos, estimate_tokens(notes) + options["demos"][2])
         chosen, reason = self._choose(options, counts, task, budget, max_samples, reply_tokens)
-        note_text, chosen_demos, tokens = options.get(chosen, options["none"])
-        ids = [d.id for d in chosen_demos] + (note_ids if note_text else [])
+        if self.cold_samples:
+            reason += (f"; cold start: fewer than {self.max_demos} demonstrations of {self.scope} yet, "
+                       f"up to {self.cold_samples} samples")
+        option = options.get(chosen, options["none"])
+        ids = [d.id for d in option.demos if not d.id.startswith("example:")] + (option.note_ids if option.notes else [])
         self.bank.mark_retrieved(ids)  # only what reaches the prompt counts as retrieved
-        return MemoryContext(channel=chosen, reason=reason, notes=note_text,
-                             demos=[asdict(d) for d in chosen_demos],
-                             cached=asdict(cached) if cached else None, ids=ids, context_tokens=tokens,
+        return MemoryContext(channel=chosen, reason=reason, notes=option.notes,
+                             demos=[asdict(d) for d in option.demos], adapter=option.adapter,
+                             cached=asdict(cached) if cached else None, ids=ids, context_tokens=option.tokens,
                              posterior={c: [n.successes, n.failures] for c, n in counts.items()})
 
-    def _allowance(self, task: str, budget: Budget, samples: int, reply_tokens: int) -> int:
-        """Prompt tokens memory may take: a share of what one sample can afford, capped."""
-        left = budget.remaining_tokens()
-        if left == float("inf"):
-            return MAX_CONTEXT_TOKENS
-        per_sample = left / max(1, samples)
-        room = per_sample - estimate_tokens(task) - reply_tokens
-        return int(max(0.0, min(MAX_CONTEXT_TOKENS, per_sample * CONTEXT_SHARE, room)))
+    def _options(self, task: str, allowance: int) -> dict[str, Option]:
+        """What each channel could put into this solve (a fixed channel reads only the forms it can use)."""
+        wants = (lambda *forms: True) if self.channel == "auto" else (lambda *forms: self.channel in forms)
+        demos = self._demos(task, allowance) if wants("demos", "demos+notes", "adapter+demos") else []
+        notes, note_ids = self._notes(task) if wants("notes", "demos+notes") else ("", [])
+        adapter = self._adapter() if wants(*ADAPTER_CHANNELS) else None
+        demo_tokens = sum(d.tokens for d in demos)
+        options = {"none": Option()}
+        if demos:
+            options["demos"] = Option(demos=demos, tokens=demo_tokens)
+        if notes and estimate_tokens(notes) <= allowance:
+            options["notes"] = Option(notes=notes, tokens=estimate_tokens(notes), note_ids=note_ids)
+            if demos and estimate_tokens(notes) + demo_tokens <= allowance:
+                options["demos+notes"] = Option(notes=notes, demos=demos, tokens=estimate_tokens(notes) + demo_tokens,
+                                                note_ids=note_ids)
+        if adapter:
+            options["adapter"] = Option(adapter=adapter)
+            if demos:
+                options["adapter+demos"] = Option(demos=demos, tokens=demo_tokens, adapter=adapter)
+        return options
+
+    def _adapter(self) -> dict | None:
+        """The active adapter of this namespace, model and scope, if any (never one of another model: the
+        adapter store checks the model file's digest). A lookup that fails offers no adapter."""
+        try:
+            found = self.adapters(self.namespace, self.model, self.scope)
+        except Exception:  # noqa: BLE001 - an unreadable adapter must not stop a solve: it is simply not offered
+            return None
+        path = getattr(found, "path", None)
+        if found is None or not path:
+            return None
+        return {"id": str(found.id), "path": str(path), "version": getattr(found, "version", None)}
+
+    def cold(self) -> bool:
+        """Whether the scope holds fewer verified demonstrations than a prompt shows (nothing, or too little,
+        to show yet): the cold start, when spending more samples gets the first ones sooner. Only when this
+        builder shows demonstrations at all (a fixed channel without them has nothing to warm up)."""
+        if self.max_demos <= 0 or len(self.examples) >= self.max_demos or (
+                self.channel != "auto" and "demos" not in self.channel):
+            return False
+        newest = self.bank.list(namespace=self.namespace, kinds=["demonstration"], limit=COLD_SCAN)
+        return sum(item.task_signature == self.scope for item in newest) < self.max_demos
 
     def _cached(self, task: str) -> Demonstration | None:
         item = self.bank.get_by_key(demo_key(task), namespace=self.namespace)
@@ -150,13 +218,15 @@ class ContextBuilder:
         return Demonstration(item.id, item.data.get("task", task), item.data.get("reply", ""))
 
     def _demos(self, task: str, allowance: int) -> list[Demonstration]:
-        """Verified demonstrations that show their work first, then by similarity x utility x recency, fitted
-        to the allowance."""
+        """Verified demonstrations that show their work first, then those sharing no number with the task
+        (a near-duplicate teaches copying: see the module's docstring), then by similarity x utility x
+        recency, fitted to the allowance."""
         if allowance <= 0 or self.max_demos <= 0:
             return []
         hits = self.bank.retrieve(task, k=DEMO_POOL, kinds=["demonstration"], namespace=self.namespace,
                                   track=False)
         same = demo_key(task)
+        asked = numbers_in(task)
         now = datetime.now(UTC)
         ranked = []
         for hit in hits:
@@ -166,21 +236,16 @@ class ContextBuilder:
                 continue  # (verified by construction: utility only ranks them, it never drops one)
             age_days = max(0.0, (now - (item.updated_at or now)).total_seconds() / 86400)
             recency = 0.5 ** (age_days / RECENCY_DAYS)
-            ranked.append((shows_its_work(str(data["reply"])), hit.score + 0.1 * recency, item))
-        ranked.sort(key=lambda entry: (not entry[0], -entry[1]))
-        chosen: list[Demonstration] = []
-        used = 0
-        for _, _, item in ranked:
+            shared = len(asked & numbers_in(f"{data.get('task', '')} {data['reply']}"))
+            ranked.append((shows_its_work(str(data["reply"])), shared, hit.score + 0.1 * recency, item))
+        ranked.sort(key=lambda entry: (not entry[0], entry[1], -entry[2]))
+        stored = []
+        for *_, item in ranked:
             data = item.data or {}
-            reply = str(data["reply"])[:MAX_DEMO_REPLY_CHARS]
-            demo = Demonstration(item.id, str(data.get("task", item.title)), reply)
+            demo = Demonstration(item.id, str(data.get("task", item.title)), str(data["reply"])[:MAX_DEMO_REPLY_CHARS])
             demo.tokens = estimate_tokens(demo.task) + estimate_tokens(demo.reply) + 8  # + chat markup
-            if used + demo.tokens > allowance:
-                continue
-            chosen.append(demo)
-            used += demo.tokens
-            if len(chosen) >= self.max_demos:
-                break
+            stored.append(demo)
+        chosen = fit(stored + self.examples, allowance, self.max_demos)  # the operator's examples fill in
         return list(reversed(chosen))  # the most relevant one closest to the task
 
     def _notes(self, task: str) -> tuple[str, list[str]]:
@@ -199,7 +264,7 @@ class ContextBuilder:
             ids.append(hit.item.id)
         return "\n".join(lines), ids
 
-    def _choose(self, options: dict, counts: dict[str, ChannelCounts], task: str, budget: Budget,
+    def _choose(self, options: dict[str, Option], counts: dict[str, ChannelCounts], task: str, budget: Budget,
                 samples: int, reply_tokens: int) -> tuple[str, str]:
         available = [c for c in CHANNELS if c in options]
         if self.channel != "auto":
@@ -212,11 +277,12 @@ class ContextBuilder:
         rng = random.Random(f"{self.seed}:{task}") if self.seed is not None else random.Random()
         base = estimate_tokens(task) + reply_tokens
         left = budget.remaining_tokens()
-        alpha, beta = pooled_prior(counts)
+        priors = channel_priors(counts, self.bank.channels.pooled(self.model, self.scope, exclude=self.namespace))
         draws = {}
         for channel in available:
+            alpha, beta = priors[channel]
             theta = rng.betavariate(counts[channel].successes + alpha, counts[channel].failures + beta)
-            cost = base + options[channel][2]
+            cost = base + options[channel].tokens
             affordable = samples if left == float("inf") else max(1, min(samples, int(left // cost)))
             draws[channel] = (1 - (1 - theta) ** affordable, -cost, theta)
         picked = max(available, key=lambda c: draws[c][:2])
@@ -233,21 +299,98 @@ class ContextBuilder:
         await asyncio.to_thread(self.credit, channel, successes, failures)
 
 
+def allowance_for(task: str, budget: Budget, samples: int, reply_tokens: int) -> int:
+    """Prompt tokens memory may take: a share of what one sample can afford, capped."""
+    left = budget.remaining_tokens()
+    if left == float("inf"):
+        return MAX_CONTEXT_TOKENS
+    per_sample = left / max(1, samples)
+    room = per_sample - estimate_tokens(task) - reply_tokens
+    return int(max(0.0, min(MAX_CONTEXT_TOKENS, per_sample * CONTEXT_SHARE, room)))
+
+
+def as_examples(examples: list[dict]) -> list[Demonstration]:
+    """Hand-written demonstrations (``{"task", "reply"}``) as the builder shows them (ids ``example:N``: they
+    are no memory items, so no outcome is ever credited to them)."""
+    shown = []
+    for index, example in enumerate(examples or []):
+        task, reply = str(example.get("task") or "").strip(), str(example.get("reply") or "").strip()
+        if not task or not reply:
+            raise ValueError(f"example {index} needs a non-empty 'task' and 'reply'")
+        shown.append(Demonstration(f"example:{index}", task, reply[:MAX_DEMO_REPLY_CHARS],
+                                   estimate_tokens(task) + estimate_tokens(reply) + 8))
+    return shown
+
+
+def fit(demos: list[Demonstration], allowance: int, most: int) -> list[Demonstration]:
+    """The first demonstrations (in order) that fit the token allowance, at most ``most``."""
+    chosen, used = [], 0
+    for demo in demos:
+        if len(chosen) >= most:
+            break
+        if used + demo.tokens <= allowance:
+            chosen.append(demo)
+            used += demo.tokens
+    return chosen
+
+
+class FixedExamples:
+    """A fixed few-shot prompt (``Agent(examples=...)`` without memory): the same hand-written demonstrations
+    before every task, fitted to the budget; nothing is retrieved, learned or credited."""
+
+    channel = "demos"
+
+    def __init__(self, examples: list[dict], max_demos: int = MAX_DEMOS):
+        self.examples, self.max_demos = as_examples(examples), max_demos
+
+    async def build(self, task: str, budget: Budget, *, samples: int = 1, max_samples: int = 1,
+                    reply_tokens: int = 96) -> MemoryContext:
+        demos = fit(self.examples, allowance_for(task, budget, samples, reply_tokens), self.max_demos)
+        return MemoryContext(channel="demos" if demos else "none", reason="fixed examples (no memory)",
+                             demos=[asdict(d) for d in demos], context_tokens=sum(d.tokens for d in demos))
+
+    async def acredit(self, channel: str, successes: int, failures: int) -> None:
+        return None
+
+    def cold(self) -> bool:
+        return False
+
+
+def numbers_in(text: str) -> set[str]:
+    """The numbers of two digits or more in a text (what a near-duplicate demonstration shares with a task)."""
+    return set(re.findall(r"\d{2,}", text or ""))
+
+
 def shows_its_work(reply: str) -> bool:
     """Whether a demonstration's reply shows how it got there (code, steps, or a line of reasoning before
     its answer) rather than a bare ``Answer: X``, which lifts a small model far less."""
     return reply.lstrip().startswith("```") or sum(bool(line.strip()) for line in reply.splitlines()) > 1
 
 
-def pooled_prior(counts: dict[str, ChannelCounts]) -> tuple[float, float]:
-    """Each channel's Beta prior: the success rate pooled over all channels, worth ``PRIOR_STRENGTH``
-    samples (empirical Bayes). With no data it is Beta(1, 1); once the scope's base rate is known (say
-    5%), an untried channel is drawn around that rate instead of around 50%, so a rare-success task
-    kind does not spend its stream exploring channels no better than the rest."""
-    successes = sum(c.successes for c in counts.values())
-    trials = sum(c.trials for c in counts.values())
-    rate = (successes + 1) / (trials + 2)
-    return PRIOR_STRENGTH * rate, PRIOR_STRENGTH * (1 - rate)
+def channel_priors(counts: dict[str, ChannelCounts], elsewhere: dict[str, ChannelCounts] | None = None,
+                   ) -> dict[str, tuple[float, float]]:
+    """Each channel's Beta prior (alpha, beta) for one namespace.
+
+    A channel this model has used on this scope in other namespaces (``elsewhere``, pooled counts) starts
+    from its success rate there, worth at most ``POOLED_PRIOR_SAMPLES`` samples here: what pays on this
+    model is tried first, a channel that paid 25% elsewhere still leads one that paid 3% after six failures
+    here, and the namespace's own counts soon outweigh it. A channel never seen anywhere starts from the
+    success rate pooled over every channel (here and elsewhere), worth ``PRIOR_STRENGTH`` samples
+    (empirical Bayes): Beta(1, 1) with no data at all; around a scope's 5% base rate once known, so a
+    rare-success task kind does not spend its stream exploring channels no better than the rest."""
+    elsewhere = elsewhere or {}
+    everything = [*counts.values(), *elsewhere.values()]
+    base = (sum(c.successes for c in everything) + 1) / (sum(c.trials for c in everything) + 2)
+    priors = {}
+    for channel in CHANNELS:
+        seen = elsewhere.get(channel)
+        if seen is not None and seen.trials:
+            rate = (seen.successes + PRIOR_STRENGTH * base) / (seen.trials + PRIOR_STRENGTH)
+            weight = min(max(float(seen.trials), PRIOR_STRENGTH), POOLED_PRIOR_SAMPLES)
+            priors[channel] = (weight * rate, weight * (1 - rate))
+        else:
+            priors[channel] = (PRIOR_STRENGTH * base, PRIOR_STRENGTH * (1 - base))
+    return priors
 
 
 def demonstration_item(*, task: str, reply: str, scope: str, model: str, run_id: str | None,

@@ -22,7 +22,7 @@ from seasoned.settings import settings
 
 from .allocation import make_policy
 from .checking import as_checker
-from .context import ContextBuilder
+from .context import COLD_SAMPLES, ContextBuilder, FixedExamples
 from .curate import curate, single_stage_kind, task_trajectory
 from .solve import ActorOutput, SolveContext
 from .state import with_answer_keys
@@ -88,12 +88,31 @@ def solve_context(agent: Agent, task: Any = None, *, env: Any = None, budget: Bu
     if agent.memory is not None:
         scope = getattr(env, "name", None) or "general"
         context.memory = ContextBuilder(agent.memory, namespace, agent.gateway.model, scope,
-                                        channel=agent.memory_channel, seed=context.strategy.seed)
+                                        channel=agent.memory_channel, seed=context.strategy.seed,
+                                        examples=agent.examples)
+    elif agent.examples:
+        context.memory = FixedExamples(agent.examples)
     if multi_stage is None:
         multi_stage = is_multi_stage(agent, task)
     if not multi_stage:  # multi-stage subtasks get theirs from the allocation
         context.stopping = single_give_up(agent, task, context)
+        cold_start(context)  # after the give-up rule: the same rule with memory or without
     return context
+
+
+def cold_start(context: SolveContext) -> bool:
+    """While memory has too few demonstrations of this scope to show (``ContextBuilder.cold``), a checked
+    ``single`` or ``adaptive`` question draws up to ``COLD_SAMPLES`` samples, first-finish: the first
+    verified replies lift every later question (they become its demonstrations). The give-up rule is the
+    strategy's own (none for ``single``). True when the context was switched to it."""
+    cfg = context.strategy
+    if (context.memory is None or not context.can_check or cfg.name not in ("single", "adaptive")
+            or not context.memory.cold()):
+        return False
+    samples = max(COLD_SAMPLES, cfg.n if cfg.name == "adaptive" else 1)
+    context.strategy = cfg.model_copy(update={"name": "adaptive", "n": samples})
+    context.memory.cold_samples = samples
+    return True
 
 
 def solve_value_of(value: float | None) -> float:

@@ -40,6 +40,7 @@ from .decide import (
     candidate_confidence,
     candidates_to_judge,
     decide,
+    first_wave_decision,
 )
 from .state import (
     Candidate,
@@ -115,6 +116,15 @@ class SolveContext:
 
 # --- nodes ---------------------------------------------------------------------------------------------
 async def retrieve_node(state: SolveState, runtime: Runtime[SolveContext]) -> dict:
+    update = await _memory_for(state, runtime)
+    opening = first_wave_decision(runtime.context)  # the give-up rule before any sample, too
+    if opening is not None and not (update.get("memory") or state.get("memory") or {}).get("cached"):
+        update["decisions"] = [opening]
+        emit(runtime, "decision", decision=opening)
+    return update
+
+
+async def _memory_for(state: SolveState, runtime: Runtime[SolveContext]) -> dict:
     ctx = runtime.context
     if ctx.memory is None:
         if state.get("memory_context") is not None:  # given by a parent graph
@@ -127,7 +137,7 @@ async def retrieve_node(state: SolveState, runtime: Runtime[SolveContext]) -> di
                                    reply_tokens=min(cfg.max_tokens, REPLY_TOKENS_GUESS))
     emit(runtime, "memory", ids=built.ids, channel=built.channel, reason=built.reason,
           demos=[d["id"] for d in built.demos], cached=built.cached is not None,
-          context_tokens=built.context_tokens)
+          context_tokens=built.context_tokens, adapter=built.adapter)
     return {"memory_context": built.notes, "memory_ids": built.ids, "memory": built.as_dict()}
 
 
@@ -156,6 +166,8 @@ def plan_samples(state: SolveState, runtime: Runtime[SolveContext]) -> list[Send
         return [Send("sample", {"subtask": state.get("subtask", "main"), "wave": 1, "index": 0, "seed": None,
                                 "kind": "cached", "text": memory["cached"]["reply"], "messages": [],
                                 "memory": memory})]
+    if not candidates and (state.get("decisions") or [{}])[-1].get("action") == "select":
+        return "select"  # given up before the first wave: not worth its tokens
     messages = solver.build_messages(
         state["task"], context=state.get("memory_context") or "", demonstrations=memory.get("demos"),
         system=ctx.system,
@@ -218,7 +230,8 @@ async def sample_node(payload: dict, runtime: Runtime[SolveContext]) -> dict:
                 work = ctx.actor(payload["memory"], budget, payload["seed"])
             else:
                 work = ctx.gateway.acomplete(payload["messages"], budget=budget, max_tokens=cfg.max_tokens,
-                                             shrink_to_fit=True, temperature=cfg.temperature, seed=payload["seed"])
+                                             shrink_to_fit=True, temperature=cfg.temperature, seed=payload["seed"],
+                                             **adapter_of(payload.get("memory")))
             outcome = await _race(work, stop)
         if outcome is None:
             candidate["status"] = "cancelled"
@@ -249,6 +262,12 @@ async def sample_node(payload: dict, runtime: Runtime[SolveContext]) -> dict:
           verdicts=verdicts)
     return {"candidates": [candidate], "verdicts": verdicts,
             "spend": [{"node": "sample", "role": "solver", **budget.spent.counts()}]}
+
+
+def adapter_of(memory: dict | None) -> dict:
+    """The gateway argument that draws a sample with the memory's LoRA adapter (adapter channels), if any."""
+    adapter = (memory or {}).get("adapter")
+    return {"adapter": adapter["path"]} if adapter else {}
 
 
 async def _race(work: Awaitable, stop: asyncio.Event) -> Any:

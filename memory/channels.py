@@ -1,10 +1,15 @@
 """Which form of memory pays: outcome counts per channel, per namespace, model and scope, in SQL.
 
 A *channel* is the form in which experience reaches a model: ``none`` (no memory), ``demos`` (verified
-trajectories as earlier chat turns), ``notes`` (distilled items in the system message) or
-``demos+notes``. Every checked sample credits the channel it was drawn with, so the counts are the
+trajectories as earlier chat turns), ``notes`` (distilled items in the system message), ``demos+notes``,
+``adapter`` (a LoRA adapter trained on the namespace's verified replies, local models only) or
+``adapter+demos``. Every checked sample credits the channel it was drawn with, so the counts are the
 Beta posteriors a Thompson sampler reads (``graphs/context.py``). Rows are keyed by namespace, model and
 scope (the environment, or ``general``), so what pays for one model or kind of task is learned apart.
+
+Counts are statistics, not content: ``pooled`` sums them over the *other* namespaces of a model and scope,
+the prior a new namespace starts from (what pays on this model is tried first). Content (demonstrations,
+notes, adapters) never crosses namespaces this way.
 """
 
 from __future__ import annotations
@@ -12,13 +17,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import DateTime, Integer, String, UniqueConstraint, select
+from sqlalchemy import DateTime, Integer, String, UniqueConstraint, delete, func, select
 from sqlalchemy.orm import Mapped, mapped_column
 
 from .db import Base, Database, retry_locked
 from .items import utcnow
 
-CHANNELS: tuple[str, ...] = ("none", "demos", "notes", "demos+notes")
+CHANNELS: tuple[str, ...] = ("none", "demos", "notes", "demos+notes", "adapter", "adapter+demos")
+ADAPTER_CHANNELS: tuple[str, ...] = ("adapter", "adapter+demos")  # need an active adapter for the model
 
 
 class ChannelRow(Base):
@@ -88,10 +94,20 @@ class ChannelStats:
 
         return retry_locked(write)
 
+    def pooled(self, model: str, scope: str, *, exclude: str | None = None) -> dict[str, ChannelCounts]:
+        """Each channel's counts summed over every namespace but ``exclude``, for one model and scope: what
+        this model showed elsewhere on this kind of task (the cross-namespace prior's data)."""
+        with self.db.read() as s:
+            query = (select(ChannelRow.channel, func.sum(ChannelRow.successes), func.sum(ChannelRow.failures))
+                     .where(ChannelRow.model == model, ChannelRow.scope == scope).group_by(ChannelRow.channel))
+            if exclude is not None:
+                query = query.where(ChannelRow.namespace != exclude)
+            found = {channel: ChannelCounts(channel, int(wins or 0), int(losses or 0))
+                     for channel, wins, losses in s.execute(query)}
+        return {c: found.get(c, ChannelCounts(c)) for c in CHANNELS}
+
     def reset(self, namespace: str) -> int:
         """Forget what a namespace learned about channels (e.g. a demo starting from scratch)."""
-        from sqlalchemy import delete
-
         def write() -> int:
             with self.db.write() as s:
                 return s.execute(delete(ChannelRow).where(ChannelRow.namespace == namespace)).rowcount or 0

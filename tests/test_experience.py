@@ -208,3 +208,74 @@ def test_demonstrations_that_show_their_work_go_first_and_only_two_are_shown(ban
     built = ContextBuilder(bank, "exp", "m", channel="demos")._build("What is 12 + 30?!", Budget(), 1, 64)
     assert len(built.demos) == 2
     assert all("=" in demo["reply"] for demo in built.demos)  # the bare answers are closer, yet not shown
+
+
+def test_a_cold_namespace_samples_more_until_it_has_demonstrations_to_show(bank, tmp_path):
+    """Cold start: with no demonstration to show, a checked ``single`` question draws up to COLD_SAMPLES
+    samples (first-finish) so the first verified replies come sooner; once the scope holds two, one sample."""
+    from seasoned.graphs.context import COLD_SAMPLES
+
+    env = get_env("addition")
+    tasks = env.tasks(n=4, difficulty=2, seed=3)
+    calls = {"n": 0}
+
+    def right_every_fourth(messages, params):
+        calls["n"] += 1
+        return f"Answer: {_sum_of(messages[-1]['content']) + (0 if calls['n'] % 4 == 0 else 1)}"
+
+    agent, model = agent_for(bank, tmp_path, "exp-cold", right_every_fourth, channel="demos")
+    first = agent.run(tasks[0], env=env)
+    assert first.verified and 4 <= len(first.candidates) <= COLD_SAMPLES  # (the 4th sample is right)
+    assert "cold start" in first.memory["reason"]
+    assert agent.run(tasks[1], env=env).verified  # the second demonstration of the scope
+    warm = agent.run(tasks[2], env=env)
+    assert len(warm.candidates) == 1 and "cold start" not in warm.memory["reason"]
+
+    off, _ = agent_for(None, tmp_path, "exp-cold-off", right_every_fourth)
+    assert len(off.run(tasks[3], env=env).candidates) == 1  # without memory nothing changes: single is one
+
+
+def test_repeated_questions_are_answered_from_the_cache_once_solved(tmp_path, monkeypatch):
+    """The demo's seed-7331 stream repeats 6 questions 13 times in 30 tasks (62 + 56 five times), and memory
+    on solved none of them at one sample each (~4% a sample), so no repeat could hit the cache. The cold
+    start solves the first questions, and every repeat of a question solved before is a cache hit."""
+    monkeypatch.setenv("SEASONED_HOME", str(tmp_path))
+    monkeypatch.delenv("SEASONED_DB_URL", raising=False)
+    from rich.console import Console
+    from seasoned import demo
+
+    calls = {"n": 0}
+
+    def rarely_right(messages, params):
+        calls["n"] += 1
+        return f"Answer: {_sum_of(messages[-1]['content']) + (0 if calls['n'] % 5 == 0 else 1)}"
+
+    scripted.register("exp-rare", fn=rarely_right)
+    stream = demo.stream_tasks(12, 7331, 0.3)
+    summary = demo.run(model="scripted/exp-rare", tasks=12, seed=7331, strategy="single", repeat=0.3, static=False,
+                       console=Console(file=open(tmp_path / "out.txt", "w")))
+    solved_before, expected = set(), 0
+    for task, passed in zip(stream, summary["on"]["passed"]):
+        expected += task.id in solved_before
+        if passed:
+            solved_before.add(task.id)
+    assert summary["repeats"] >= 4 and summary["cache_hits"] == expected >= 3
+    assert summary["off"]["solved"] < summary["on"]["solved"]
+
+
+def test_the_static_arm_shows_two_fixed_demonstrations_and_keeps_no_memory(tmp_path):
+    from seasoned.benchmarks import experience
+
+    def only_with_examples(messages, params):
+        shown = [m["content"] for m in messages if m["role"] == "assistant"]
+        right = len(shown) == 2 and shown[0].startswith("23 + 45 = 68")
+        return f"Answer: {_sum_of(messages[-1]['content']) + (0 if right else 1)}"
+
+    scripted.register("exp-static", fn=only_with_examples)
+    stream = experience.Stream("addition", "addition", "single", 6, difficulty=2, tail=3)
+    static = experience.run_arm(stream, "scripted/exp-static", "static", tmp_path, seed=5)
+    off = experience.run_arm(stream, "scripted/exp-static", "off", tmp_path, seed=5)
+    assert static.passed == [True] * 6 and off.passed == [False] * 6
+    assert set(static.channels) == {"off"} and static.posterior == []
+    with pytest.raises(Exception, match="examples"):
+        Agent("scripted/exp-static", examples=[{"task": "What is 1 + 1?"}], record=False)
