@@ -44,18 +44,25 @@ class RunResult(BaseModel):
     def judge(self) -> dict | None:
         """What the LLM judge cost and gave: its tokens and their share of the run's, its verdicts, and the
         judgements it could not give ("no verdict": replies that could not be read). None without a judge."""
-        return judge_summary(self.spend, self.verdicts)
+        counts = [judge_counts(self.verdicts), *((s.get("result") or {}).get("judge") or {} for s in self.subtasks)]
+        return judge_summary(self.spend, sum(c.get("verdicts", 0) for c in counts),
+                             sum(c.get("no_verdict", 0) for c in counts))
 
 
-def judge_summary(spend: Spend, verdicts: list) -> dict | None:
-    """``RunResult.judge`` from a run's spend (tokens per role) and its verdict records."""
-    tokens = spend.by_role.get("verifier", 0)
+def judge_counts(verdicts: list) -> dict:
+    """How many LLM-judge records are verdicts, and how many are "no verdict"."""
     judged = [v for v in verdicts if str(v["verifier"]).startswith("judge")]
-    if not tokens and not judged:
+    return {"verdicts": sum(v["passed"] is not None for v in judged),
+            "no_verdict": sum(v["passed"] is None for v in judged)}
+
+
+def judge_summary(spend: Spend, verdicts: int, no_verdict: int) -> dict | None:
+    """``RunResult.judge`` from a run's spend (tokens per role) and its judge's verdict counts."""
+    tokens = spend.by_role.get("verifier", 0)
+    if not tokens and not verdicts + no_verdict:
         return None
     return {"tokens": tokens, "share": round(tokens / spend.tokens, 4) if spend.tokens else 0.0,
-            "verdicts": sum(v["passed"] is not None for v in judged),
-            "no_verdict": sum(v["passed"] is None for v in judged)}
+            "verdicts": verdicts, "no_verdict": no_verdict}
 
 
 @dataclass

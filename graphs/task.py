@@ -28,6 +28,7 @@ from seasoned.models import Budget, BudgetExceeded, call_tags
 
 from .allocation import AllocationPolicy, SubtaskNeed
 from .decide import MIN_SAMPLE_TOKENS
+from .results import judge_counts
 from .solve import Checker, SolveContext, build_solve_graph
 from .state import TaskState, emit, env_verdicts
 
@@ -222,7 +223,8 @@ async def solve_subtask_node(payload: dict, runtime: Runtime[TaskContext]) -> di
               "samples": sum(c["status"] == "ok" for c in state.get("candidates", [])),
               "kind": subtask["kind"], "difficulty": subtask["difficulty"], "model": solve_ctx.gateway.model,
               "checked": checker is not None, "prompt": prompt, "memory_ids": state.get("memory_ids") or [],
-              "memory_channel": (state.get("memory") or {}).get("channel")}
+              "memory_channel": (state.get("memory") or {}).get("channel"),
+              "judge": judge_counts(state.get("verdicts", []))}
     if ctx.on_subtask:
         ctx.on_subtask("finish", {"subtask": subtask, "result": result})
     emit(runtime, "subtask", subtask=sid, result={k: result[k] for k in ("answer", "verified", "tokens")})

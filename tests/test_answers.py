@@ -66,6 +66,16 @@ def test_an_unreadable_judge_is_recorded_as_no_verdict_and_its_cost_shown(tmp_pa
     agent.close()
 
 
+def test_a_multi_stage_run_counts_its_subtasks_judgements(tmp_path):
+    scripted.register("staged-mumble", fn=judge_replies("Hmm, let me think about that."))
+    agent = Agent("scripted/staged-mumble", strategy={"name": "best_of_n", "n": 2, "judge": True}, plan=True,
+                  db_url=f"sqlite:///{tmp_path}/r.db", checkpoint=False, curate=False)
+    result = agent.run("First add 2 and 3. Then double it.", budget={"max_tokens": 6000})
+    assert result.plan_source == "steps" and len(result.subtasks) == 2
+    assert result.judge["no_verdict"] >= 2 and result.judge["verdicts"] == 0 and result.judge["tokens"] > 0
+    agent.close()
+
+
 def test_the_judge_asks_for_its_json_schema_where_the_provider_takes_one(tmp_path, monkeypatch):
     monkeypatch.setattr(verifier, "supports_response_schema", lambda model: True)
     model = scripted.register("schema-judge", fn=judge_replies('{"correct": true, "score": 0.9, "reason": "ok"}'))
