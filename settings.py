@@ -23,7 +23,7 @@ from seasoned.errors import SettingsError
 ENV_PREFIX = "SEASONED_"
 DEFAULT_MODEL = "local/smollm2-135m"
 DEFAULT_LOCAL_N_CTX = 4096
-DEFAULT_SOLVE_VALUE = 2000.0  # tokens: a verified answer is worth this much compute (``Agent(solve_value=...)``)
+DEFAULT_SOLVE_VALUE = 4000.0  # tokens: a verified answer is worth this much compute (``Agent(solve_value=...)``)
 
 _OFFLINE_DEFAULTS = {
     # litellm fetches a price list at import unless told to use its bundled copy.

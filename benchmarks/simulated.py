@@ -33,21 +33,25 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from seasoned.envs.sim import SimEnv
 from seasoned.graphs.allocation import DifficultyWeighted, Learned, SubtaskNeed, Uniform
 from seasoned.graphs.stopping import (
+    KindPosterior,
     KindPrior,
     KnownStage,
     decide_wave,
+    give_up_rule,
     oracle,
-    price_for_rate,
+    plan_task,
     priors_from_records,
 )
-from seasoned.graphs.stopping import spec as stop_spec
+from seasoned.graphs.success_model import fit_posterior, record_tokens, repeat_share, sample_pattern
 from seasoned.models import sim
 
 from . import curves
@@ -190,13 +194,15 @@ def part_a(args, out: Path | None) -> dict:
                    for k, v in world.kinds.items()}
     bound = Learned(lambda: records, max_samples=MAX_SAMPLES)
     bound._priors = lambda _records: true_priors  # type: ignore[method-assign]
-    policies["kind-level bound"] = bound
+    policies["true kind Betas"] = bound
     stages = [known(env, t) for t in tasks]
     table, curve_points = [], {name: [] for name in policies}
     for budget in args.budgets:
         o_success, o_tokens = oracle(stages, budget, max_samples=MAX_SAMPLES)
-        row = {"budget": budget, "oracle": o_success, "oracle_tokens": o_tokens}
-        print(f" budget {budget} tokens/task: oracle {o_success:.3f} ({o_tokens:.0f} tokens/task)")
+        bound = kind_level_bound(tasks, true_priors, budget, MAX_SAMPLES)
+        row = {"budget": budget, "oracle": o_success, "oracle_tokens": o_tokens, "kind_level_bound": bound}
+        print(f" budget {budget} tokens/task: oracle {o_success:.3f} ({o_tokens:.0f} tokens/task); the most any policy "
+              f"that does not know each task's own rates can expect: {bound:.3f} ({bound / o_success:.1%} of oracle)")
         for name, policy in policies.items():
             outcomes = run_stream(env, tasks, policy, budget, max_samples=MAX_SAMPLES)
             p = _point(outcomes, budget=budget)
@@ -219,9 +225,37 @@ def part_a(args, out: Path | None) -> dict:
     return {"table": table, "summary": summary, "verdict": verdict, "tasks_per_second": runs / seconds}
 
 
+def kind_level_bound(tasks, priors: dict, rate: float, max_samples: int, kinds_of=None) -> float:
+    """An upper bound on the expected success per task of any policy that knows each stage's kind (its true
+    Beta) but not the task's own success rates, spending ``rate`` tokens per task on average (learning by
+    sampling included): the Lagrangian dual, min over a token's price of (the mean over tasks of the Bayes
+    plan's net value at that price, or 0 when not attempted) + price x rate. Weak duality makes it a bound;
+    the Bayes plan at the best price reaches it in expectation."""
+    shapes = Counter(tuple(kinds_of(t) if kinds_of else t.metadata["kinds"]) for t in tasks)
+
+    def dual(log_price: float) -> float:
+        price = math.exp(log_price)
+        total = sum(count * max(plan_task([[(None, priors[(k, None)])] for k in kinds], price,
+                                          max_samples=max_samples)[0].value, 0.0)
+                    for kinds, count in shapes.items())
+        return total / len(tasks) + price * rate
+
+    low, high = math.log(1e-7), math.log(1.0 / min(p.tokens for p in priors.values()))
+    ratio = (math.sqrt(5) - 1) / 2
+    for _ in range(60):  # golden section: the dual is convex in the price, so unimodal in its log
+        a, b = high - ratio * (high - low), low + ratio * (high - low)
+        if dual(a) < dual(b):
+            high = b
+        else:
+            low = a
+    return dual((low + high) / 2)
+
+
 def check_a(table: list[dict]) -> dict:
     ratios = [row["learned"]["accuracy"] / row["oracle"] for row in table if row["oracle"] > 0]
     ninety = all(r >= 0.9 for r in ratios)
+    of_bound = [row["learned"]["accuracy"] / row["kind_level_bound"] for row in table if row["kind_level_bound"] > 0]
+    print("  learned vs the kind-level bound: " + ", ".join(f"{row['budget']}: {r:.1%}" for row, r in zip(table, of_bound)))
     tight = next((row for row in table if row["oracle"] > 0.5), None)
     lead = None if tight is None else (tight["learned"]["accuracy"] - tight["uniform"]["accuracy"]) * 100
     print(f"  learned >= 90% of oracle at every budget: {'met' if ninety else 'NOT met'} "
@@ -231,56 +265,124 @@ def check_a(table: list[dict]) -> dict:
     else:
         print(f"  learned - uniform at {tight['budget']} tokens/task (tightest with oracle > 50%): "
               f"{lead:+.1f} points (target >= +10): {'met' if lead >= 10 else 'NOT met'}")
-    return {"ninety_percent": ninety, "lowest_ratio": min(ratios), "lead_points": lead,
+    return {"ninety_percent": ninety, "lowest_ratio": min(ratios), "lead_points": lead, "of_bound": of_bound,
             "lead_budget": tight["budget"] if tight else None}
 
 
 def part_b(args, out: Path | None) -> dict:
-    world = sim.register(sim.mixed_world("bench-b", seed=args.seed))
+    """Single questions, as ``Agent`` sees them: the give-up rule from a warm-up's records, at several values of
+    a solve, against oracle stopping and the kind-level bound at the same tokens. On ``--calibrate FILE`` (a real
+    model's attempt records, from ``giveup_agent --out``) the world is that model's calibrated kind instead of
+    the mixed world."""
+    if args.calibrate:
+        world = sim.register(calibrated_world("bench-b", json.loads(Path(args.calibrate).read_text()), args.seed))
+        label = f"calibrated from {args.calibrate}"
+    else:
+        world = sim.register(sim.mixed_world("bench-b", seed=args.seed))
+        label = f"kinds {sorted(world.kinds)} equally likely"
+    return single_questions(world, label, values=args.values, warmup=args.warmup, questions=args.tasks,
+                            seed=args.seed, pooled=args.pooled, out=out)
+
+
+def single_questions(world: sim.SimWorld, label: str, *, values, warmup: int, questions: int, seed: int,
+                     pooled: bool = False, n: int = 8, out: Path | None = None) -> dict:
+    """The single-question study of part (b) on ``world`` (one kind per difficulty level, as the Agent keeps its
+    records; ``pooled``: one kind for all)."""
     env = SimEnv(world, stages=1)
-    n = 8
-    warm = env.tasks(n=args.warmup, seed=args.seed + 1)
-    tasks = env.tasks(n=args.tasks, seed=args.seed + 2)
-    records = warmup_records(env, warm, n)
-    priors = priors_from_records(records)
-    print(f"(b) {len(tasks)} single questions, kinds {sorted(world.kinds)} equally likely, warm-up {len(warm)} "
-          f"-> {len(records)} records")
+    warm = env.tasks(n=warmup, seed=seed + 1)
+    tasks = env.tasks(n=questions, seed=seed + 2)
+    records: dict[int | None, list[dict]] = {}
+    for t in warm:  # one record list per kind the Agent tells apart (the task's difficulty level; --pooled: one)
+        records.setdefault(None if pooled else t.difficulty, []).append(single_record(env, t, n))
+    print(f"(b) {len(tasks)} single questions ({label}), rule from a warm-up of {len(warm)} questions, "
+          f"{'one kind (--pooled)' if pooled else 'a kind per difficulty level'}")
     best = [run_stage_fixed(env, t, n) for t in tasks]
-    first = run_stream(env, tasks, Uniform(), n * max(sample_cost(world, k) for k in world.kinds),
-                       pooled=False, max_samples=n)
+    first = [run_single(env, t, n, None) for t in tasks]
     bo8, ad8 = _point(best), _point(first)
     print(_fmt(f"best_of_n-{n}", bo8))
-    print(_fmt(f"adaptive-{n}", ad8))
-    mix = [([[(None, priors[(k, None)])]], 1.0) for k in world.kinds]
+    print(_fmt(f"adaptive-{n}", ad8) + "  (no give-up)")
     stages = [known(env, t) for t in tasks]
-    rows, learned_curve = [], []
-    for fraction in args.fractions:
-        rate = bo8["tokens_per_task"] * fraction
-        outcomes = run_learned_single(env, tasks, priors, mix, rate, n)
-        p = _point(outcomes, rate=rate)
+    if pooled:  # what a rule that does not see the kinds can know: their mixture
+        pooled = sim.pooled_kind(world)
+        kind_priors = {("all", None): KindPosterior(pooled.components, pooled.tokens + PROMPT_TOKENS)}
+        kinds_of = lambda task: ("all",)
+    else:
+        kind_priors = {(k, None): KindPosterior(v.components or ((1.0, v.alpha, v.beta),), v.tokens + PROMPT_TOKENS)
+                       for k, v in world.kinds.items()}
+        kinds_of = None
+    rows = []
+    for value in values:
+        rules = {level: give_up_rule(kept, value, max_samples=n) for level, kept in records.items()}
+        p = _point([run_single(env, t, n, rules.get(None if pooled else t.difficulty)) for t in tasks],
+                   value=value)
         o_success, _ = oracle(stages, p["tokens_per_task"], max_samples=n)
-        p["oracle_at_same_tokens"] = o_success
-        learned_curve.append(p)
+        bound = kind_level_bound(tasks, kind_priors, p["tokens_per_task"], n, kinds_of) if p["tokens_per_task"] else 0
+        p.update(oracle_at_same_tokens=o_success, of_oracle=p["accuracy"] / o_success if o_success else 1.0,
+                 kind_level_bound=bound)
         rows.append(p)
-        print(_fmt(f"learned give-up @{fraction:.2f}", p) + f"  (rate {rate:.0f}; oracle stopping at the same "
-              f"tokens {o_success:.3f}: {p['accuracy'] / o_success:.1%})")
+        print(_fmt(f"give-up, value {value:.0f}", p) + f"  at the same tokens: oracle stopping {o_success:.3f} "
+              f"({p['of_oracle']:.1%}), kind-level bound {bound:.3f}")
+    worst = min(rows, key=lambda p: p["of_oracle"])
+    print(f"  give-up within 5% of oracle stopping at every value: {'met' if worst['of_oracle'] >= 0.95 else 'NOT met'}"
+          f" (lowest {worst['of_oracle']:.1%} at value {worst['value']:.0f})")
     half = [p for p in rows if p["tokens_per_task"] <= bo8["tokens_per_task"] / 2]
-    chosen = max(half, key=lambda p: p["accuracy"]) if half else None
-    if chosen:
+    if half:
+        chosen = max(half, key=lambda p: p["accuracy"])
         gap = (bo8["accuracy"] - chosen["accuracy"]) * 100
-        ratio = chosen["tokens_per_task"] / bo8["tokens_per_task"]
-        of_oracle = chosen["accuracy"] / chosen["oracle_at_same_tokens"]
-        met = gap <= 1 and ratio <= 0.5 and of_oracle >= 0.95
-        print(f"  learned give-up at <= 1/2 of best-of-{n}'s tokens: accuracy gap {gap:+.1f} points (target <= 1), "
-              f"tokens ratio {ratio:.2f} (target <= 0.5), {of_oracle:.1%} of oracle stopping (target >= 95%): "
-              f"{'met' if met else 'NOT met'}")
+        print(f"  at <= 1/2 of best-of-{n}'s tokens (value {chosen['value']:.0f}): accuracy gap {gap:+.1f} points, "
+              f"tokens ratio {chosen['tokens_per_task'] / bo8['tokens_per_task']:.2f}")
     oracle_points = oracle_curve(env, tasks, 20, bo8["tokens_per_task"], n)
-    named = {f"best_of_n-{n}": [bo8], f"adaptive-{n}": [ad8], "learned give-up": learned_curve}
+    named = {f"best_of_n-{n}": [bo8], f"adaptive-{n}": [ad8], "give-up": rows}
     summary = curves.summarize(named, oracle_points, reach=(0.5, 0.55))
     if out:
         curves.plot(named, out / "b_accuracy_vs_tokens.png", oracle=oracle_points,
                     title="(b) simulator, single questions")
-    return {"best_of_n": bo8, "adaptive": ad8, "learned": rows, "summary": summary}
+    return {"world": label, "best_of_n": bo8, "adaptive": ad8, "give_up": rows, "summary": summary,
+            "lowest_of_oracle": worst["of_oracle"]}
+
+
+def calibrated_world(name: str, attempts: list[dict], seed: int) -> sim.SimWorld:
+    """A world of one kind, a real model's: the hierarchical posterior of its attempt records (the
+    predictive distribution of a new question's success rate) and its tokens per sample."""
+    observations = [(int(r["samples"]), int(r.get("successes", bool(r.get("success"))))) for r in attempts]
+    posterior = fit_posterior(observations, record_tokens(attempts) or 64)
+    kind = sim.SimKind.mixture(posterior.components, max(int(posterior.tokens) - PROMPT_TOKENS, 1))
+    return sim.SimWorld(name, kinds={"real": kind}, seed=seed)
+
+
+def single_record(env: SimEnv, task, n: int) -> dict:
+    """A warm-up question's attempt record (adaptive-n, no give-up: first success stops), as the Agent keeps it."""
+    kind, stage_id = task.metadata["kinds"][0], task.metadata["stage_ids"][0]
+    answers, verified = [], []
+    for k in range(n):
+        answer, right = env.world.sample(stage_id, kind, k)
+        answers.append(answer)
+        verified.append(right)
+        if right:
+            break
+    return {"samples": len(verified), "successes": sum(verified), "pattern": sample_pattern(answers, verified),
+            "spent": {"tokens": len(verified) * sample_cost(env.world, kind)}}
+
+
+def run_single(env: SimEnv, task, n: int, rule: dict | None) -> Outcome:
+    """adaptive-n on one question, as the solve graph runs it (waves of one, first success stops), with the
+    give-up ``rule`` deciding after every failed sample (None: no give-up)."""
+    kind, stage_id = task.metadata["kinds"][0], task.metadata["stage_ids"][0]
+    cost, keys, reasons = sample_cost(env.world, kind), [], []
+    if rule is not None and not decide_wave(rule, 0, wave=1).go:  # not even the first sample pays
+        return Outcome(False, 0, reasons=[decide_wave(rule, 0, wave=1).reason(0)])
+    for k in range(n):
+        answer, right = env.world.sample(stage_id, kind, k)
+        if right:
+            return Outcome(True, (k + 1) * cost)
+        keys.append(answer)
+        if rule is not None and k + 1 < n:
+            share = repeat_share(sample_pattern(keys, [False] * len(keys)).split(","))
+            wave = decide_wave(rule, k + 1, tokens_per_sample=cost, repeats=share)
+            if not wave.go:
+                reasons.append(wave.reason(k + 1))
+                return Outcome(False, (k + 1) * cost, reasons=reasons)
+    return Outcome(False, n * cost, reasons=reasons)
 
 
 def run_stage_fixed(env: SimEnv, task, n: int) -> Outcome:
@@ -288,24 +390,6 @@ def run_stage_fixed(env: SimEnv, task, n: int) -> Outcome:
     kind, stage_id = task.metadata["kinds"][0], task.metadata["stage_ids"][0]
     right = any(env.world.sample(stage_id, kind, k)[1] for k in range(n))
     return Outcome(right, n * sample_cost(env.world, kind))
-
-
-def run_learned_single(env: SimEnv, tasks, priors: dict, mix, rate: float, n: int) -> list[Outcome]:
-    """Adaptive with the learned give-up rule, the price set so the stream spends ``rate`` tokens per task."""
-    price = price_for_rate(mix, rate, max_samples=n)
-    outcomes = []
-    for task in tasks:
-        kind, stage_id = task.metadata["kinds"][0], task.metadata["stage_ids"][0]
-        prior: KindPrior = priors[(kind, None)]
-        stop = stop_spec(prior, price, max_samples=n)
-        reasons: list[str] = []
-        if not decide_wave(stop, 0).go:
-            outcomes.append(Outcome(False, 0, reasons=[decide_wave(stop, 0).reason(0)]))
-            continue
-        ok, spent, _ = run_stage(env.world, stage_id, kind, cap_tokens=10**9, max_samples=n, stopping=stop,
-                                 reasons=reasons)
-        outcomes.append(Outcome(ok, spent, reasons=reasons))
-    return outcomes
 
 
 async def part_graph(args) -> dict:
@@ -385,15 +469,19 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=2000)
     parser.add_argument("--warmup", type=int, default=300)
     parser.add_argument("--budgets", default=",".join(map(str, BUDGETS_A)), help="(a) tokens per task")
-    parser.add_argument("--fractions", default="0.25,0.3,0.35,0.4,0.5,0.6",
-                        help="(b) learned give-up budgets, as fractions of best-of-8's tokens per question")
+    parser.add_argument("--values", default="150,250,400,700,1000,2000,4000",
+                        help="(b) what a verified answer is worth, in tokens (the give-up rule's value), comma-separated")
+    parser.add_argument("--pooled", action="store_true",
+                        help="(b) one kind for every question (an environment without difficulty levels)")
+    parser.add_argument("--calibrate", help="(b) a JSON list of a real model's attempt records (giveup_agent --out): "
+                                            "the world is that model's calibrated kind")
     parser.add_argument("--graph-tasks", type=int, default=200)
     parser.add_argument("--graph-budget", type=int, default=600)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", help="folder for results.json and the plots")
     args = parser.parse_args()
     args.budgets = [int(b) for b in args.budgets.split(",")]
-    args.fractions = [float(f) for f in args.fractions.split(",")]
+    args.values = [float(v) for v in args.values.split(",")]
     out = Path(args.out) if args.out else None
     results = {}
     if args.part in ("a", "all"):

@@ -8,6 +8,8 @@
     env.latent(task)                          # [(p, tokens per sample), ...]: what the oracle knows
 
 Every stage's description carries the simulator's tag, so the subtask prompt names its (sub)task and kind;
+a single-stage task's ``difficulty`` is its kind's rank by mean success (1: the easiest), as an environment
+with difficulty levels would say;
 ``verify_stage`` checks a stage's answer, ``verify`` the last stage's. A task succeeds end to end when every
 stage is verified (the stages are independent: a chain with a wrong link is a failed task).
 """
@@ -63,7 +65,9 @@ class SimEnv(Environment):
             stages.append(Stage(name=f"s{index + 1}", kind=kind, difficulty=round(1 - self.world.kind(kind).mean, 3),
                                 description=f"{sim.task_tag(stage_id, kind)} Solve step {index + 1}."))
         prompt = stages[-1].description if count == 1 else " ".join(s.description for s in stages)
+        by_mean = sorted(self.world.kinds, key=lambda k: -self.world.kind(k).mean)
         return Task(id=task_id, env=self.name, prompt=prompt, stages=stages if count > 1 else None,
+                    difficulty=by_mean.index(kinds[0]) + 1 if count == 1 else None,
                     metadata={"stage_ids": [f"{task_id}/s{i + 1}" for i in range(count)], "kinds": kinds})
 
     def tasks(self, n: int | None = None, seed: int = 0, difficulty: int | None = None) -> list[Task]:

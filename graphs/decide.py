@@ -173,6 +173,19 @@ def learned_stop(ok: list[Candidate], candidates: list[Candidate], ctx: SolveCon
             **wave.record(), "repeats": round(repeats, 3)}
 
 
+def first_wave_decision(ctx: SolveContext) -> Decision | None:
+    """The give-up rule before any sample: a decision to give up when not even the first wave is worth its
+    tokens (the kind's records make a verified answer that unlikely at this value), else None."""
+    cfg = ctx.strategy
+    if cfg.name != "adaptive" or not ctx.can_check or not ctx.stopping:
+        return None
+    wave = decide_wave(ctx.stopping, 0, wave=cfg.first_wave or cfg.wave_size)
+    if wave.go:
+        return None
+    return {"action": "select", "samples": 0, "reason": f"adaptive: {wave.reason(0)}", **wave.record(),
+            "repeats": 0.0}
+
+
 def budget_spent(state: SolveState, ctx: SolveContext) -> bool:
     if ctx.budget.exhausted():
         return True

@@ -130,9 +130,16 @@ def single_give_up(agent: Agent, task: Any, context: SolveContext) -> dict | Non
     cfg = context.strategy
     if not agent.give_up or cfg.name != "adaptive" or not context.can_check:
         return None
-    records = agent.attempts.records(context.namespace, agent.gateway.model, single_stage_kind(task))
+    records = agent.attempts.records(context.namespace, agent.gateway.model, attempt_kind(task))
     return give_up_rule(records, agent.solve_value, wave=max(1, cfg.wave_size), max_samples=cfg.n,
                         tokens=cfg.max_tokens)
+
+
+def attempt_kind(task: Any) -> str:
+    """Which questions an attempt record speaks for: the environment's name (``general`` without one), and the
+    task's difficulty level when it declares one (levels of one environment succeed at different rates)."""
+    level = getattr(task, "difficulty", None)
+    return single_stage_kind(task) + (f"/d{level}" if isinstance(level, int) else "")
 
 
 def record_attempt(agent: Agent, result: RunResult, context: SolveContext, task: Any) -> None:
@@ -146,7 +153,7 @@ def record_attempt(agent: Agent, result: RunResult, context: SolveContext, task:
     checks = {v["candidate_id"]: v for v in result.verdicts if v["verifier"] == context.checker_name}
     verified = [bool(checks.get(c["id"], {}).get("passed")) for c in drawn]
     keys = [c["answer_key"] for c in with_answer_keys(drawn)]
-    agent.attempts.record(context.namespace, agent.gateway.model, single_stage_kind(task), samples=len(drawn),
+    agent.attempts.record(context.namespace, agent.gateway.model, attempt_kind(task), samples=len(drawn),
                           successes=sum(verified), pattern=sample_pattern(keys, verified), run_id=result.run_id,
                           tokens=sum(int(c.get("tokens", 0)) for c in drawn))
 

@@ -40,6 +40,7 @@ from .decide import (
     candidate_confidence,
     candidates_to_judge,
     decide,
+    first_wave_decision,
 )
 from .state import (
     Candidate,
@@ -115,6 +116,15 @@ class SolveContext:
 
 # --- nodes ---------------------------------------------------------------------------------------------
 async def retrieve_node(state: SolveState, runtime: Runtime[SolveContext]) -> dict:
+    update = await _memory_for(state, runtime)
+    opening = first_wave_decision(runtime.context)  # the give-up rule before any sample, too
+    if opening is not None and not (update.get("memory") or state.get("memory") or {}).get("cached"):
+        update["decisions"] = [opening]
+        emit(runtime, "decision", decision=opening)
+    return update
+
+
+async def _memory_for(state: SolveState, runtime: Runtime[SolveContext]) -> dict:
     ctx = runtime.context
     if ctx.memory is None:
         if state.get("memory_context") is not None:  # given by a parent graph
@@ -156,6 +166,8 @@ def plan_samples(state: SolveState, runtime: Runtime[SolveContext]) -> list[Send
         return [Send("sample", {"subtask": state.get("subtask", "main"), "wave": 1, "index": 0, "seed": None,
                                 "kind": "cached", "text": memory["cached"]["reply"], "messages": [],
                                 "memory": memory})]
+    if not candidates and (state.get("decisions") or [{}])[-1].get("action") == "select":
+        return "select"  # given up before the first wave: not worth its tokens
     messages = solver.build_messages(
         state["task"], context=state.get("memory_context") or "", demonstrations=memory.get("demos"),
         system=ctx.system,

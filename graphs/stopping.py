@@ -66,24 +66,24 @@ class NextWave:
     and what the wave costs."""
 
     go: bool
-    success: float  # P(the wave is verified | this question's failures so far): the posterior predictive
-    gain: float  # expected success it buys (times the value of the stages after it), before its own cost
+    success: float  # P(the wave is verified | this question's evidence): the posterior predictive
+    later: float  # what a verified answer here brings (1 for a single question; the later stages' net value)
     tokens: float  # what the wave costs
-    price: float  # 1 / the value of a solve, in tokens
+    price: float  # the price of a token: 1 / the value of a solve, in tokens
 
     @property
     def value(self) -> float:
-        """What a verified answer here is worth, in tokens (the later stages' worth included)."""
-        return self.gain / self.success / self.price if self.success > 0 and self.price > 0 else 0.0
+        """What a verified answer here is worth, in tokens."""
+        return self.later / self.price if self.price > 0 else math.inf
 
     @property
     def worth(self) -> float:
-        """The wave's expected worth in tokens (P(verified) x value, and what continuing after it keeps)."""
-        return self.gain / self.price if self.price > 0 else math.inf
+        """The wave's expected worth in tokens: P(verified) x value."""
+        return self.success * self.value
 
     @property
     def gain_per_token(self) -> float:
-        return self.gain / self.tokens if self.tokens else 0.0
+        return self.success * self.later / self.tokens if self.tokens else 0.0
 
     def reason(self, failures: int) -> str:
         verdict, sign = ("continue", ">") if self.go else ("give up", "<=")
@@ -159,9 +159,9 @@ def _decision(stage: StagePlan, later: float, price: float, failures: int, wave:
     w = max(1, min(wave, cap - failures))
     p = stage.prior.wave_success(failures, w)
     after = stage.values[failures + w] if failures + w <= cap else 0.0
-    gain = p * later + (1 - p) * after
+    gain = p * later + (1 - p) * after  # with what continuing after this wave keeps (0 once it does not pay)
     cost = w * (stage.prior.tokens if tokens_per_sample is None else tokens_per_sample)
-    return NextWave(failures < cap and later > 0 and gain > price * cost, p, gain, cost, price)
+    return NextWave(failures < cap and later > 0 and gain > price * cost, p, later, cost, price)
 
 
 def spec(prior: SuccessPrior, price: float, *, later_value: float = 1.0, wave: int = 1,
@@ -176,20 +176,20 @@ def value_spec(prior: SuccessPrior, solve_value: float, *, wave: int = 1, max_sa
 
 
 def decide_wave(stop: dict, failures: int, *, tokens_per_sample: float | None = None,
-                repeats: float = 0.0) -> NextWave:
+                repeats: float = 0.0, wave: int | None = None) -> NextWave:
     """The give-up rule described by ``spec(...)`` after ``failures`` failed samples, a share ``repeats`` of which
     repeated an earlier rejected answer; ``tokens_per_sample``: what this question's samples have cost so far
-    (default: the records' figure)."""
+    (default: the records' figure); ``wave``: the next wave's size (default: the spec's)."""
     prior = _cached_prior(stop)
     later, price = float(stop.get("later_value", 1.0)), float(stop["price"])
-    wave, cap = int(stop.get("wave", 1)), int(stop.get("max_samples", MAX_SAMPLES))
+    wave, cap = int(wave or stop.get("wave", 1)), int(stop.get("max_samples", MAX_SAMPLES))
     stage = _stage(prior, price, later, 1.0, 0.0, wave, cap, tokens_per_sample=tokens_per_sample)
     decision = _decision(stage, later, price, min(failures, cap), wave, tokens_per_sample)
     if repeats > 0 and stop.get("agreement") and failures < cap:
         w = max(1, min(wave, cap - failures))
         p = with_agreement(prior, stop["agreement"], failures, repeats, w)
-        gain = p * later  # the rule is myopic here: with agreement the monotone one-step rule is the Bayes one
-        decision = NextWave(later > 0 and gain > price * decision.tokens, p, gain, decision.tokens, price)
+        # myopic here: the monotone one-step rule is the Bayes rule
+        decision = NextWave(later > 0 and p * later > price * decision.tokens, p, later, decision.tokens, price)
     return decision
 
 
