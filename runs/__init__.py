@@ -1,4 +1,5 @@
-"""What runs leave behind: the SQL tables, the read models (traces), the run store, and verifier stats.
+"""What runs leave behind: the SQL tables, the read models (traces), the run store, verifier stats, and the
+attempt log the give-up rule learns from.
 
     from seasoned.runs import RunStore
     with RunStore.open() as store:
@@ -8,6 +9,7 @@
 
 from seasoned.errors import CandidateNotFound, RunNotFound, RunStoreError
 
+from .attempts import AttemptLog
 from .store import FinishedRun, RunStore
 from .tables import RUN_ID_MAX
 from .traces import (
@@ -27,7 +29,7 @@ from .traces import (
 from .verifier_stats import VerifierStats
 
 __all__ = [
-    "RUN_ID_MAX", "UNTAGGED", "CallTrace", "CandidateNotFound", "CandidateTrace", "EventTrace", "FeedbackTrace",
+    "RUN_ID_MAX", "UNTAGGED", "AttemptLog", "CallTrace", "CandidateNotFound", "CandidateTrace", "EventTrace", "FeedbackTrace",
     "FinishedRun", "RunDetail", "RunNotFound", "RunStore", "RunStoreError", "RunSummary", "RunTrace", "SpendKey",
     "SubtaskTrace", "VerdictTrace", "VerifierStats", "group_spend",
 ]
