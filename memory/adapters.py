@@ -236,9 +236,10 @@ class AdapterStore:
 
         return retry_locked(write)
 
-    def set_status(self, adapter_id: str, status: str, *, check: dict | None = None,
-                   reason: str | None = None) -> Adapter:
-        """Move an adapter to ``status`` (activating one retires the active one of its key, atomically)."""
+    def set_status(self, adapter_id: str, status: str, *, check: dict | None = None, reason: str | None = None,
+                   train_seconds: float | None = None, peak_rss_mb: float | None = None) -> Adapter:
+        """Move an adapter to ``status`` (activating one retires the active one of its key, atomically),
+        with its check's figures and final measurements when given."""
         _check_status(status)
 
         def write() -> Adapter:
@@ -250,6 +251,10 @@ class AdapterStore:
                     row.check = check
                 if reason is not None:
                     row.reason = reason[:2000]
+                if train_seconds is not None:
+                    row.train_seconds = train_seconds
+                if peak_rss_mb is not None:
+                    row.peak_rss_mb = peak_rss_mb
                 self._set(s, row, status)
                 return self._adapter(row)
 

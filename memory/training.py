@@ -13,7 +13,9 @@ The held-out check (robust with few items): the adapter is used only if, on the 
 without, pooled over all held-out tokens (a low-variance figure even for 2 items: every token counts), and
 (2) when the items carry a verified answer, greedy replies with the adapter contain it (as the reply's
 ``Answer:`` line, or its last line) at least as often as greedy replies without: an adapter that fits the
-replies' wording but breaks their answers is kept out. Greedy decoding makes (2) deterministic.
+replies' wording but breaks their answers is kept out. Greedy decoding makes (2) deterministic, and it runs
+through llama.cpp with the written adapter GGUF, so it checks what will be served; at every step of those
+replies the trained model must mostly pick the same token (a conversion check: a broken file is refused).
 
 Heavy libraries (torch, transformers, peft, gguf) are imported inside the functions that use them. Training
 runs on demand (``seasoned-admin train``) or in the background every ``SEASONED_TRAIN_EVERY`` new verified
@@ -28,6 +30,7 @@ import os
 import random
 import re
 import resource
+import shutil
 import subprocess
 import sys
 import threading
@@ -80,7 +83,7 @@ class TrainingConfig:
     max_seconds: float | None = None
     max_rss_mb: float | None = None
     threads: int | None = None  # torch threads (default: every core)
-    verify_conversion: bool = True  # compare llama.cpp with the adapter against the trained model
+    cache_base: bool = True  # keep the dequantized base under SEASONED_HOME/adapters/.base (about 4 bytes a weight)
 
     def resolved(self) -> TrainingConfig:
         s = settings()
@@ -175,10 +178,42 @@ def peak_rss_mb() -> float:
 
 
 # --- the model -------------------------------------------------------------------------------------------
+def _load_base(gguf_path: Path, cache: Path | None, tokenizer_class: Any, model_class: Any, torch: Any):
+    """(tokenizer, float32 model) of a GGUF: from ``cache`` (safetensors written by an earlier training of
+    the same file; a load in seconds), else dequantized from the GGUF (slow: Q4 blocks in numpy) and then
+    written to ``cache`` under a temporary name and renamed, so a cache is whole or absent."""
+    if cache is not None and (cache / "config.json").is_file():
+        try:
+            return (tokenizer_class.from_pretrained(str(cache)),
+                    model_class.from_pretrained(str(cache), dtype=torch.float32))
+        except Exception as err:  # noqa: BLE001 - a damaged cache: load from the GGUF and write it again
+            log.warning("cached base model %s unusable (%s); loading the GGUF", cache, err)
+            shutil.rmtree(cache, ignore_errors=True)
+    folder, name = str(gguf_path.parent), gguf_path.name
+    tokenizer = tokenizer_class.from_pretrained(folder, gguf_file=name)
+    model = model_class.from_pretrained(folder, gguf_file=name, dtype=torch.float32)
+    if cache is not None:
+        temporary = cache.with_name(f".{cache.name}.tmp-{os.getpid()}")
+        try:
+            shutil.rmtree(temporary, ignore_errors=True)
+            # ``save_pretrained`` refuses a model loaded from a GGUF: write its config and weights directly
+            from safetensors.torch import save_model
+
+            temporary.mkdir(parents=True)
+            model.config.save_pretrained(str(temporary))
+            save_model(model, str(temporary / "model.safetensors"))
+            tokenizer.save_pretrained(str(temporary))
+            os.replace(temporary, cache)
+        except OSError as err:  # a read-only or full home: train without a cache
+            log.warning("cannot cache the base model at %s: %s", cache, err)
+            shutil.rmtree(temporary, ignore_errors=True)
+    return tokenizer, model
+
+
 class Trainer:
     """The base model (dequantized from its GGUF) with a LoRA on every linear layer, and its tokenizer."""
 
-    def __init__(self, gguf_path: Path, config: TrainingConfig):
+    def __init__(self, gguf_path: Path, config: TrainingConfig, cache: Path | None = None):
         import torch
         from peft import LoraConfig, get_peft_model
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -188,9 +223,7 @@ class Trainer:
         torch.manual_seed(config.seed)
         torch.set_num_threads(config.threads or os.cpu_count() or 1)
         self.torch, self.config = torch, config
-        folder, name = str(gguf_path.parent), gguf_path.name
-        self.tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
-        base = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32)
+        self.tokenizer, base = _load_base(gguf_path, cache, AutoTokenizer, AutoModelForCausalLM, torch)
         lora = LoraConfig(r=config.rank, lora_alpha=config.alpha, target_modules="all-linear", lora_dropout=0.0,
                           bias="none", task_type="CAUSAL_LM")
         self.model = get_peft_model(base, lora)
@@ -282,7 +315,7 @@ class Trainer:
         return total / max(1, count)
 
     def greedy(self, messages: list[dict], max_tokens: int = MAX_CHECK_TOKENS) -> tuple[str, int]:
-        """The greedy reply to ``messages`` and its token count."""
+        """The greedy reply of the model as it is now (adapter on, unless disabled) and its token count."""
         torch = self.torch
         prompt = torch.tensor([self.prompt_ids(messages)])
         with torch.no_grad():
@@ -292,39 +325,33 @@ class Trainer:
         new = out[0, prompt.shape[1]:].tolist()
         return self.tokenizer.decode(new, skip_special_tokens=True), len(new)
 
-    def check(self, heldout: list[Example]) -> dict[str, Any]:
-        """The held-out check's figures and verdict (rule: the module docstring)."""
-        with_answers = [e for e in heldout if e.answer]
-        figures: dict[str, Any] = {"heldout": len(heldout), "with_answer": len(with_answers)}
-        for arm in ("base", "adapter"):
-            if arm == "base":
-                with self.model.disable_adapter():
-                    figures[arm] = self._arm(heldout, with_answers)
-            else:
-                figures[arm] = self._arm(heldout, with_answers)
-        base, adapter = figures["base"], figures["adapter"]
-        lower_nll = adapter["nll"] < base["nll"]
-        answers_kept = adapter["matches"] >= base["matches"]
-        figures["passed"] = bool(lower_nll and answers_kept)
-        figures["rule"] = "adapter NLL < base NLL and adapter greedy answer matches >= base"
-        reasons = []
-        if not lower_nll:
-            reasons.append(f"held-out NLL {adapter['nll']:.3f} is not below the base's {base['nll']:.3f}")
-        if not answers_kept:
-            reasons.append(f"greedy answers matched {adapter['matches']}/{len(with_answers)}, the base model's "
-                           f"{base['matches']}/{len(with_answers)}")
-        if reasons:
-            figures["why"] = "; ".join(reasons)
-        return figures
+    def nll_figures(self, heldout: list[Example]) -> dict[str, Any]:
+        """Held-out NLL per reply token, without and with the adapter."""
+        with self.model.disable_adapter():
+            base = self.mean_nll(heldout)
+        return {"heldout": len(heldout), "base": {"nll": round(base, 4)},
+                "adapter": {"nll": round(self.mean_nll(heldout), 4)}}
 
-    def _arm(self, heldout: list[Example], with_answers: list[Example]) -> dict[str, Any]:
-        matches, tokens = 0, 0
-        for example in with_answers:
-            text, count = self.greedy(example.messages)
-            tokens += count
-            matches += reply_answer(text) == _normal(example.answer or "")
-        return {"nll": round(self.mean_nll(heldout), 4), "matches": matches,
-                "tokens_per_answer": round(tokens / len(with_answers), 1) if with_answers else None}
+    def agreement(self, sequences: list[tuple[list[int], list[int]]]) -> dict[str, int]:
+        """At each step of the given greedy replies (prompt ids, reply ids), whether the trained model's most
+        likely next token is the one chosen (teacher-forced: one forward pass per reply)."""
+        torch = self.torch
+        agree = of = 0
+        with torch.no_grad():
+            for prompt, reply in sequences:
+                if not reply:
+                    continue
+                logits = self.model(input_ids=torch.tensor([prompt + reply])).logits[0]
+                chosen = logits[len(prompt) - 1:len(prompt) - 1 + len(reply)].argmax(-1).tolist()
+                agree += sum(a == b for a, b in zip(chosen, reply))
+                of += len(reply)
+        return {"agree": agree, "of": of}
+
+    def check_tokens(self, heldout: list[Example]) -> int:
+        """Greedy length for the check: twice the longest held-out reply (capped), so replies can finish."""
+        longest = max((len(self.tokenizer(e.reply, add_special_tokens=False)["input_ids"]) for e in heldout),
+                      default=MAX_CHECK_TOKENS)
+        return min(MAX_CHECK_TOKENS, 2 * longest + 8)
 
     def lora_weights(self) -> dict[str, tuple[Any, Any]]:
         """``{module name: (A, B)}`` of the trained LoRA, as float32 numpy arrays."""
@@ -336,6 +363,72 @@ class Trainer:
                 found[name] = (module.lora_A["default"].weight.detach().float().numpy(),
                                module.lora_B["default"].weight.detach().float().numpy())
         return found
+
+
+# --- the held-out check ----------------------------------------------------------------------------------
+def answer_figures(trainer: Trainer, base: Path, adapter: Path, heldout: list[Example]) -> dict[str, Any]:
+    """Greedy answers on the held-out items with a verified answer, without and with the adapter: through
+    llama.cpp with the adapter GGUF (what the local provider serves) when it is installed, else through the
+    trained model. With llama.cpp, also how far the conversion agrees with the trained model (``conversion``:
+    at each step of llama.cpp's greedy replies, whether the trained model picks the same next token)."""
+    with_answers = [e for e in heldout if e.answer]
+    tokens = trainer.check_tokens(heldout)
+    out: dict[str, Any] = {"with_answer": len(with_answers)}
+    try:
+        from llama_cpp import Llama
+    except ImportError:
+        with trainer.model.disable_adapter():
+            out["base"] = _matches([trainer.greedy(e.messages, tokens)[0] for e in with_answers], with_answers)
+        out["adapter"] = _matches([trainer.greedy(e.messages, tokens)[0] for e in with_answers], with_answers)
+        return {**out, "answers_by": "transformers"}
+    prompts = [trainer.prompt_ids(e.messages) for e in with_answers]
+    n_ctx = max((len(p) for p in prompts), default=0) + tokens + 16
+    for arm, lora in (("base", None), ("adapter", adapter)):
+        llm = Llama(str(base), lora_path=str(lora) if lora else None, n_ctx=n_ctx, n_threads=trainer.config.threads,
+                    verbose=False)
+        try:
+            replies = [_llama_greedy(llm, prompt, tokens) for prompt in prompts]
+            texts = [llm.detokenize(r, special=False).decode("utf-8", "replace") for r in replies]
+        finally:
+            llm.close()
+        out[arm] = _matches(texts, with_answers, sum(map(len, replies)))
+        if arm == "adapter":
+            out["conversion"] = trainer.agreement(list(zip(prompts, replies))[:3])
+    return {**out, "answers_by": "llama.cpp"}
+
+
+def _llama_greedy(llm: Any, prompt: list[int], max_tokens: int) -> list[int]:
+    llm.reset()
+    found: list[int] = []
+    for token in llm.generate(prompt, temp=0.0, top_k=1, reset=True):
+        found.append(int(token))
+        if token == llm.token_eos() or len(found) >= max_tokens:
+            break
+    return found
+
+
+def _matches(texts: list[str], examples: list[Example], tokens: int | None = None) -> dict[str, Any]:
+    matches = sum(reply_answer(t) == _normal(e.answer or "") for t, e in zip(texts, examples))
+    return {"matches": matches,
+            "tokens_per_answer": round(tokens / len(examples), 1) if tokens is not None and examples else None}
+
+
+def verdict(figures: dict[str, Any]) -> dict[str, Any]:
+    """The check's decision on its figures (rule: the module docstring); a conversion that disagrees with
+    the trained model on most greedy steps is refused too (a broken file, not a worse model)."""
+    base, adapter = figures["base"], figures["adapter"]
+    reasons = []
+    if not adapter["nll"] < base["nll"]:
+        reasons.append(f"held-out NLL {adapter['nll']:.3f} is not below the base's {base['nll']:.3f}")
+    if adapter.get("matches", 0) < base.get("matches", 0):
+        reasons.append(f"greedy answers matched {adapter['matches']}/{figures['with_answer']}, the base model's "
+                       f"{base['matches']}/{figures['with_answer']}")
+    conversion = figures.get("conversion") or {}
+    if conversion.get("of") and conversion["agree"] < 0.5 * conversion["of"]:
+        reasons.append(f"llama.cpp with the adapter agrees with the trained model on {conversion['agree']}/"
+                       f"{conversion['of']} greedy steps")
+    return {**figures, "passed": not reasons, "why": "; ".join(reasons),
+            "rule": "adapter NLL < base NLL, and adapter greedy answer matches >= base"}
 
 
 # --- the whole job -------------------------------------------------------------------------------------------
@@ -354,15 +447,16 @@ def train_adapter(db: Database, namespace: str, model: str, scope: str = "genera
     Raises ``AdapterError`` before any work when the model is not local, its architecture cannot be
     converted, there are too few verified replies, or the base model would not fit the memory cap. A
     training stopped by the memory cap (or another error once started) is recorded as a ``rejected``
-    row without a file and re-raised; one that reaches the time cap keeps what it learned so far."""
+    row without a file and re-raised; one that reaches the time cap keeps what it learned so far. The
+    adapter's file is stored (``candidate``) before the answer check runs on it through llama.cpp."""
+    from seasoned.models.local import resolve_model_path
+
     from .lora_gguf import check_supported, read_base_info, write_adapter
 
     say = progress or (lambda text: log.info("%s", text))
     config = (config or TrainingConfig()).resolved()
     store = store or AdapterStore(db)
     started = time.monotonic()
-    from seasoned.models.local import resolve_model_path
-
     gguf_path = resolve_model_path(local_model_name(model))
     digest = base_digest(model)
     info = read_base_info(gguf_path)
@@ -380,83 +474,40 @@ def train_adapter(db: Database, namespace: str, model: str, scope: str = "genera
     common = {"namespace": namespace, "model": model, "digest": digest, "scope": scope}
     record = {"train_items": len(train), "demos_seen": seen,
               "item_ids": {"train": [e.item_id for e in train], "heldout": [e.item_id for e in heldout]},
-              "params": {k: v for k, v in asdict(config).items() if k not in ("verify_conversion",)}}
+              "params": asdict(config)}
     say(f"training an adapter for {model} on {len(train)} verified replies ({len(heldout)} held out), "
         f"namespace {namespace!r}, scope {scope!r}")
     try:
-        trainer = Trainer(gguf_path, config)
+        cache = store.root / ".base" / digest[:16] if config.cache_base else None
+        trainer = Trainer(gguf_path, config, cache)
         loaded = time.monotonic() - started
         fit = trainer.fit(train, started + config.max_seconds, config.max_rss_mb)
-        fit["load_seconds"] = round(loaded, 1)
-        fit["fit_seconds"] = round(time.monotonic() - started - loaded, 1)
-        checked = trainer.check(heldout)
+        fit.update(load_seconds=round(loaded, 1), fit_seconds=round(time.monotonic() - started - loaded, 1))
+        figures = trainer.nll_figures(heldout)
         weights = trainer.lora_weights()
     except AdapterError as err:
         store.record_failure(**common, reason=str(err), **record, train_seconds=time.monotonic() - started,
                              peak_rss_mb=peak_rss_mb())
         raise
-    if config.verify_conversion:
-        checked["conversion"] = {}
-
-    def write(path: Path) -> None:
-        write_adapter(path, weights, info=info, alpha=config.alpha, base_digest=digest,
-                      metadata={"namespace": namespace, "model": model, "scope": scope})
-        if config.verify_conversion:
-            checked["conversion"] = conversion_agreement(trainer, gguf_path, path, heldout)
-
+    adapter = store.add(lambda path: write_adapter(path, weights, info=info, alpha=config.alpha, base_digest=digest,
+                                                   metadata={"namespace": namespace, "model": model, "scope": scope}),
+                        **common, status="candidate", **record, check={**figures, "fit": fit})
+    checking = time.monotonic()
+    answers = answer_figures(trainer, gguf_path, adapter.path, heldout)
+    figures = verdict({**figures, **answers, "base": {**figures["base"], **answers["base"]},
+                       "adapter": {**figures["adapter"], **answers["adapter"]}})
+    fit["check_seconds"] = round(time.monotonic() - checking, 1)
     seconds = time.monotonic() - started
-    adapter = store.add(write, **common, status="candidate", **record, train_seconds=round(seconds, 1),
-                        peak_rss_mb=round(peak_rss_mb(), 1), check={**checked, "fit": fit})
-    conversion = checked.get("conversion") or {}
-    converted = not conversion or conversion.get("agree", 0) >= conversion.get("of", 0) * 0.5
-    passed = checked["passed"] and converted
-    why = checked.get("why") or ("" if converted else f"llama.cpp with the adapter agreed with the trained model "
-                                 f"on {conversion.get('agree')}/{conversion.get('of')} greedy tokens")
-    adapter = store.set_status(adapter.id, "active" if passed else "rejected",
-                               reason=fit["stopped"] if passed else why)
-    say(f"adapter {adapter.id[:12]} v{adapter.version}: {adapter.status} in {seconds:.0f} s "
-        f"(load {fit['load_seconds']} s, fit {fit['fit_seconds']} s, {fit['steps']} steps, peak RSS "
-        f"{adapter.peak_rss_mb:.0f} MB); held-out NLL {checked['base']['nll']} -> {checked['adapter']['nll']}, "
-        f"greedy answers {checked['base']['matches']} -> {checked['adapter']['matches']} of {checked['with_answer']}"
-        + (f"; {why}" if why else ""))
-    return TrainingResult(adapter, seconds, {**checked, "fit": fit})
-
-
-def conversion_agreement(trainer: Trainer, base: Path, adapter: Path, examples: list[Example],
-                         tokens: int = 16) -> dict[str, int]:
-    """How many of the first ``tokens`` greedy tokens llama.cpp (base GGUF + the adapter GGUF) and the trained
-    model agree on, over a few prompts (the quantized base computes slightly differently: near-ties may
-    flip, a wrong conversion disagrees from the first tokens). Empty when llama.cpp is not installed."""
-    try:
-        from llama_cpp import Llama
-    except ImportError:
-        return {}
-    llm = Llama(str(base), lora_path=str(adapter), n_ctx=MAX_PROMPT_TOKENS + tokens + 8,
-                n_threads=trainer.config.threads, verbose=False, seed=0)
-    agree = of = 0
-    try:
-        for example in examples[:3]:
-            prompt = trainer.prompt_ids(example.messages)
-            ids = trainer.torch.tensor([prompt])
-            with trainer.torch.no_grad():
-                out = trainer.model.generate(input_ids=ids, attention_mask=trainer.torch.ones_like(ids),
-                                             do_sample=False, max_new_tokens=tokens,
-                                             eos_token_id=trainer.tokenizer.eos_token_id, pad_token_id=trainer.pad_id)
-            expected = out[0, len(prompt):].tolist()
-            llm.reset()
-            got = []
-            for token in llm.generate(prompt, temp=0.0, top_k=1):
-                got.append(token)
-                if len(got) >= len(expected):
-                    break
-            for a, b in zip(expected, got):  # up to the first disagreement: afterwards the contexts differ
-                if a != b:
-                    break
-                agree += 1
-            of += len(expected)
-    finally:
-        llm.close()
-    return {"agree": agree, "of": of}
+    adapter = store.set_status(adapter.id, "active" if figures["passed"] else "rejected",
+                               check={**figures, "fit": fit},
+                               reason=figures["why"] or fit["stopped"],
+                               train_seconds=round(seconds, 1), peak_rss_mb=round(peak_rss_mb(), 1))
+    say(f"adapter {adapter.id[:12]} v{adapter.version}: {adapter.status} in {seconds:.0f} s (load "
+        f"{fit['load_seconds']} s, fit {fit['fit_seconds']} s for {fit['steps']} steps, check {fit['check_seconds']} s; "
+        f"peak RSS {adapter.peak_rss_mb:.0f} MB); held-out NLL {figures['base']['nll']} -> {figures['adapter']['nll']}, "
+        f"greedy answers {figures['base'].get('matches')} -> {figures['adapter'].get('matches')} of "
+        f"{figures.get('with_answer')}" + (f"; {adapter.reason}" if adapter.reason else ""))
+    return TrainingResult(adapter, seconds, {**figures, "fit": fit})
 
 
 # --- when training happens -----------------------------------------------------------------------------------
