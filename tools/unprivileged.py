@@ -108,7 +108,7 @@ def enter(sources: list[str]) -> None:
 
 
 SYSTEM = ("/usr", "/etc", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/boot", "/proc", "/sys",
-          "/dev", "/run", "/var")
+          "/dev", "/run", "/var/lib/dpkg", "/var/log", "/var/spool")  # /var/lib/<app> may hold SEASONED_HOME
 
 
 def check_own(path: Path, st: os.stat_result) -> None:
