@@ -110,9 +110,18 @@ def env_verdicts(state: SolveState) -> dict[str, VerdictRecord]:
 
 
 def judge_verdicts(state: SolveState, *, with_no_verdict: bool = False) -> dict[str, VerdictRecord]:
-    """The LLM judges' verdicts by candidate (the judged ones too, verdict or not, with ``with_no_verdict``)."""
-    return {v["candidate_id"]: v for v in state.get("verdicts", [])
-            if v["verifier"].startswith("judge") and (with_no_verdict or v["passed"] is not None)}
+    """The LLM judges' verdicts by candidate: the evidence they give. A judge that accepted two different
+    answers to the one question has told nothing by accepting (a small model's judge, constrained to answer
+    in JSON, may accept everything): its acceptances are left out then, its rejections kept.
+    ``with_no_verdict``: every judged candidate, verdict or not, as recorded."""
+    records = {v["candidate_id"]: v for v in state.get("verdicts", []) if v["verifier"].startswith("judge")}
+    if with_no_verdict:
+        return records
+    verdicts = {cid: v for cid, v in records.items() if v["passed"] is not None}
+    keys = {c["id"]: c["answer_key"] for c in with_answer_keys(state.get("candidates", []))}
+    if len({keys.get(cid) for cid, v in verdicts.items() if v["passed"]}) > 1:
+        verdicts = {cid: v for cid, v in verdicts.items() if not v["passed"]}
+    return verdicts
 
 
 def no_verdict(candidate_id: str, verifier: str, why: str) -> VerdictRecord:

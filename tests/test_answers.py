@@ -108,3 +108,21 @@ def test_checkers_may_return_the_verdict_seasoned_graphs_exports():
     agent_checker = answer_is(42)
     assert agent_checker("40 plus 2.\nAnswer: 42.") and agent_checker("40 + 2 = 42")
     assert not agent_checker("Answer: 41") and not agent_checker("")
+
+
+def test_a_judge_that_accepts_different_answers_gives_no_confidence(tmp_path):
+    """A yes-saying judge (what a tiny model constrained to JSON does) cannot stop the run on its word."""
+    answers = iter(["2 + 3 = 6", "2 + 3 = 5", "2 + 3 = 5", "2 + 3 = 6", "2+3 = 5", "The sum is 5."] * 3)
+
+    def reply(messages, params):
+        if messages[0]["content"] == verifier.SYSTEM:
+            return '{"correct": true, "score": 1.0, "reason": "looks right"}'
+        return next(answers)
+
+    scripted.register("yes-judge", fn=reply)
+    agent = Agent("scripted/yes-judge", strategy="adaptive-6", db_url=f"sqlite:///{tmp_path}/r.db",
+                  checkpoint=False, curate=False)
+    result = agent.run("What is 2+3?")
+    assert len(result.candidates) == 6 and result.answer == "5"  # sampled on, then the votes decided
+    assert sum(v["passed"] is True for v in result.verdicts) >= 2  # the acceptances are still recorded
+    agent.close()

@@ -124,8 +124,15 @@ def test_self_consistency_takes_the_majority():
 
 
 def test_best_of_n_lets_the_judge_pick_and_discounts_it_by_its_precision():
-    judge = '{"correct": true, "score": 0.95, "reason": "fine"}'
-    agent = make_agent("judge", by_seed({0: RIGHT, 1: "9"}, judge=judge), "best_of_n-2")
+    answer = by_seed({0: RIGHT, 1: "9"})
+
+    def reply(messages, params):  # a judge that tells the right answer from the wrong one
+        prompt = messages[-1]["content"]
+        if "Proposed answer" in prompt:
+            return f'{{"correct": {str(f"Answer: {RIGHT}" in prompt).lower()}, "score": 0.95, "reason": "checked"}}'
+        return answer(messages, params)
+
+    agent = make_agent("judge", reply, "best_of_n-2")
     result = agent.run("What is 40 + 2?")
     assert result.verified_by.startswith("judge:")
     first_confidence = result.confidence
