@@ -111,3 +111,38 @@ def test_an_active_adapter_is_offered_and_carried_by_the_context(bank, tmp_path)
     assert built.channel == "adapter+demos" and len(built.demos) == 2
     assert built.adapter == {"id": "ad1", "path": str(tmp_path / "a.gguf"), "version": 3}
     assert "ad1" not in built.ids  # an adapter is not a memory item: item utilities never see it
+
+
+def test_a_sample_drawn_with_the_adapter_channel_carries_the_adapter_to_the_gateway(bank, tmp_path, monkeypatch):
+    """The solve threads the chosen adapter into the gateway call of every sample drawn with it (and of no
+    other); the adapter's outcome credits the adapter channel."""
+    import re
+
+    from seasoned.envs import get_env
+    from seasoned.graphs import Agent, parse_strategy
+    from seasoned.models import Gateway, Ledger, scripted
+
+    class RecordingGateway(Gateway):
+        """Records the adapter of each call; the scripted model itself serves none (local models do)."""
+
+        async def acomplete(self, messages, *, adapter=None, **kwargs):
+            self.adapters.append(adapter)
+            return await super().acomplete(messages, **kwargs)
+
+    env = get_env("addition")
+    put_demos(bank, "new", [(12, 30), (15, 31)])
+    adapter = SimpleNamespace(id="ad7", path=tmp_path / "ad7.gguf", version=1)
+    monkeypatch.setattr(bank, "active_adapter", lambda model, scope, namespace=None: adapter)
+    scripted.register("chan-adapter", fn=lambda messages, params: "Answer: " + str(
+        sum(map(int, re.findall(r"What is (\d+) \+ (\d+)\?", messages[-1]["content"])[-1]))))
+    gateway = RecordingGateway("scripted/chan-adapter", ledger=Ledger())
+    gateway.adapters = []
+    tasks = env.tasks(n=2, difficulty=2, seed=4)
+    for channel, expected in (("adapter", str(tmp_path / "ad7.gguf")), ("demos", None)):
+        agent = Agent(gateway=gateway, memory=bank, namespace="new", strategy=parse_strategy("single", seed=0),
+                      memory_channel=channel, record=False, checkpoint=False, curate=False)
+        result = agent.run(tasks[0] if channel == "adapter" else tasks[1], env=env)
+        assert result.verified and result.memory["channel"] == channel
+        assert gateway.adapters[-1] == expected
+    counts = bank.channels.counts("new", "scripted/chan-adapter", "addition")
+    assert (counts["adapter"].successes, counts["demos"].successes) == (1, 1)
