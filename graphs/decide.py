@@ -13,6 +13,7 @@ from .state import (
     Decision,
     SolveState,
     env_verdicts,
+    judge_contradicted,
     judge_verdicts,
     mean_tokens,
     usable,
@@ -38,6 +39,8 @@ def candidates_to_judge(state: SolveState, ctx: SolveContext) -> list[Candidate]
     cfg = ctx.strategy
     if ctx.can_check or cfg.judge is False:
         return []
+    if judge_contradicted(state) and not cfg.judge:
+        return []  # it accepted different answers: more of its verdicts would tell nothing
     judged = judge_verdicts(state, with_no_verdict=True)  # a judge that gave no verdict is not asked again
     latest_wave = max((c["wave"] for c in usable(state)), default=0)
     fresh = [c for c in usable(state) if c["wave"] == latest_wave and c["id"] not in judged]

@@ -118,10 +118,17 @@ def judge_verdicts(state: SolveState, *, with_no_verdict: bool = False) -> dict[
     if with_no_verdict:
         return records
     verdicts = {cid: v for cid, v in records.items() if v["passed"] is not None}
-    keys = {c["id"]: c["answer_key"] for c in with_answer_keys(state.get("candidates", []))}
-    if len({keys.get(cid) for cid, v in verdicts.items() if v["passed"]}) > 1:
+    if judge_contradicted(state):
         verdicts = {cid: v for cid, v in verdicts.items() if not v["passed"]}
     return verdicts
+
+
+def judge_contradicted(state: SolveState) -> bool:
+    """Whether an LLM judge accepted two different (normalised) answers to the one question."""
+    keys = {c["id"]: c["answer_key"] for c in with_answer_keys(state.get("candidates", []))}
+    accepted = {keys.get(v["candidate_id"]) for v in state.get("verdicts", [])
+                if v["verifier"].startswith("judge") and v["passed"]}
+    return len(accepted) > 1
 
 
 def no_verdict(candidate_id: str, verifier: str, why: str) -> VerdictRecord:
