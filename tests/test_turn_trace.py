@@ -104,3 +104,15 @@ def test_seasoned_run_prints_each_turn_and_runs_show_lists_them(tmp_path, monkey
     data = json.loads(seasoned(monkeypatch, capsys, "runs", "show", run_id, "--json")[1])
     assert sum(e["kind"] == "turn" for e in data["events"]) == 6
 
+
+
+@pytest.mark.real_model
+async def test_the_embedded_model_s_every_turn_is_an_action():
+    """The grammar on the real model: every reply of a short episode with the tools example parses."""
+    from seasoned.benchmarks.action_parse import tools_env
+
+    env, tasks = tools_env()
+    turns = []
+    await run_actor(env, tasks[0], Gateway("local/smollm2-135m"), max_steps=3, max_tokens=96, on_turn=turns.append)
+    assert turns and all(t["mode"] == "json" for t in turns)
+    assert [t["action"] is not None for t in turns] == [True] * len(turns), [t["reply"] for t in turns]
