@@ -110,32 +110,19 @@ def local_model_name(model: str) -> str:
     return model[len(LOCAL_PREFIX):]
 
 
-_digests: dict[tuple[str, int, int], str] = {}
-
-
 def file_sha256(path: Path) -> str:
-    """sha256 of a file, cached per (path, size, mtime) for this process."""
-    stat = path.stat()
-    key = (str(path), stat.st_size, stat.st_mtime_ns)
-    if key not in _digests:
-        digest = hashlib.sha256()
-        with path.open("rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-        _digests[key] = digest.hexdigest()
-    return _digests[key]
+    """sha256 of a file, computed once per (path, mtime, size) (the local provider's own cache)."""
+    from seasoned.models.local_adapters import file_digest
+
+    return file_digest(path)
 
 
 def base_digest(model: str) -> str:
-    """The sha256 of the GGUF file behind a ``local/...`` model string: what an adapter is tied to."""
-    name = local_model_name(model)
-    try:
-        from seasoned.models.local import model_digest
-    except ImportError:  # the local provider's own digest is not there yet: hash the same file here
-        from seasoned.models.local import resolve_model_path
+    """The sha256 of the GGUF file behind a ``local/...`` model string: what an adapter is tied to (the
+    digest the local provider checks an adapter's ``seasoned.base_digest`` against)."""
+    from seasoned.models.local import model_digest
 
-        return file_sha256(resolve_model_path(name))
-    return model_digest(name)
+    return model_digest(local_model_name(model))
 
 
 def _folder_name(namespace: str) -> str:
@@ -203,15 +190,9 @@ class AdapterStore:
 
         def write() -> Adapter:
             with self.db.write() as s:
-                version = (s.scalar(select(func.max(AdapterRow.version)).where(
-                    AdapterRow.namespace == namespace, AdapterRow.model == model, AdapterRow.scope == scope,
-                    AdapterRow.base_digest == digest)) or 0) + 1
-                now = utcnow()
-                row = AdapterRow(id=adapter_id, namespace=namespace, model=model, base_digest=digest, scope=scope,
-                                 status="candidate", version=version, path=relative, file_sha256=sha,
-                                 file_bytes=size, created_at=now, updated_at=now, **fields)
-                s.add(row)
-                s.flush()
+                row = self._new_row(s, id=adapter_id, namespace=namespace, model=model, base_digest=digest,
+                                    scope=scope, status="candidate", path=relative, file_sha256=sha, file_bytes=size,
+                                    **fields)
                 if status != "candidate":
                     self._set(s, row, status)
                 return self._adapter(row)
@@ -224,17 +205,23 @@ class AdapterStore:
         the reason and no file, so the trigger does not retry it until more verified items arrive."""
         def write() -> Adapter:
             with self.db.write() as s:
-                version = (s.scalar(select(func.max(AdapterRow.version)).where(
-                    AdapterRow.namespace == namespace, AdapterRow.model == model, AdapterRow.scope == scope,
-                    AdapterRow.base_digest == digest)) or 0) + 1
-                now = utcnow()
-                row = AdapterRow(id=new_id(), namespace=namespace, model=model, base_digest=digest, scope=scope,
-                                 status="rejected", version=version, path=None, file_sha256=None, file_bytes=0,
-                                 reason=reason[:2000], created_at=now, updated_at=now, **fields)
-                s.add(row)
-                return self._adapter(row)
+                return self._adapter(self._new_row(
+                    s, id=new_id(), namespace=namespace, model=model, base_digest=digest, scope=scope,
+                    status="rejected", path=None, file_sha256=None, file_bytes=0, reason=reason[:2000], **fields))
 
         return retry_locked(write)
+
+    @staticmethod
+    def _new_row(s: Any, **fields: Any) -> AdapterRow:
+        """A row with the next version of its key (namespace, model, scope, base digest), flushed."""
+        version = (s.scalar(select(func.max(AdapterRow.version)).where(
+            AdapterRow.namespace == fields["namespace"], AdapterRow.model == fields["model"],
+            AdapterRow.scope == fields["scope"], AdapterRow.base_digest == fields["base_digest"])) or 0) + 1
+        now = utcnow()
+        row = AdapterRow(version=version, created_at=now, updated_at=now, **fields)
+        s.add(row)
+        s.flush()
+        return row
 
     def set_status(self, adapter_id: str, status: str, *, check: dict | None = None, reason: str | None = None,
                    train_seconds: float | None = None, peak_rss_mb: float | None = None) -> Adapter:
