@@ -52,8 +52,8 @@ def question_counts(result, checker_name: str) -> tuple[int, int]:
 
 
 def stop_kind(reason: str) -> str:
-    for key, label in (("verified", "verified"), ("give up", "gave up"), ("budget", "budget spent"),
-                       ("samples drawn", "n drawn")):
+    for key, label in (("budget spent", "budget spent"), ("give up", "gave up"), ("samples drawn", "n drawn"),
+                       ("verified by", "verified")):
         if key in reason:
             return label
     return reason[:40] or "?"

@@ -376,6 +376,8 @@ async def select_node(state: SolveState, runtime: Runtime[SolveContext]) -> dict
     await credit_memory_channel(state, ctx)
     ok = usable(state)
     decision = (state.get("decisions") or [{"reason": ""}])[-1]
+    if decision.get("action") == "sample":  # another wave was wanted, but the budget cannot pay for a sample
+        decision = {**decision, "reason": f"budget spent (the last decision: {decision['reason']})"}
     if not ok:
         result = {"answer": None, "text": "", "verified": False, "confidence": 0.0, "verified_by": None,
                   "candidate_id": None, "stop_reason": decision["reason"] or "no usable candidate"}

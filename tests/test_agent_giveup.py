@@ -194,3 +194,16 @@ def test_agreement_on_a_rejected_answer_counts_as_far_as_the_records_show_it_pre
     assert "give up" in stuck.stop_reason and "repeated a rejected answer" in stuck.stop_reason
     assert stuck.decisions[-1]["repeats"] == 1.0
     assert drawn(stuck) < drawn(moving)
+
+
+def test_a_run_the_budget_ends_says_so_whatever_the_rule_wanted():
+    """The rule wanted another wave but the budget could not pay for a sample: the stop reason says the
+    budget ended it (not the rule's 'continue')."""
+    scripted.register("never-right", fn=lambda messages, params: "Let me think. Answer: 7")
+    agent = Agent(gateway=Gateway("scripted/never-right", ledger=Ledger()), record=False, checkpoint=False,
+                  solve_value=10**6)
+    for budget in range(60, 400, 17):
+        result = agent.run("What is 40 + 2?", checker=lambda text: False, budget={"max_tokens": budget})
+        assert result.spend.tokens <= budget
+        assert result.stop_reason.startswith(("budget spent", f"adaptive: {agent.strategy.n} samples drawn")), (
+            budget, result.stop_reason)
