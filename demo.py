@@ -25,8 +25,8 @@ from rich.table import Table
 from seasoned.models import seasoned_home
 
 NAMESPACE = "demo"
-TASKS = 60  # long enough that a real gain shows as 95% intervals apart (5 seeds checked: README)
-STRATEGY = "single"
+TASKS = 30
+STRATEGY = "adaptive-4"  # up to 4 samples a question: what a demonstration adds per sample compounds
 ARMS = {"off": "memory off", "static": "static 2-shot", "on": "memory on"}
 
 
@@ -126,6 +126,7 @@ def run_arm(model: str | None, stream: list, arm_name: str, seed: int, strategy:
     from seasoned.envs import get_env
     from seasoned.graphs import Agent, parse_strategy
     from seasoned.memory import MemoryBank
+    from seasoned.runs.attempts import AttemptLog
 
     env = get_env("addition")
     bank = None
@@ -137,8 +138,9 @@ def run_arm(model: str | None, stream: list, arm_name: str, seed: int, strategy:
             for adapter in bank.adapters.list(namespace=NAMESPACE):
                 bank.adapters.delete(adapter.id)
             bank.channels.reset(NAMESPACE)
+    # the same give-up rule in every arm, each learning it from its own attempts only (fresh, in memory)
     agent = Agent(model, memory=bank, namespace=NAMESPACE, strategy=parse_strategy(strategy, seed=seed),
-                  give_up=True, examples=static_shots("addition") if arm_name == "static" else None)
+                  give_up=True, attempts=AttemptLog(), examples=static_shots("addition") if arm_name == "static" else None)
     arm = {"passed": [], "tokens": [], "channels": [], "hits": [], "runs": [], "training_seconds": 0.0}
     known = {a.id for a in bank.adapters.list(namespace=NAMESPACE)} if bank is not None else set()
     label = ARMS[arm_name]

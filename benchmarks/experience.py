@@ -1,7 +1,7 @@
 """Does experience pay? The same task streams with memory off, a fixed 2-shot prompt, and memory on (not a test).
 
     python -m seasoned.benchmarks.experience                      # all streams, the embedded model
-    python -m seasoned.benchmarks.experience --streams addition --tasks 100 --seed 8117
+    python -m seasoned.benchmarks.experience --streams addition --tasks 100 --seed N
     python -m seasoned.benchmarks.experience --model scripted/... # any litellm model string
 
 Three arms per stream, on the same tasks, sampling and answer check, and the same give-up setting
@@ -132,7 +132,7 @@ def adapter_rows(bank, namespace: str) -> list[dict]:
 
 
 def run_arm(stream: Stream, model: str, arm_name: str, workdir: Path, seed: int, allocation: str = "learned",
-            give_up: bool = True, wait_training: bool = True) -> Arm:
+            give_up: bool = True, wait_training: bool = True, shared_bank: Path | None = None) -> Arm:
     from seasoned.envs import get_env
     from seasoned.graphs import Agent, parse_strategy
     from seasoned.memory import MemoryBank
@@ -145,10 +145,9 @@ def run_arm(stream: Stream, model: str, arm_name: str, workdir: Path, seed: int,
     bank = None
     namespace = f"bench-{stream.name}-{seed}"
     memory_on = arm_name == "on"
-    if memory_on:
-        path = workdir / f"{stream.name}-{seed}-memory.db"
-        bank = MemoryBank.open(f"sqlite:///{path}", namespace=namespace,
-                               chroma_path=str(workdir / f"{stream.name}-{seed}.chroma"))
+    if memory_on:  # one bank file per stream and seed, unless --bank shares one (namespaces stay apart)
+        path = shared_bank or workdir / f"{stream.name}-{seed}-memory.db"
+        bank = MemoryBank.open(f"sqlite:///{path}", namespace=namespace, chroma_path=f"{path}.chroma")
     agent = Agent(model, memory=bank, namespace=namespace, record=False, checkpoint=False,
                   strategy=parse_strategy(stream.strategy, seed=seed), allocation=allocation, give_up=give_up,
                   examples=static_shots(stream.env) if arm_name == "static" else None)
@@ -226,6 +225,9 @@ def main(argv: list[str] | None = None) -> dict:
                         help="the learned give-up rule, the same in every arm (adaptive streams)")
     parser.add_argument("--no-wait-training", action="store_true",
                         help="let adapter trainings run in the background while the stream goes on")
+    parser.add_argument("--bank", type=Path, default=None,
+                        help="a SQLite file the memory-on arms share across runs (each stream and seed its own "
+                             "namespace): later namespaces start from the channel counts pooled from earlier ones")
     parser.add_argument("--out", default="experience.json", help="where to write the figures (JSON)")
     args = parser.parse_args(argv)
     give_up = args.give_up == "on"
@@ -239,7 +241,7 @@ def main(argv: list[str] | None = None) -> dict:
             print(f"== {name}: {stream.tasks} tasks, {stream.strategy}, seed {args.seed}, give-up "
                   f"{args.give_up}, arms {', '.join(args.arms)}", flush=True)
             arms = {arm: run_arm(stream, args.model, arm, Path(tmp), args.seed, args.allocation, give_up,
-                                 not args.no_wait_training).summary(stream.tail) for arm in args.arms}
+                                 not args.no_wait_training, args.bank).summary(stream.tail) for arm in args.arms}
             lines = verdicts(stream, arms) if set(ARMS) <= set(arms) else []
             report["streams"][name] = {**arms, "verdict": lines}
             for line in lines:

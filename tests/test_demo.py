@@ -1,4 +1,5 @@
-"""The README's main job, end to end on the embedded model (one short stream, memory off then on)."""
+"""The README's main job, end to end on the embedded model (one short stream: memory off, the static
+2-shot reference, memory on)."""
 
 import pytest
 from rich.console import Console
@@ -6,7 +7,7 @@ from rich.console import Console
 pytestmark = pytest.mark.real_model
 
 
-def test_demo_runs_the_stream_twice_and_plots_memory_on_against_off(tmp_path, monkeypatch):
+def test_demo_runs_the_stream_off_static_and_on_and_plots_them(tmp_path, monkeypatch):
     monkeypatch.setenv("SEASONED_HOME", str(tmp_path))
     monkeypatch.delenv("SEASONED_DB_URL", raising=False)
     from seasoned import demo
@@ -14,9 +15,10 @@ def test_demo_runs_the_stream_twice_and_plots_memory_on_against_off(tmp_path, mo
     console = Console(record=True, width=120)
     summary = demo.run(tasks=4, strategy="adaptive-2", repeat=0.5, seed=1, console=console)
     output = console.export_text()
-    assert summary["off"]["n"] == summary["on"]["n"] == 4
+    assert summary["off"]["n"] == summary["static"]["n"] == summary["on"]["n"] == 4
     assert summary["repeats"] >= 1
     assert "memory off: task 1/4" in output and "memory on: task 4/4" in output
+    assert "static 2-shot: task 4/4" in output and "reference: a fixed hand-written 2-shot prompt" in output
     assert "memory: channel" in output and "seasoned-admin" in output
     assert summary["on"]["tokens"] > 0 and summary["off"]["tokens"] > 0
     assert (tmp_path / "demo" / "stream.png").stat().st_size > 5000
