@@ -469,7 +469,7 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=2000)
     parser.add_argument("--warmup", type=int, default=300)
     parser.add_argument("--budgets", default=",".join(map(str, BUDGETS_A)), help="(a) tokens per task")
-    parser.add_argument("--values", default="150,250,400,700,1000,2000,4000",
+    parser.add_argument("--values", default="250,500,1000,2000,4000,8000",
                         help="(b) what a verified answer is worth, in tokens (the give-up rule's value), comma-separated")
     parser.add_argument("--pooled", action="store_true",
                         help="(b) one kind for every question (an environment without difficulty levels)")
