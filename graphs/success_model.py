@@ -4,9 +4,9 @@ Questions of one kind (per namespace, model and environment; per subtask kind in
 their own per-sample chance ``p`` of a verified answer, ``p ~ Beta(m s, (1 - m) s)``: ``m`` the kind's mean,
 ``s`` how alike its questions are (large ``s``: all about as hard; small ``s``: some easy, some hopeless).
 ``(m, s)`` are not known: a grid of them carries their posterior given the kind's records (a weak hyper-prior
-times the beta-binomial likelihood: a record verified at its n-th sample has probability B(a + 1, b + n - 1) /
-B(a, b), one that stopped unverified after n samples B(a, b + n) / B(a, b), so give-ups and budget stops are
-censored observations, not misread as hopeless). A kind with few records keeps its uncertainty (the posterior
+times the beta-binomial likelihood: a record of n samples, k of them verified, has probability B(a + k, b + n -
+k) / B(a, b); one that stopped unverified after n samples B(a, b + n) / B(a, b), so give-ups and budget stops
+are censored observations, not misread as hopeless). A kind with few records keeps its uncertainty (the posterior
 spreads over many (m, s)); it is never reduced to its most likely point, which for 30 records can be "most
 questions are hopeless" and give up after one sample (issue 25).
 
