@@ -3,7 +3,8 @@
 Every call goes through ``Gateway.acomplete`` (or ``complete``, its sync twin), which
   1. checks the model string (one clear error naming the setting when it is wrong),
   2. reserves the call's worst case (prompt tokens + max_tokens) in the budget, or refuses it,
-  3. waits for a concurrency slot and calls litellm (a ``Router`` when the spec names fallbacks),
+  3. waits for a concurrency slot and calls litellm (a ``Router`` when the spec names fallbacks; an in-process
+     provider's handler directly, as litellm would),
   4. retries transient errors (timeouts, 429, 5xx, connection errors) with exponential backoff and jitter,
   5. writes one ledger record per attempt (model, tokens, cost, latency, error, run/subtask/role tags),
   6. settles the reservation with what was really spent (cancelled calls included).
@@ -396,6 +397,8 @@ class Gateway:
 
     async def _call(self, chain: list[str], chat: list[dict], max_tokens: int, params: dict,
                     timeout: float | None):
+        if len(chain) == 1 and providers.in_process(chain[0]):
+            return await providers.acomplete_in_process(chain[0], chat, max_tokens, params, timeout)
         litellm = providers.litellm()
         kwargs = {"messages": chat, "max_tokens": max_tokens, **params}
         if timeout is not None:

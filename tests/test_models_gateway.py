@@ -270,3 +270,28 @@ async def test_ledger_forgets_a_finished_run():
     await gw.acomplete("b", run_id="r2")
     assert gw.ledger.forget("r1") == 1
     assert gw.ledger.calls(run_id="r1") == [] and gw.ledger.totals().calls == 1
+
+
+async def test_in_process_providers_get_what_litellm_would_give_them():
+    """The gateway calls in-process providers' handlers itself (litellm's machinery skipped): the handler sees
+    the same settings litellm passes, and a provider's own exception comes out as litellm maps it (a plain
+    error is a connection failure, retried; one with a 4xx status is not)."""
+    from seasoned.models import providers
+
+    model = scripted.register("direct", fn=lambda messages, params: "ok")
+    messages = [{"role": "user", "content": "hi"}]
+    sampling = {"temperature": 0.3, "seed": 4, "stop": ["x"], "response_format": {"type": "json_object"}}
+    await providers.litellm().acompletion(model="scripted/direct", messages=messages, max_tokens=5, num_retries=0,
+                                          **sampling)
+    await gateway("scripted/direct").acomplete(messages, max_tokens=5, **sampling)
+    through_litellm, direct = model.seen[-2][1], model.seen[-1][1]
+    assert direct == through_litellm
+
+    scripted.register("crashy", replies=[ValueError("boom"), "ok"])
+    gw = gateway("scripted/crashy")
+    assert (await gw.acomplete("hi")).text == "ok"
+    assert "APIConnectionError: boom" in gw.ledger.calls()[0].error
+    scripted.register("refusing", replies=[ModelCallError("malformed", status_code=400), "never"])
+    with pytest.raises(ModelCallError, match="malformed") as info:
+        await gateway("scripted/refusing").acomplete("hi")
+    assert not info.value.transient
