@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from pathlib import PurePath
 from typing import Any
 
 from rich.console import Console, Group
@@ -286,12 +287,15 @@ def _events(trace: RunTrace, width: int) -> Table:
 
 def _calls(trace: RunTrace, max_calls: int) -> Group:
     table = Table(title="Calls", title_justify="left", header_style="bold")
-    for name in ("#", "role", "subtask", "model", "prompt", "completion", "USD", "latency", "attempt", "error"):
+    adapters = any(call.adapter for call in trace.calls[:max_calls])  # a LoRA adapter's column only when used
+    for name in ("#", "role", "subtask", "model", *(("adapter",) if adapters else ()), "prompt", "completion",
+                 "USD", "latency", "attempt", "error"):
         table.add_column(name, justify="right" if name in ("#", "prompt", "completion", "USD", "latency",
                                                            "attempt") else "left")
     for number, call in enumerate(trace.calls[:max_calls], 1):
+        adapter = [escape(PurePath(call.adapter).name if call.adapter else "-")] if adapters else []
         table.add_row(
-            str(number), escape(call.role or "-"), escape(call.subtask or "-"), escape(call.model),
+            str(number), escape(call.role or "-"), escape(call.subtask or "-"), escape(call.model), *adapter,
             f"{call.prompt_tokens:,}", f"{call.completion_tokens:,}", usd(call.cost_usd, call.cost_known),
             f"{call.latency_s:.2f}s", str(call.attempt) if call.attempt > 1 else "",
             Text(shorten(call.error, 60), style="red") if call.error else "",

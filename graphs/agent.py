@@ -152,14 +152,16 @@ class Agent:
         chosen = allocation or self.allocation
         options = {"strategy": config.model_dump(), "multi_stage": multi,
                    "allocation": (chosen if isinstance(chosen, str) else chosen.name) if multi else None}
+        fresh = True
         if self.store is not None:
-            self.store.start_run(run_id, task=text, model=self.gateway.model, strategy=config.label,
-                                 namespace=namespace or self.namespace, budget=run_context.budget_caps(spec),
-                                 env=getattr(env, "name", None), task_id=getattr(task, "id", None), options=options)
+            fresh = self.store.start_run(run_id, task=text, model=self.gateway.model, strategy=config.label,
+                                         namespace=namespace or self.namespace, budget=run_context.budget_caps(spec),
+                                         env=getattr(env, "name", None), task_id=getattr(task, "id", None),
+                                         options=options)
         context = run_context.run_contexts(self, task, env, run_context.budget_from(spec, f"run {run_id}"), config,
                                            checker, namespace, run_id, options, chosen)
         initial = {"task": text} if multi else {"task": text, "subtask": "main"}
-        async for event in self._drive(run_id, initial, context, task):
+        async for event in self._drive(run_id, initial, context, task, fresh=fresh):
             yield event
 
     async def astream_resume(self, run_id: str, *, env: Environment | None = None,
@@ -195,8 +197,9 @@ class Agent:
             yield event
 
     async def _drive(self, run_id: str, initial: dict | None, context: SolveContext | TaskContext,
-                     task: TaskInput, start_from: dict | None = None) -> AsyncIterator[Event]:
-        """Run (or continue) the run's graph; ``start_from``: a checkpoint's config to fork from instead."""
+                     task: TaskInput, start_from: dict | None = None, fresh: bool = False) -> AsyncIterator[Event]:
+        """Run (or continue) the run's graph; ``start_from``: a checkpoint's config to fork from instead.
+        ``fresh``: a new run, whose calls are all in this gateway's ledger (a resumed one's are in the store)."""
         kind = "task" if isinstance(context, TaskContext) else "solve"
         solve = context.solve if isinstance(context, TaskContext) else context
         graph = await self._checkpointed.get(kind)
@@ -211,17 +214,17 @@ class Agent:
                     event = event_of(run_id, mode, chunk)
                     if event is not None:
                         if self.store is not None and event.kind in RECORDED_EVENTS:
-                            self.store.record_event(run_id, event.kind, event.data)
+                            self.store.record_event(run_id, event.kind, event.data, defer=True)
                         yield event
                 values = (await graph.aget_state(config)).values
-                result = build_result(run_id, values, solve, self.gateway.model, self._spend(run_id, started))
+                result = build_result(run_id, values, solve, self.gateway.model, self._spend(run_id, started, fresh))
                 if kind == "solve":
                     run_context.record_attempt(self, result, solve, task)
                 if kind == "solve" and self.memory is not None and self.curate:
                     result.curation = await curate(self.memory, solve_trajectory(result, solve, task),
                                                    solve.namespace, gateway=self.gateway,
                                                    curator_model=self.curator_model)
-                    result.spend = self._spend(run_id, started)
+                    result.spend = self._spend(run_id, started, fresh)
         except (asyncio.CancelledError, KeyboardInterrupt):  # Ctrl-C, or the caller stopped listening
             self.mark_interrupted(run_id, started)
             raise
@@ -253,8 +256,8 @@ class Agent:
         except SeasonedError:
             pass  # no record to mark (it was never started)
 
-    def _spend(self, run_id: str, started: float) -> Spend:
-        return run_spend(self.store, self.gateway.ledger, run_id, started)
+    def _spend(self, run_id: str, started: float, fresh: bool = False) -> Spend:
+        return run_spend(None if fresh else self.store, self.gateway.ledger, run_id, started)
 
     def feedback(self, run_id: str, success: bool, comment: str | None = None) -> dict:
         """An outcome that arrived after the run (e.g. a user's verdict): stored with the run, credited to

@@ -56,8 +56,9 @@ def as_dict(value: Any) -> dict:
     return dict(value)
 
 
-def verdict_row(candidate_id: str, run_id: str, verdict: Any) -> VerdictRow:
-    """A verdict dict (``verifier`` or ``name``, ``passed``, ``score``, ``details``); other keys go to details."""
+def verdict_values(candidate_id: str, run_id: str, verdict: Any) -> dict:
+    """A verdict's column values, from a verdict dict (``verifier`` or ``name``, ``passed``, ``score``,
+    ``details``); other keys go to details."""
     data = as_dict(verdict)
     name = data.pop("verifier", None) or data.pop("name", None)
     if not name:
@@ -68,22 +69,27 @@ def verdict_row(candidate_id: str, run_id: str, verdict: Any) -> VerdictRow:
     if data:  # keep what we were given rather than drop it
         details = {**data, **(details if isinstance(details, Mapping) else {} if details is None else
                               {"details": details})}
-    return VerdictRow(
-        candidate_id=candidate_id, run_id=run_id, verifier=clip(str(name), 128),
-        passed=None if passed is None else bool(passed), score=None if score is None else float(score),
-        details=jsonable(details), created_at=utcnow(),
-    )
+    return {"candidate_id": candidate_id, "run_id": run_id, "verifier": clip(str(name), 128),
+            "passed": None if passed is None else bool(passed), "score": None if score is None else float(score),
+            "details": jsonable(details), "created_at": utcnow()}
 
 
-def call_row(record: CallRecord) -> CallRow:
-    return CallRow(
-        id=record.id, run_id=record.run_id, subtask=clip(record.subtask, 256), role=clip(record.role, 64),
-        model=clip(record.model, 512),
-        prompt_tokens=int(record.prompt_tokens), completion_tokens=int(record.completion_tokens),
-        cost_usd=float(record.cost_usd), cost_known=bool(record.cost_known), latency_s=float(record.latency_s),
-        error=record.error, attempt=int(record.attempt),
-        started_at=datetime.fromtimestamp(record.started_at, UTC),
-    )
+def event_values(run_id: str, kind: str, data: Any) -> dict:
+    """An event's column values (for a bulk insert): ``data`` made JSON-safe, a non-dict kept as ``value``."""
+    payload = jsonable(data) if data is not None else {}
+    if not isinstance(payload, dict):
+        payload = {"value": payload}
+    return {"run_id": run_id, "kind": kind, "data": payload, "created_at": utcnow()}
+
+
+def call_values(record: CallRecord) -> dict:
+    """A ledger record's column values."""
+    return {"id": record.id, "run_id": record.run_id, "subtask": clip(record.subtask, 256),
+            "role": clip(record.role, 64), "model": clip(record.model, 512),
+            "prompt_tokens": int(record.prompt_tokens), "completion_tokens": int(record.completion_tokens),
+            "cost_usd": float(record.cost_usd), "cost_known": bool(record.cost_known),
+            "latency_s": float(record.latency_s), "error": record.error, "attempt": int(record.attempt),
+            "started_at": datetime.fromtimestamp(record.started_at, UTC), "adapter": record.adapter}
 
 
 def call_trace(row: CallRow) -> CallTrace:
@@ -91,7 +97,7 @@ def call_trace(row: CallRow) -> CallTrace:
         id=row.id, subtask=row.subtask, role=row.role, model=row.model, prompt_tokens=row.prompt_tokens,
         completion_tokens=row.completion_tokens, total_tokens=row.prompt_tokens + row.completion_tokens,
         cost_usd=row.cost_usd, cost_known=row.cost_known, latency_s=row.latency_s, error=row.error,
-        attempt=row.attempt, started_at=utc(row.started_at),
+        attempt=row.attempt, started_at=utc(row.started_at), adapter=row.adapter,
     )
 
 

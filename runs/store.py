@@ -12,11 +12,16 @@ read (``traces``).
     trace = store.get_run(run_id)
 
 Model calls arrive through a ledger listener, often on the event loop: they are only buffered there, and
-written in one transaction by ``flush()``, by any other write of this store, and by ``finish_run``.
+written in one transaction by ``flush()``, by any other write of this store, and by ``finish_run``. A run's
+progress events may be buffered the same way (``record_event(..., defer=True)``, what the Agent does). What
+is buffered is written with the next write of the store (a run's ``record_result`` at the latest), and no later
+than ``FLUSH_DELAY_S`` after it arrived when it arrived on a running event loop (a timer on that loop): a run
+of a few milliseconds is written in two transactions (its start and its end), a long one every second or so.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import uuid
@@ -29,11 +34,22 @@ from seasoned.memory.db import Database, retry_locked
 from seasoned.models.ledger import CallRecord, Ledger
 from seasoned.models.spend import Spend, total_spend
 from seasoned.settings import default_db_url
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
-from ._rows import call_row, call_trace, clip, jsonable, summary_of, trace_of, utc, utcnow, verdict_row
+from ._rows import (
+    call_trace,
+    call_values,
+    clip,
+    event_values,
+    jsonable,
+    summary_of,
+    trace_of,
+    utc,
+    utcnow,
+    verdict_values,
+)
 from .owners import RunOwnerRow, WorkerRow, owner_gone, process_owner
 from .tables import (
     RUN_ID_MAX,
@@ -45,12 +61,19 @@ from .tables import (
     RunRow,
     SubtaskRow,
     VerdictRow,
+    add_missing_columns,
 )
 from .traces import CallTrace, RunSummary, RunTrace, SpendKey, group_spend
 
 log = logging.getLogger(__name__)
 
+# The tables the hot paths write with Core statements (a run's start and end: no ORM unit of work).
+RUNS, OWNERS, EVENTS = RunRow.__table__, RunOwnerRow.__table__, EventRow.__table__
+CANDIDATES, VERDICTS, CALLS = CandidateRow.__table__, VerdictRow.__table__, CallRow.__table__
+
 AUTO_FLUSH_CALLS = 1000  # a buffer this long is written from the listener itself (bounded memory)
+FLUSH_DELAY_S = 1.0  # what is buffered on an event loop is written within this long
+STARTED_KEPT = 10_000  # run ids this store started, known to exist (deferred events need no look-up)
 LEASE = timedelta(seconds=60)  # a heartbeat older than this: its process is taken to be gone
 ABANDONED = ("the process running it stopped (killed or crashed); resume it with `seasoned run --resume {id}` "
              "or POST /v1/runs/{id}/resume")
@@ -78,6 +101,10 @@ class RunStore:
         self.db = db
         self._owns_db = owns_db
         self._buffer: list[CallRecord] = []
+        self._events: list[dict] = []  # deferred events (EventRow values)
+        self._timer: asyncio.TimerHandle | None = None  # the flush due on ``_timer_loop``
+        self._timer_loop: Any = None
+        self._started: dict[str, None] = {}  # insertion-ordered, at most STARTED_KEPT run ids
         self._buffer_lock = threading.Lock()
         self._flush_lock = threading.Lock()  # one flusher at a time keeps the buffer order
         self.owner = process_owner()  # recorded with every run this store starts or resumes
@@ -85,6 +112,9 @@ class RunStore:
         def create() -> None:
             with db.write_engine.begin() as conn:
                 RunBase.metadata.create_all(conn)
+                added = add_missing_columns(conn)
+            if added:
+                log.info("run store: columns added to an older database: %s", ", ".join(added))
 
         retry_locked(create, also=(DBAPIError,), attempts=5)
 
@@ -110,33 +140,45 @@ class RunStore:
         self, run_id: str, *, task: str, model: str, strategy: str, namespace: str = "default",
         budget: dict | None = None, env: str | None = None, task_id: str | None = None,
         parent_id: str | None = None, options: dict | None = None,
-    ) -> None:
-        """Open the record of a run. An existing id is a resume: its record (and candidates, events...) is
-        kept, its status becomes ``running`` again and a ``resumed`` event is recorded."""
+    ) -> bool:
+        """Open the record of a run; True when it is new. An existing id is a resume: its record (and
+        candidates, events...) is kept, its status becomes ``running`` again and a ``resumed`` event is recorded."""
         if not run_id or len(run_id) > RUN_ID_MAX:
             raise ValueError(f"run_id {run_id!r}: expected 1 to {RUN_ID_MAX} characters")
 
-        def write(session: Session) -> None:
+        def write(session: Session) -> bool:
             now = utcnow()
-            row = session.get(RunRow, run_id)
-            if row is None:
-                session.add(RunRow(
+            sql = session.connection()
+            resumes = sql.scalar(select(RUNS.c.resumes).where(RUNS.c.id == run_id))
+            self._set_owner(session, run_id)
+            if resumes is None:
+                sql.execute(insert(RUNS).values(
                     id=run_id, namespace=namespace, task=task, task_id=task_id, env=env, parent_id=parent_id,
                     model=model, strategy=strategy, budget=jsonable(budget), options=jsonable(options),
                     status="running", verified=False, resumes=0, created_at=now, started_at=now,
                 ))
-                session.merge(RunOwnerRow(run_id=run_id, owner=self.owner))
-                return
-            session.merge(RunOwnerRow(run_id=run_id, owner=self.owner))
-            row.resumes += 1
-            row.status, row.started_at, row.finished_at, row.error = "running", now, None, None
-            session.add(EventRow(run_id=run_id, kind="resumed", created_at=now, data=jsonable(
-                {"resumes": row.resumes, "model": model, "strategy": strategy, "budget": budget})))
+                return True
+            sql.execute(update(RUNS).where(RUNS.c.id == run_id).values(
+                resumes=resumes + 1, status="running", started_at=now, finished_at=None, error=None))
+            sql.execute(insert(EVENTS).values(event_values(run_id, "resumed", {
+                "resumes": resumes + 1, "model": model, "strategy": strategy, "budget": budget})))
+            return False
 
         try:
-            self._write(write)
+            created = self._write(write)
         except IntegrityError:  # another process created it between our read and insert: now a resume
-            self._write(write)
+            created = self._write(write)
+        with self._buffer_lock:
+            self._started[run_id] = None
+            while len(self._started) > STARTED_KEPT:
+                self._started.pop(next(iter(self._started)))
+        return created
+
+    def _set_owner(self, session: Session, run_id: str) -> None:
+        """This process runs ``run_id`` now."""
+        sql = session.connection()
+        if not sql.execute(update(OWNERS).where(OWNERS.c.run_id == run_id).values(owner=self.owner)).rowcount:
+            sql.execute(insert(OWNERS).values(run_id=run_id, owner=self.owner))
 
     def finish_run(
         self, run_id: str, *, status: str, answer: str | None, verified: bool, confidence: float | None,
@@ -147,42 +189,55 @@ class RunStore:
             raise ValueError("status: must not be empty")
 
         def write(session: Session) -> None:
-            row = self._run(session, run_id)
-            row.status, row.answer, row.verified = status, answer, bool(verified)
-            row.confidence = None if confidence is None else float(confidence)
-            row.spend, row.error, row.finished_at = jsonable(spend), error, utcnow()
+            self._close(session, run_id, status=status, answer=answer, verified=verified, confidence=confidence,
+                        spend=spend, error=error)
 
         self._write(write)
 
+    @staticmethod
+    def _close(session: Session, run_id: str, *, status: str, answer: str | None, verified: bool,
+               confidence: float | None, spend: dict, error: str | None = None) -> None:
+        """Write a run's end (raises ``RunNotFound`` for an unknown run)."""
+        closed = session.connection().execute(update(RUNS).where(RUNS.c.id == run_id).values(
+            status=status, answer=answer, verified=bool(verified),
+            confidence=None if confidence is None else float(confidence), spend=jsonable(spend), error=error,
+            finished_at=utcnow()))
+        if not closed.rowcount:
+            raise RunNotFound(run_id)
+
     def record_result(self, result: FinishedRun, *, namespace: str, outcome_recorded: bool) -> None:
-        """Record a finished run from its result (a ``RunResult``): the outcome event, its subtasks, its
-        candidates with their verdicts, then close the run as ``completed``. ``outcome_recorded`` says whether
-        the memory items were credited already (an environment checked the answer)."""
-        self.record_event(result.run_id, "outcome", {
-            "verified": result.verified, "verified_by": result.verified_by, "memory_ids": result.memory_ids,
-            "namespace": namespace, "outcome_recorded": outcome_recorded})
-        for subtask in result.subtasks:
-            sub = subtask["result"] or {}
-            self.add_subtask(result.run_id, subtask["id"], description=subtask["description"],
-                             kind=subtask["kind"], difficulty=subtask["difficulty"],
-                             depends_on=subtask["depends_on"], allocation=subtask["allocation"] or {})
-            self.finish_subtask(result.run_id, subtask["id"], status="completed" if sub else "skipped",
-                                answer=sub.get("answer"), verified=bool(sub.get("verified")),
-                                spend={k: sub.get(k) for k in ("tokens", "usd", "calls", "allocated")})
+        """Record a finished run from its result (a ``RunResult``), in one transaction: the outcome event, its
+        subtasks, its candidates with their verdicts, and the run closed as ``completed``. ``outcome_recorded``
+        says whether the memory items were credited already (an environment checked the answer)."""
+        run_id = result.run_id
         verdicts_by_candidate: dict[str, list[dict]] = {}
         for verdict in result.verdicts:
             verdicts_by_candidate.setdefault(verdict["candidate_id"], []).append(verdict)
-        for index, candidate in enumerate(result.candidates):
-            verdicts = verdicts_by_candidate.get(candidate["id"], [])
-            self.add_candidate(
-                result.run_id, subtask="main", index=index,
-                text=candidate["text"], answer=candidate["answer"], verdicts=verdicts,
-                score=max((v["score"] for v in verdicts if v["score"] is not None), default=None),
-                status=candidate["status"],
-                tokens=candidate.get("tokens", 0), call_ids=[],
-            )
-        self.finish_run(result.run_id, status="completed", answer=result.answer, verified=result.verified,
+
+        def write(session: Session) -> None:
+            self._close(session, run_id, status="completed", answer=result.answer, verified=result.verified,
                         confidence=result.confidence, spend=result.spend.model_dump())
+            session.connection().execute(insert(EVENTS), [event_values(run_id, "outcome", {
+                "verified": result.verified, "verified_by": result.verified_by, "memory_ids": result.memory_ids,
+                "namespace": namespace, "outcome_recorded": outcome_recorded})])
+            for subtask in result.subtasks:
+                sub = subtask["result"] or {}
+                self._put_subtask(session, run_id, subtask["id"], description=subtask["description"],
+                                  kind=subtask["kind"], difficulty=subtask["difficulty"],
+                                  depends_on=subtask["depends_on"], allocation=subtask["allocation"] or {})
+                self._end_subtask(session, run_id, subtask["id"], status="completed" if sub else "skipped",
+                                  answer=sub.get("answer"), verified=bool(sub.get("verified")),
+                                  spend={k: sub.get(k) for k in ("tokens", "usd", "calls", "allocated")})
+            candidates = []
+            for index, candidate in enumerate(result.candidates):
+                verdicts = verdicts_by_candidate.get(candidate["id"], [])
+                candidates.append({
+                    "index": index, "text": candidate["text"], "answer": candidate["answer"], "verdicts": verdicts,
+                    "score": max((v["score"] for v in verdicts if v["score"] is not None), default=None),
+                    "status": candidate["status"], "tokens": candidate.get("tokens", 0), "call_ids": []})
+            self._put_candidates(session, run_id, "main", candidates)
+
+        self._write(write)
 
     # --- runs whose process stopped ------------------------------------------------------------------
     def heartbeat(self) -> None:
@@ -270,12 +325,17 @@ class RunStore:
 
         def write(session: Session) -> None:
             self._run(session, run_id)
-            row = self._subtask(session, run_id, subtask_id, create=True)
-            row.description, row.kind = description, clip(kind, 64)
-            row.difficulty = None if difficulty is None else float(difficulty)
-            row.depends_on, row.allocation = jsonable(list(depends_on)), jsonable(allocation)
+            self._put_subtask(session, run_id, subtask_id, description=description, kind=kind,
+                              difficulty=difficulty, depends_on=depends_on, allocation=allocation)
 
         self._write(write)
+
+    def _put_subtask(self, session: Session, run_id: str, subtask_id: str, *, description: str, kind: str,
+                     difficulty: float | None, depends_on: list[str], allocation: dict) -> None:
+        row = self._subtask(session, run_id, subtask_id, create=True)
+        row.description, row.kind = description, clip(kind, 64)
+        row.difficulty = None if difficulty is None else float(difficulty)
+        row.depends_on, row.allocation = jsonable(list(depends_on)), jsonable(allocation)
 
     def finish_subtask(
         self, run_id: str, subtask_id: str, *, status: str, answer: str | None, verified: bool, spend: dict,
@@ -284,11 +344,16 @@ class RunStore:
 
         def write(session: Session) -> None:
             self._run(session, run_id)
-            row = self._subtask(session, run_id, subtask_id, create=True)
-            row.status, row.answer, row.verified = status, answer, bool(verified)
-            row.spend, row.finished_at = jsonable(spend), utcnow()
+            self._end_subtask(session, run_id, subtask_id, status=status, answer=answer, verified=verified,
+                              spend=spend)
 
         self._write(write)
+
+    def _end_subtask(self, session: Session, run_id: str, subtask_id: str, *, status: str, answer: str | None,
+                     verified: bool, spend: dict) -> None:
+        row = self._subtask(session, run_id, subtask_id, create=True)
+        row.status, row.answer, row.verified = status, answer, bool(verified)
+        row.spend, row.finished_at = jsonable(spend), utcnow()
 
     def add_candidate(
         self, run_id: str, *, subtask: str, index: int, text: str, answer: str | None, verdicts: list[dict],
@@ -298,28 +363,48 @@ class RunStore:
         subtask (unique across waves): the same (run, subtask, index) again replaces that candidate and its
         verdicts, keeping its id (a node replayed after a resume does not duplicate its samples)."""
 
-        subtask = clip(subtask, 256)
-
         def write(session: Session) -> str:
             self._run(session, run_id)
-            row = session.scalars(select(CandidateRow).where(
-                CandidateRow.run_id == run_id, CandidateRow.subtask == subtask, CandidateRow.sample_index == index,
-            )).one_or_none()
-            if row is None:
-                row = CandidateRow(id=uuid.uuid4().hex, run_id=run_id, subtask=subtask, sample_index=int(index))
-                session.add(row)
-            else:
-                for old in session.scalars(select(VerdictRow).where(VerdictRow.candidate_id == row.id)):
-                    session.delete(old)
-            row.text, row.answer, row.status = text, answer, status
-            row.score = None if score is None else float(score)
-            row.tokens, row.call_ids, row.created_at = int(tokens), [str(c) for c in call_ids], utcnow()
-            session.flush()
-            for verdict in verdicts:
-                session.add(verdict_row(row.id, run_id, verdict))
-            return row.id
+            return self._put_candidates(session, run_id, subtask, [{
+                "index": index, "text": text, "answer": answer, "verdicts": verdicts, "score": score,
+                "status": status, "tokens": tokens, "call_ids": call_ids}])[0]
 
         return self._write(write)
+
+    @staticmethod
+    def _put_candidates(session: Session, run_id: str, subtask: str, candidates: list[dict]) -> list[str]:
+        """Write candidates (dicts of ``add_candidate``'s arguments) with their verdicts: one already recorded
+        with the same index keeps its id and has its fields and verdicts replaced. Returns their ids."""
+        subtask = clip(subtask, 256)
+        if not candidates:
+            return []
+        sql = session.connection()
+        existing = dict(sql.execute(select(CANDIDATES.c.sample_index, CANDIDATES.c.id).where(
+            CANDIDATES.c.run_id == run_id, CANDIDATES.c.subtask == subtask,
+            CANDIDATES.c.sample_index.in_([int(c["index"]) for c in candidates]))).all())
+        if existing:
+            sql.execute(delete(VERDICTS).where(VERDICTS.c.candidate_id.in_(list(existing.values()))))
+        now = utcnow()
+        ids, fresh, verdicts = [], [], []
+        for candidate in candidates:
+            values = {"text": candidate["text"], "answer": candidate["answer"], "status": candidate["status"],
+                      "score": None if candidate["score"] is None else float(candidate["score"]),
+                      "tokens": int(candidate["tokens"]), "call_ids": [str(c) for c in candidate["call_ids"]],
+                      "created_at": now}
+            candidate_id = existing.get(int(candidate["index"]))
+            if candidate_id is None:
+                candidate_id = uuid.uuid4().hex
+                fresh.append({"id": candidate_id, "run_id": run_id, "subtask": subtask,
+                              "sample_index": int(candidate["index"]), **values})
+            else:
+                sql.execute(update(CANDIDATES).where(CANDIDATES.c.id == candidate_id).values(**values))
+            verdicts += [verdict_values(candidate_id, run_id, verdict) for verdict in candidate["verdicts"]]
+            ids.append(candidate_id)
+        if fresh:
+            sql.execute(insert(CANDIDATES), fresh)
+        if verdicts:
+            sql.execute(insert(VERDICTS), verdicts)
+        return ids
 
     def add_verdict(self, candidate_id: str, verdict: dict) -> None:
         """A verdict known after the candidate was recorded (``verifier``, ``passed``, ``score``, ``details``)."""
@@ -328,21 +413,26 @@ class RunStore:
             candidate = session.get(CandidateRow, candidate_id)
             if candidate is None:
                 raise CandidateNotFound(candidate_id)
-            session.add(verdict_row(candidate_id, candidate.run_id, verdict))
+            session.connection().execute(insert(VERDICTS).values(verdict_values(candidate_id, candidate.run_id, verdict)))
 
         self._write(write)
 
-    def record_event(self, run_id: str, kind: str, data: dict) -> None:
-        """A step of the run: node start/end, an allocation decision, a stop decision and its reason..."""
+    def record_event(self, run_id: str, kind: str, data: dict, *, defer: bool = False) -> None:
+        """A step of the run: node start/end, an allocation decision, a stop decision and its reason...
+        ``defer=True``: buffered like calls (see the module's docstring); an event of a run that does not exist
+        is then dropped (logged) instead of raising ``RunNotFound``."""
         if not kind:
             raise ValueError("event kind: must not be empty")
+        values = event_values(run_id, clip(kind, 64), data)
+        if defer:
+            with self._buffer_lock:
+                self._events.append(values)
+            self._buffered()
+            return
 
         def write(session: Session) -> None:
             self._run(session, run_id)
-            payload = jsonable(data) if data is not None else {}
-            if not isinstance(payload, dict):
-                payload = {"value": payload}
-            session.add(EventRow(run_id=run_id, kind=clip(kind, 64), data=payload, created_at=utcnow()))
+            session.connection().execute(insert(EVENTS), [values])
 
         self._write(write)
 
@@ -353,19 +443,45 @@ class RunStore:
             return  # not part of a run (a longer id cannot name one)
         with self._buffer_lock:
             self._buffer.append(record)
-            full = len(self._buffer) >= AUTO_FLUSH_CALLS
+        self._buffered()
+
+    def _buffered(self) -> None:
+        """Something was buffered: written now when the buffers are full, else within ``FLUSH_DELAY_S``."""
+        with self._buffer_lock:
+            full = len(self._buffer) + len(self._events) >= AUTO_FLUSH_CALLS
+            if not full:
+                self._arm_timer()
         if full:
-            try:
-                self.flush()
-            except Exception as err:  # noqa: BLE001 - a listener must never break a model call; buffer kept
-                log.warning("run store: could not write %d buffered calls yet: %s", len(self._buffer), err)
+            self._flush_quietly()
+
+    def _arm_timer(self) -> None:
+        """A flush on the running event loop in ``FLUSH_DELAY_S``, unless one is due (under the buffer lock)."""
+        if self._timer is not None and not self._timer_loop.is_closed():
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return  # no loop: written with the next write or flush
+        self._timer_loop, self._timer = loop, loop.call_later(FLUSH_DELAY_S, self._flush_on_time)
+
+    def _flush_on_time(self) -> None:
+        with self._buffer_lock:
+            self._timer = None
+        self._flush_quietly()
+
+    def _flush_quietly(self) -> None:
+        try:
+            self.flush()
+        except Exception as err:  # noqa: BLE001 - a listener must never break a model call; buffer kept
+            log.warning("run store: could not write %d buffered calls and %d events yet: %s",
+                        len(self._buffer), len(self._events), err)
 
     def attach(self, ledger: Ledger) -> Callable[[], None]:
         """Record the calls of ``ledger`` that carry a run id; returns a function that detaches."""
         return ledger.subscribe(self.record_call)
 
     def flush(self) -> int:
-        """Write the buffered calls in one transaction; returns how many were written."""
+        """Write the buffered calls and events in one transaction; returns how many calls were written."""
         return self._write(lambda session: None, flush_only=True)
 
     @property
@@ -377,26 +493,47 @@ class RunStore:
         """Insert the calls not already stored (a call flushed twice is written once)."""
         if not records:
             return 0
+        sql = session.connection()
         unique = list({r.id: r for r in records}.values())
         ids = [r.id for r in unique]
         existing: set[str] = set()
         for start in range(0, len(ids), 500):
-            existing.update(session.scalars(select(CallRow.id).where(CallRow.id.in_(ids[start:start + 500]))))
-        fresh = [call_row(r) for r in unique if r.id not in existing]
-        session.add_all(fresh)
+            existing.update(sql.scalars(select(CALLS.c.id).where(CALLS.c.id.in_(ids[start:start + 500]))))
+        fresh = [call_values(r) for r in unique if r.id not in existing]
+        if fresh:
+            sql.execute(insert(CALLS), fresh)
         return len(fresh)
 
+    def _write_events(self, session: Session, events: list[dict]) -> None:
+        """Insert deferred events, leaving out (logged) those of runs that do not exist."""
+        if not events:
+            return
+        with self._buffer_lock:
+            unknown = {e["run_id"] for e in events} - self._started.keys()
+        if unknown:
+            found = set(session.connection().scalars(select(RUNS.c.id).where(RUNS.c.id.in_(unknown))))
+            missing = unknown - found
+            if missing:
+                log.warning("run store: %d event(s) of unknown run(s) dropped: %s", len(events),
+                            ", ".join(sorted(missing)[:5]))
+                events = [e for e in events if e["run_id"] not in missing]
+        if events:
+            session.connection().execute(insert(EVENTS), events)
+
     def _write(self, fn: Callable[[Session], Any], *, flush_only: bool = False) -> Any:
-        """Run ``fn`` in one write transaction, together with the buffered calls (put back on failure)."""
+        """Run ``fn`` in one write transaction, together with the buffered calls and events (put back on
+        failure)."""
         with self._flush_lock:
             with self._buffer_lock:
                 records, self._buffer = self._buffer, []
-            if flush_only and not records:
+                events, self._events = self._events, []
+            if flush_only and not records and not events:
                 return 0
 
             def transaction() -> Any:
                 with self.db.write() as session:
                     written = self._write_calls(session, records)
+                    self._write_events(session, events)
                     result = fn(session)
                 return written if flush_only else result
 
@@ -405,6 +542,7 @@ class RunStore:
             except BaseException:
                 with self._buffer_lock:
                     self._buffer[:0] = records
+                    self._events[:0] = events
                 raise
 
     @staticmethod

@@ -1,6 +1,7 @@
 """The run store's SQL tables (prefixed ``run_``): runs, subtasks, candidates, verdicts, calls, events, feedback.
 
-They live in the memory bank's database; ``RunStore`` creates them. Columns of names that may come from
+They live in the memory bank's database; ``RunStore`` creates them, and adds to a database made by an older
+version the (nullable) columns added since (``add_missing_columns``). Columns of names that may come from
 model output (subtask ids, kinds) have fixed lengths: the store clips values to them.
 """
 
@@ -9,9 +10,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from seasoned.errors import RunStoreError
 from sqlalchemy import (
     JSON,
     Boolean,
+    Connection,
     DateTime,
     Float,
     ForeignKey,
@@ -20,6 +23,8 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    inspect,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -135,6 +140,7 @@ class CallRow(RunBase):
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     attempt: Mapped[int] = mapped_column(Integer, default=1)
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    adapter: Mapped[str | None] = mapped_column(Text, nullable=True)  # the LoRA adapter GGUF a local call used
 
 
 class EventRow(RunBase):
@@ -157,5 +163,27 @@ class FeedbackRow(RunBase):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
+def add_missing_columns(conn: Connection) -> list[str]:
+    """Add to the run tables of an existing database the columns defined here that it lacks (a database made
+    by an older version); returns them as ``table.column``. Only nullable columns are ever added, so rows
+    written before read back with None there."""
+    inspector = inspect(conn)
+    quote = conn.dialect.identifier_preparer.quote
+    added = []
+    for table in RunBase.metadata.sorted_tables:
+        if not inspector.has_table(table.name):
+            continue
+        present = {column["name"] for column in inspector.get_columns(table.name)}
+        for column in table.columns:
+            if column.name in present:
+                continue
+            if not column.nullable:
+                raise RunStoreError(f"{table.name}.{column.name}: a column added later must be nullable")
+            kind = column.type.compile(dialect=conn.dialect)
+            conn.execute(text(f"ALTER TABLE {quote(table.name)} ADD COLUMN {quote(column.name)} {kind}"))
+            added.append(f"{table.name}.{column.name}")
+    return added
+
+
 __all__ = ["RUN_ID_MAX", "CallRow", "CandidateRow", "EventRow", "FeedbackRow", "RunBase", "RunRow", "SubtaskRow",
-           "VerdictRow"]
+           "VerdictRow", "add_missing_columns"]

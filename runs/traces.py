@@ -101,6 +101,7 @@ class CallTrace(BaseModel):
     error: str | None = None
     attempt: int = 1
     started_at: datetime
+    adapter: str | None = None  # the LoRA adapter GGUF a local model decoded with
 
 
 class EventTrace(BaseModel):

@@ -4,11 +4,15 @@ Verifiers are imperfect (an LLM judge says "correct" to wrong answers; even unit
 Every time a verifier accepted a run's final answer and the true outcome becomes known later (a
 hidden check, user feedback), its record is updated; ``precision(name)`` is the posterior mean of
 "an acceptance is right" under a Beta prior chosen per kind of verifier.
+
+Counts read from SQL are kept for ``CACHE_S`` seconds (every run's stop rule reads them; they change only
+when an outcome becomes known): this process's own updates are seen at once, another process's within that.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 
 from seasoned.memory.db import Database, retry_locked
 from seasoned.settings import default_db_url
@@ -17,6 +21,13 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 # Beta priors (right, wrong) per verifier kind: environment checks are trusted, judges are not.
 PRIORS = {"env": (19.0, 1.0), "judge": (4.0, 1.0), "agreement": (3.0, 1.0)}
+CACHE_S = 5.0
+CACHE_KEPT = 10_000
+
+# (database URL, namespace, verifier) -> (monotonic time read, (accepts, false accepts)); shared by every
+# VerifierStats of the process, so one's update is seen by the others at once.
+_cache: dict[tuple[str, str, str], tuple[float, tuple[int, int]]] = {}
+_cache_lock = threading.Lock()
 
 
 class _Base(DeclarativeBase):
@@ -55,9 +66,19 @@ class VerifierStats:
             with self._lock:
                 accepts, false_accepts = self._memory.get((namespace, verifier), [0, 0])
             return accepts, false_accepts
+        key, now = (self.db.url, namespace, verifier), time.monotonic()
+        with _cache_lock:
+            cached = _cache.get(key)
+        if cached is not None and now - cached[0] < CACHE_S:
+            return cached[1]
         with self.db.read() as session:
             row = session.get(VerifierStatRow, (namespace, verifier))
-            return (row.accepts, row.false_accepts) if row else (0, 0)
+            found = (row.accepts, row.false_accepts) if row else (0, 0)
+        with _cache_lock:
+            if len(_cache) >= CACHE_KEPT:
+                _cache.clear()
+            _cache[key] = (now, found)
+        return found
 
     def precision(self, namespace: str, verifier: str) -> float:
         right_prior, wrong_prior = PRIORS.get(verifier_kind(verifier), (1.0, 1.0))
@@ -84,3 +105,5 @@ class VerifierStats:
                 row.false_accepts += 0 if correct else 1
 
         retry_locked(write)
+        with _cache_lock:
+            _cache.pop((self.db.url, namespace, verifier), None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import glob
 import json
 import os
@@ -17,7 +18,17 @@ from rich.console import Console
 from seasoned.cli.views import print_runs, print_trace, runs_json, trace_json
 from seasoned.errors import MemoryConfigError
 from seasoned.memory.db import Database
-from seasoned.models import Gateway, Ledger, ModelCallError, RetryPolicy, SeasonedError, call_tags, scripted
+from seasoned.models import (
+    Gateway,
+    Ledger,
+    ModelCallError,
+    RetryPolicy,
+    SeasonedError,
+    Spend,
+    call_tags,
+    scripted,
+)
+from seasoned.models.ledger import CallRecord
 from seasoned.runs import UNTAGGED, CandidateNotFound, RunNotFound, RunStore, RunSummary, RunTrace
 from sqlalchemy import inspect
 from sqlalchemy.exc import OperationalError
@@ -440,3 +451,51 @@ def test_views_print_the_list_and_the_trace(store):
     console = Console(record=True, width=120, color_system=None)
     print_runs([], console)
     assert "No runs recorded yet" in console.export_text()
+
+
+# --- lean writes: deferred events, a run's end in one transaction, columns added later ----------------------
+async def test_deferred_events_are_written_within_the_flush_delay_or_with_the_result(store, sqlite_url,
+                                                                                      monkeypatch):
+    from seasoned.runs import store as store_module
+
+    monkeypatch.setattr(store_module, "FLUSH_DELAY_S", 0.05)
+    reader = RunStore.open(sqlite_url)
+    _start(store, "d")
+    store.record_event("d", "decision", {"action": "sample"}, defer=True)
+    store.record_event("nobody", "decision", {}, defer=True)  # a run that does not exist: dropped, no error
+    assert reader.get_run("d").events == []  # buffered by the writer
+    await asyncio.sleep(0.5)  # the writer's timer on this loop writes it
+    assert [e.data for e in reader.get_run("d").events] == [{"action": "sample"}]
+    assert store.pending_calls == 0
+
+    monkeypatch.setattr(store_module, "FLUSH_DELAY_S", 60.0)
+    store.record_event("d", "decision", {"action": "select"}, defer=True)
+    result = SimpleNamespace(run_id="d", answer="42", verified=False, confidence=0.5, verified_by=None,
+                             memory_ids=[], subtasks=[], verdicts=[],
+                             candidates=[{"id": "main-w1-0", "text": "Answer: 42", "answer": "42", "status": "ok"}],
+                             spend=Spend(tokens=3, calls=1))
+    store.record_result(result, namespace="default", outcome_recorded=False)
+    trace = reader.get_run("d")
+    assert [e.kind for e in trace.events] == ["decision", "decision", "outcome"]
+    assert trace.run.status == "completed" and [c.answer for c in trace.candidates] == ["42"]
+    reader.close()
+
+
+def test_a_call_records_its_adapter_also_in_a_database_made_before_the_column(sqlite_url):
+    with RunStore.open(sqlite_url) as store:
+        _start(store, "old")
+    engine = Database(sqlite_url).write_engine
+    with engine.begin() as conn:  # the table as an older version made it
+        conn.exec_driver_sql("ALTER TABLE run_calls DROP COLUMN adapter")
+    assert "adapter" not in {c["name"] for c in inspect(engine).get_columns("run_calls")}
+
+    with RunStore.open(sqlite_url) as store:
+        store.record_call(CallRecord(model="local/smollm2-135m", run_id="old", role="solver",
+                                     adapter="/home/u/.seasoned/adapters/ns-1.gguf"))
+        store.record_call(CallRecord(model="local/smollm2-135m", run_id="old", role="judge"))
+        trace = store.get_run("old")
+    assert [c.adapter for c in trace.calls] == ["/home/u/.seasoned/adapters/ns-1.gguf", None]
+    console = Console(record=True, width=220, color_system=None)
+    print_trace(trace, console)
+    shown = console.export_text()
+    assert "adapter" in shown and "ns-1.gguf" in shown and "/home/u" not in shown
