@@ -71,14 +71,20 @@ def single_subtask(task: str, kind: str = "general", difficulty: float = 0.5) ->
 
 
 def sanitize(plan: Plan, task: str) -> Plan:
-    """Unique ids, dependencies only on earlier steps (so the plan is acyclic), at most MAX_SUBTASKS."""
+    """Unique ids, dependencies only on earlier steps (so the plan is acyclic), at most MAX_SUBTASKS; a step
+    that repeats an earlier one word for word is that step (a small model may write "Compute" five times)."""
     seen: dict[str, str] = {}
+    by_text: dict[str, str] = {}
     cleaned: list[Subtask] = []
-    for index, subtask in enumerate(plan.subtasks[:MAX_SUBTASKS]):
-        if not subtask.description.strip():
+    for subtask in plan.subtasks[:MAX_SUBTASKS]:
+        text = " ".join(subtask.description.lower().split())
+        if not text:
+            continue
+        if text in by_text:
+            seen.setdefault(subtask.id, by_text[text])
             continue
         new_id = f"s{len(cleaned) + 1}"
-        seen[subtask.id] = new_id
+        seen[subtask.id] = by_text[text] = new_id
         depends = [seen[d] for d in subtask.depends_on if d in seen and seen[d] != new_id]
         cleaned.append(subtask.model_copy(update={"id": new_id, "depends_on": sorted(set(depends))}))
     return Plan(subtasks=cleaned) if cleaned else single_subtask(task)

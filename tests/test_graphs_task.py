@@ -3,10 +3,16 @@
 import re
 
 import pytest
-
 from seasoned.envs import Environment, Stage, Task, Verdict
 from seasoned.graphs import Agent, parse_strategy
-from seasoned.graphs.allocation import AllocationError, DifficultyWeighted, Learned, SubtaskNeed, Uniform, make_policy
+from seasoned.graphs.allocation import (
+    AllocationError,
+    DifficultyWeighted,
+    Learned,
+    SubtaskNeed,
+    Uniform,
+    make_policy,
+)
 from seasoned.memory import MemoryBank
 from seasoned.models import Gateway, Ledger, scripted
 
@@ -160,8 +166,9 @@ def test_a_task_written_as_steps_is_planned_into_those_steps(task, steps):
     assert [s.depends_on for s in plan.subtasks] == [[]] + [[f"s{i}"] for i in range(1, len(steps))]
 
 
-@pytest.mark.parametrize("task", ["What is 2+3?", "Compute 2+3, then add 4.", "First compute the first, last and "
-                                  "middle values.", "Then stop.", " and then " * 500, ", then" * 1000])
+@pytest.mark.parametrize("task", ["What is 2+3?", "Compute 2+3, then add 4.",
+                                  "First compute the first, last and middle values.", "Then stop.",
+                                  " and then " * 500, ", then" * 1000])
 def test_a_task_not_written_as_steps_goes_to_the_planner(task):
     from seasoned.agents.planner import explicit_steps
 
@@ -282,3 +289,13 @@ def test_learned_policy_does_not_throw_good_compute_after_bad():
     allocation = Learned(lambda: records).allocate(
         [SubtaskNeed("s1", "easy", 0.2), SubtaskNeed("s2", "impossible", 0.9)], 1000)
     assert allocation["s1"].tokens + allocation["s2"].tokens <= 300  # one attempt's worth each, not 1000
+
+
+def test_a_plan_that_repeats_a_step_keeps_it_once():
+    from seasoned.agents.planner import Plan, Subtask, sanitize
+
+    repeated = Plan(subtasks=[Subtask(id="a", description="Computing"), Subtask(id="b", description=" computing "),
+                              Subtask(id="c", description="Add them.", depends_on=["a", "b"])])
+    plan = sanitize(repeated, "task")
+    assert [(s.id, s.description, s.depends_on) for s in plan.subtasks] == [("s1", "Computing", []),
+                                                                             ("s2", "Add them.", ["s1"])]
