@@ -136,10 +136,7 @@ class Database:
             else:
                 self.sqlite_path = None
                 self.read_engine = create_engine(url, pool_pre_ping=True)
-                # Writes are SERIALIZABLE, as SQLite's BEGIN IMMEDIATE makes them: counters read and
-                # increased by several processes (replicas of a server) lose no update; a transaction that
-                # lost a race is run again by ``retry_locked``.
-                self.write_engine = self.read_engine.execution_options(isolation_level="SERIALIZABLE")
+                self.write_engine = self.read_engine
         except (ArgumentError, ImportError, ModuleNotFoundError) as err:
             raise MemoryConfigError(f"{setting}: cannot use database URL {redact(url)!r}: {err}") from None
         self._read = sessionmaker(self.read_engine, expire_on_commit=False)
@@ -221,7 +218,7 @@ class Database:
 
     def dispose(self) -> None:
         self.read_engine.dispose()
-        if self.is_sqlite and self.write_engine is not self.read_engine:
+        if self.write_engine is not self.read_engine:
             self.write_engine.dispose()
 
 

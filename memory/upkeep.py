@@ -136,7 +136,10 @@ class Upkeep(Writes):
 
         def write() -> list[MemoryItem]:
             with self.db.write() as s:
-                rows = {r.id: r for r in s.scalars(select(ItemRow).where(ItemRow.id.in_(ids), ItemRow.namespace == ns))}
+                # FOR UPDATE (PostgreSQL; SQLite's writes are serial already): replicas crediting the same
+                # item at once wait for each other instead of losing an increment
+                rows = {r.id: r for r in s.scalars(select(ItemRow).where(ItemRow.id.in_(ids), ItemRow.namespace == ns)
+                                                   .with_for_update())}
                 missing = [i for i in ids if i not in rows]
                 if missing:
                     raise ItemNotFound(f"no memory item {missing[0]!r} in namespace {ns!r}")

@@ -15,7 +15,7 @@ Python: ``create_app(ServerSettings(model=..., keys={...}))`` builds the FastAPI
 Model field grammar: ``[STRATEGY:]MODEL``
     ``adaptive:local/smollm2-135m``, ``best_of_n-8:openai/gpt-4o-mini``, ``self_consistency-5:MODEL``,
     ``revise-2:MODEL``, ``single:MODEL``, a bare ``MODEL`` (strategy: the server's default, ``ServerSettings.strategy`` / ``seasoned serve
-    --strategy``, ``adaptive`` unless set) or a
+    --strategy``, ``single`` - one plain call - unless set) or a
     bare ``STRATEGY`` (the server's default model). ``MODEL`` may name fallbacks with ``|``. Only models the
     server serves are accepted (``ServerSettings.model`` plus ``models``; ``"*"`` in ``models`` serves
     any model string). ``GET /v1/models`` lists them and repeats this grammar in its ``seasoned`` field.
@@ -27,9 +27,11 @@ Request extension (optional)::
 
 ``strategy`` takes ``StrategyConfig`` fields. Standard fields map onto the strategy's per-sample settings:
 ``max_tokens`` / ``max_completion_tokens`` -> per-sample ``max_tokens``, ``temperature``, ``seed``. The run
-budget is ``seasoned.budget`` (default ``ServerSettings.budget``; ``max_budget`` caps it). Other OpenAI
-fields (user, top_p, stop, metadata...) are accepted and ignored; tools, functions, n > 1 and logprobs
-are refused (400).
+budget is ``seasoned.budget`` (default ``ServerSettings.budget``; ``max_budget`` caps it). ``stop`` (up to 4
+strings) and ``response_format`` (``json_object``, ``json_schema``) go to every solver call; the reply is
+cut at the first stop text and checked against the format (else 502 ``invalid_response_format``).
+Informational fields (user, metadata...) are accepted; tools, functions, n > 1 and logprobs are refused
+(400 naming the field). A model the server does not serve is 404 ``model_not_found``.
 
 Messages -> task: a lone user message is the task. Otherwise system/developer text comes first, earlier
 turns follow as ``Conversation so far:`` lines (``role: text``), then ``Now answer:`` and the last
@@ -53,6 +55,8 @@ numbers (a judge's NaN score) are sent as ``null``: every chunk is standard JSON
 Endpoints (all under ``/v1``):
     GET  /models, /models/{id}            what can be asked for
     POST /chat/completions                run a task (plain or streamed)
+    POST /runs/{id}/resume                continue an interrupted run from its checkpoint (its completion; 409
+                                          when completed or running on a live server process)
     POST /runs/{id}/feedback              {"success": bool, "comment": str?}: credits the memory items the
                                           run used and the verifier that accepted its answer
     GET  /runs/{id}                       the run's trace (candidates, verdicts, events, calls, feedback)
@@ -75,8 +79,15 @@ requests in flight for one key. Bodies nested more than 32 levels, with lone sur
 (or numbers that overflow to them) or integers outside int64 (``seed``) are 400. A rejected request writes
 nothing (no run, no memory change). A finished run's ledger records leave memory once they are stored.
 
+Slow or idle clients (``guards``): headers within ``header_timeout``, the body within ``body_timeout`` (408),
+``max_open_per_key`` open requests per key (429), ``max_connections`` in all (503), a response left unread
+for ``send_timeout`` is dropped (its run cancelled, its slot freed). Ctrl-C answers every request in flight
+503 ``server_shutting_down`` naming its run (kept ``interrupted``, resumable); a second Ctrl-C exits at once.
+
 One process holds one memory bank, ledger, run store and verifier stats, and one Agent per served model
-(and memory on/off), all shared by concurrent requests; runs are async end to end.
+(and memory on/off), all shared by concurrent requests; runs are async end to end. Replicas on one
+PostgreSQL database (and a Chroma server) share runs, checkpoints, memory, statistics and the per-key
+in-flight limit (``slots``); runs a stopped process left ``running`` become ``interrupted``.
 """
 
 from importlib import import_module

@@ -302,7 +302,7 @@ class Service:
             status = await asyncio.to_thread(self.store.claim, plan.run_id)  # one replica resumes it
             if status != "claimed":
                 raise _not_resumable(plan.run_id, status)
-            stream = agent.astream_resume(plan.run_id)
+            stream = self._resumed(agent, plan)
         else:
             stream = agent.astream(plan.task, budget=dict(plan.budget), strategy=plan.strategy,
                                    namespace=plan.namespace, run_id=plan.run_id)
@@ -314,6 +314,21 @@ class Service:
             # stream is closed and the record written by a task of its own.
             self._spawn(self._cancel(plan, stream))
             raise
+
+    async def _resumed(self, agent: Agent, plan: RequestPlan) -> AsyncIterator[Event]:
+        """The run continued from its last checkpoint; one cut off before its first checkpoint was written
+        (nothing of it done) starts again under its id, from its record's task, budget and strategy."""
+        from seasoned.errors import RunNotResumable
+
+        try:
+            async for event in agent.astream_resume(plan.run_id):
+                yield event
+            return
+        except RunNotResumable as exc:
+            log.info("run %s: %s; starting it again", plan.run_id, exc)
+        async for event in agent.astream(plan.task, budget=dict(plan.budget), strategy=plan.strategy,
+                                         namespace=plan.namespace, run_id=plan.run_id):
+            yield event
 
     def _spawn(self, coroutine) -> None:
         try:

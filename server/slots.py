@@ -2,7 +2,8 @@
 
 ``InFlight`` counts in memory (one server process). ``SharedInFlight`` keeps one row per request in flight
 in the run database (``server_slots``): a request takes a slot in one write transaction that counts the
-key's live slots first, so N replicas behind one address enforce one limit. Slots of a replica that
+key's live slots first (under a per-key advisory lock on PostgreSQL), so N replicas behind one address
+enforce one limit. Slots of a replica that
 stopped without releasing them (kill -9) stop counting as soon as its process is known to be gone (see
 ``seasoned.runs.owners``) and are deleted by the next sweep.
 """
@@ -18,7 +19,7 @@ from seasoned.errors import ApiError
 from seasoned.memory.db import Database, retry_locked
 from seasoned.runs.owners import WorkerRow, owner_gone, process_owner
 from seasoned.runs.store import LEASE
-from sqlalchemy import DateTime, String, delete, func, select
+from sqlalchemy import DateTime, String, delete, func, select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
@@ -112,6 +113,8 @@ class SharedInFlight:
 
         def write() -> str | None:
             with self.db.write() as session:
+                if not self.db.is_sqlite:  # one count-then-insert per key at a time (SQLite: BEGIN IMMEDIATE)
+                    session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:label))"), {"label": label})
                 if self._live_count(session, label) >= self.limit:
                     return None
                 session.add(SlotRow(id=slot_id, label=label, owner=self.owner,

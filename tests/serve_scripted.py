@@ -32,6 +32,7 @@ def main() -> None:
     parser.add_argument("--memory", action="store_true")
     parser.add_argument("--strategy", default="single")
     parser.add_argument("--max-concurrent-per-key", type=int, default=64)
+    parser.add_argument("--memory-channel", default="auto")
     args = parser.parse_args()
 
     from seasoned.agents import curator
@@ -49,7 +50,8 @@ def main() -> None:
     if args.delay_file:
         _follow_delay_file(args.delay_file, args.delay)
     serve("127.0.0.1", args.port, model="scripted/proc", db_url=args.db, memory=args.memory,
-          strategy=args.strategy, log_level="warning", max_concurrent_per_key=args.max_concurrent_per_key)
+          strategy=args.strategy, log_level="warning", max_concurrent_per_key=args.max_concurrent_per_key,
+          memory_channel=args.memory_channel)
 
 
 def _follow_delay_file(path: str, default: float) -> None:
@@ -91,13 +93,14 @@ def wait_for(predicate, what: str, seconds: float = 120.0):
 class ServerProcess:
     """``tests/serve_scripted.py`` on a free port (see there); kill -9 with ``kill()``."""
 
-    def __init__(self, home: Path, db: str, *extra: str, delay_file: Path | None = None):
+    def __init__(self, home: Path, db: str, *extra: str, delay_file: Path | None = None,
+                 env: dict[str, str] | None = None):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         command = [sys.executable, __file__, "--port", str(self.port), "--db", db, *extra]
         if delay_file is not None:
             command += ["--delay-file", str(delay_file)]
-        env = {**os.environ, "SEASONED_HOME": str(home), "SEASONED_DB_URL": db}
+        env = {**os.environ, "SEASONED_HOME": str(home), "SEASONED_DB_URL": db, **(env or {})}
         self.log = open(home / f"server-{self.port}.log", "w")  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(command, env=env, stdout=self.log, stderr=subprocess.STDOUT)
 
