@@ -3,8 +3,12 @@ delay, then a check that the server still answers. The server runs in a child pr
 own interpreter, so the clients do not share its event loop) and is stopped at the end.
 
     python -m seasoned.benchmarks.server_load --clients 64 --seconds 20 --delay 2.0
+    python -m seasoned.benchmarks.server_load --replicas 1,2 --db postgresql+psycopg://USER@HOST/DB
 
-Prints requests/s, latency p50/p95/p99/max and errors; goal: 0 errors and p95 < 2x the provider delay.
+``--replicas 1,2`` runs the same load on one replica and then on two (each its own process, sharing the
+database given by ``--db``, PostgreSQL for replicas), the client sending requests round robin, and prints
+the figures side by side. Prints requests/s, latency p50/p95/p99/max and errors; goal: 0 errors and
+p95 < 2x the provider delay.
 """
 
 from __future__ import annotations
@@ -24,14 +28,15 @@ MODEL = "scripted/load"
 
 def child(port: int, delay: float, memory: bool, checkpoint: bool, clients: int) -> None:
     """The server process: a scripted model that answers after ``delay`` seconds."""
-    import uvicorn
     from seasoned.models import scripted
     from seasoned.server import ServerSettings, create_app
 
     scripted.register("load", fn=lambda messages, params: "Adding them gives the sum.\nAnswer: 42", delay=delay)
+    from seasoned.server.runner import StoppingServer, uvicorn_config
+
     settings = ServerSettings(model=MODEL, strategy="single", memory=memory, checkpoint=checkpoint,
                               max_concurrent_per_key=max(64, clients), gateway_concurrency=max(64, clients))
-    uvicorn.run(create_app(settings), host="127.0.0.1", port=port, log_level="warning", backlog=2048)
+    StoppingServer(uvicorn_config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")).run()
 
 
 def free_port() -> int:
@@ -89,16 +94,17 @@ async def closed_loop(request, clients: int, seconds: float, latencies: list[flo
     return time.monotonic() - started
 
 
-async def load(url: str, clients: int, seconds: float, timeout: float) -> tuple[list[float], Counter, float]:
+async def load(urls: list[str], clients: int, seconds: float, timeout: float) -> tuple[list[float], Counter, float]:
+    """The load, request ``i`` sent to ``urls[i % len(urls)]`` (round robin over replicas)."""
     import httpx
 
     latencies: list[float] = []
     errors: Counter = Counter()
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=timeout) as client:
+    async with httpx.AsyncClient(limits=limits, timeout=timeout) as client:
 
         async def request(i: int) -> str:
-            response = await client.post("/v1/chat/completions", json=body(i))
+            response = await client.post(f"{urls[i % len(urls)]}/v1/chat/completions", json=body(i))
             ok = response.status_code == 200 and response.json()["choices"][0]["message"]["content"]
             return "" if ok else f"HTTP {response.status_code}"
 
@@ -166,7 +172,7 @@ def report(args: argparse.Namespace, latencies: list[float], errors: Counter, el
 
 def start_child(args: argparse.Namespace, port: int) -> subprocess.Popen:
     home = tempfile.mkdtemp(prefix="seasoned-load-")
-    env = {**os.environ, "SEASONED_HOME": home, "SEASONED_DB_URL": f"sqlite:///{home}/seasoned.db"}
+    env = {**os.environ, "SEASONED_HOME": home, "SEASONED_DB_URL": args.db or f"sqlite:///{home}/seasoned.db"}
     command = [sys.executable, "-m", "seasoned.benchmarks.server_load", "--child", str(port),
                "--delay", str(args.delay), "--clients", str(args.clients)]
     command += ["--memory"] if args.memory else []
@@ -183,12 +189,26 @@ def stop_child(process: subprocess.Popen) -> None:
         process.wait()
 
 
-async def main_async(args: argparse.Namespace, url: str, process: subprocess.Popen) -> int:
-    await wait_ready(url, 180, process)
-    await load(url, min(4, args.clients), min(2.0, args.seconds), args.timeout)  # warm-up
-    latencies, errors, elapsed = await load(url, args.clients, args.seconds, args.timeout)
-    after = await still_answers(url)
-    return 0 if report(args, latencies, errors, elapsed, "(HTTP, server in a child process)", after) else 1
+async def main_async(args: argparse.Namespace, urls: list[str], processes: list[subprocess.Popen]) -> dict:
+    for url, process in zip(urls, processes, strict=True):
+        await wait_ready(url, 180, process)
+    await load(urls, min(4, args.clients), min(2.0, args.seconds), args.timeout)  # warm-up
+    latencies, errors, elapsed = await load(urls, args.clients, args.seconds, args.timeout)
+    after = await still_answers(urls[-1])
+    mode = f"(HTTP, {len(urls)} replica{'s' if len(urls) > 1 else ''} in child processes)"
+    met = report(args, latencies, errors, elapsed, mode, after)
+    return {"replicas": len(urls), "ok": len(latencies), "rps": len(latencies) / elapsed, "met": met,
+            "p50": percentile(latencies, 50), "p95": percentile(latencies, 95), "errors": sum(errors.values())}
+
+
+def run_replicas(args: argparse.Namespace, count: int) -> dict:
+    ports = [free_port() for _ in range(count)]
+    processes = [start_child(args, port) for port in ports]
+    try:
+        return asyncio.run(main_async(args, [f"http://127.0.0.1:{p}" for p in ports], processes))
+    finally:
+        for process in processes:
+            stop_child(process)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -201,6 +221,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-checkpoint", action="store_true", help="run the server without SQLite checkpoints")
     parser.add_argument("--direct", action="store_true",
                         help="baseline: the same load on Agent.arun in-process, without the server")
+    parser.add_argument("--replicas", default="1", help="replica counts to compare, e.g. 1,2 (needs --db for more "
+                        "than one: they share it)")
+    parser.add_argument("--db", help="the database URL every replica uses (PostgreSQL for replicas); default: "
+                        "a SQLite file per replica")
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -208,12 +232,16 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.direct:
         return asyncio.run(direct(args))
-    port = free_port()
-    process = start_child(args, port)
-    try:
-        return asyncio.run(main_async(args, f"http://127.0.0.1:{port}", process))
-    finally:
-        stop_child(process)
+    counts = [int(n) for n in args.replicas.split(",")]
+    if max(counts) > 1 and not args.db:
+        parser.error("--replicas above 1 needs --db (a database they share, e.g. PostgreSQL)")
+    results = [run_replicas(args, count) for count in counts]
+    if len(results) > 1:
+        print(f"side by side ({args.clients} clients, provider delay {args.delay:g} s):")
+        for r in results:
+            print(f"  {r['replicas']} replica(s): {r['ok']} ok, {r['rps']:.1f} req/s, p50 {r['p50']:.3f} s, "
+                  f"p95 {r['p95']:.3f} s, {r['errors']} errors")
+    return 0 if all(r["met"] for r in results) else 1
 
 
 if __name__ == "__main__":

@@ -3,9 +3,10 @@
     seasoned serve --port 8000 &          # the embedded model by default (--model to change it)
     python examples/openai_client.py      # SEASONED_URL to point elsewhere
 
-The model field is ``[STRATEGY:]MODEL`` (a bare model means the server's default strategy); the reply
-is a standard chat completion plus a ``seasoned`` field (run id, verified, spend); feedback that
-arrives later credits the memory items the run used.
+The model field is ``[STRATEGY:]MODEL``: a bare model name is one plain call (the server's default
+strategy, ``single`` unless ``seasoned serve --strategy`` says otherwise), ``best_of_n-2:MODEL`` two samples
+(plus a judge call when their answers differ). The reply is a standard chat completion plus a ``seasoned``
+field (run id, verified, spend); feedback that arrives later credits the memory items the run used.
 """
 
 import os
@@ -18,6 +19,7 @@ KEY = os.environ.get("SEASONED_API_KEY", "anything-on-loopback")
 
 client = OpenAI(base_url=f"{URL}/v1", api_key=KEY)
 model = client.models.list().data[0].id  # the server's default model
+# Two samples (about twice the tokens of one call; a judge call more if they disagree):
 reply = client.chat.completions.create(
     model=f"best_of_n-2:{model}",
     messages=[{"role": "user", "content": "What is 17 + 25? End with 'Answer: <number>'."}],
@@ -27,7 +29,8 @@ run = reply.model_extra["seasoned"]
 print(f"reply: {reply.choices[0].message.content!r}")
 print(f"run {run['run_id']}: verified={run['verified']} tokens={reply.usage.total_tokens}")
 
-for chunk in client.chat.completions.create(model=model, stream=True,
+# A bare model name: one plain call, as from OpenAI; stop and response_format are honoured too.
+for chunk in client.chat.completions.create(model=model, stream=True, stop=["\n\n"],
                                             messages=[{"role": "user", "content": "Say hello."}]):
     if chunk.choices and chunk.choices[0].delta.content:
         print(f"streamed: {chunk.choices[0].delta.content!r}")
