@@ -284,3 +284,49 @@ def test_resume_after_an_interrupt_between_a_node_and_its_edge_finishes_the_run(
     assert resumed.answer == RIGHT and resumed.verified is not None and resumed.candidates
     assert agent.store.get_run(run_id).run.status == "completed"
     agent.close()
+
+
+HOLD_LOCK = """
+import sqlite3, sys, time
+db = sqlite3.connect(sys.argv[1], isolation_level=None)
+db.execute("BEGIN IMMEDIATE")
+print("locked", flush=True)
+time.sleep(float(sys.argv[2]))
+db.execute("COMMIT")
+"""
+
+
+async def test_a_checkpoint_write_waits_for_another_process_holding_the_database(tmp_path, monkeypatch):
+    """Checkpoints are written from the event loop: while another process (a `seasoned run` beside a server)
+    holds the checkpoint database's write lock, the run waits for it without freezing the loop, then
+    finishes with every step checkpointed."""
+    import asyncio
+
+    monkeypatch.setenv("SEASONED_HOME", str(tmp_path))
+    scripted.register("patient", fn=lambda messages, params: f"Answer: {RIGHT}")
+    agent = Agent(gateway=Gateway("scripted/patient", ledger=Ledger()), strategy="single",
+                  db_url=f"sqlite:///{tmp_path}/runs.db")
+    await agent.arun("warm-up")  # the checkpoint database exists
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(tmp_path / "checkpoints.sqlite"), "1.0"],
+                              stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "locked"
+    ticks = 0
+
+    async def tick():
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.01)
+            ticks += 1
+
+    ticker = asyncio.ensure_future(tick())
+    try:
+        result = await agent.arun("What is 40 + 2?")
+    finally:
+        ticker.cancel()
+    assert holder.wait(timeout=30) == 0
+    assert result.answer == RIGHT and agent.store.get_run(result.run_id).run.status == "completed"
+    assert ticks >= 5  # the loop went on while the run waited for the lock (held for a second)
+    graph = await agent._checkpointed.get("solve")
+    history = [state async for state in graph.aget_state_history({"configurable": {"thread_id": result.run_id}})]
+    assert [s.next for s in history][0] == () and len(history) >= 4  # every step, up to the end
+    await agent.aclose()
