@@ -307,9 +307,10 @@ async def test_a_checkpoint_write_waits_for_another_process_holding_the_database
     agent = Agent(gateway=Gateway("scripted/patient", ledger=Ledger()), strategy="single",
                   db_url=f"sqlite:///{tmp_path}/runs.db")
     await agent.arun("warm-up")  # the checkpoint database exists
-    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(tmp_path / "checkpoints.sqlite"), "1.0"],
-                              stdout=subprocess.PIPE, text=True)
-    assert holder.stdout.readline().strip() == "locked"
+    holder = await asyncio.create_subprocess_exec(sys.executable, "-c", HOLD_LOCK,
+                                                  str(tmp_path / "checkpoints.sqlite"), "1.0",
+                                                  stdout=asyncio.subprocess.PIPE)
+    assert (await holder.stdout.readline()).strip() == b"locked"
     ticks = 0
 
     async def tick():
@@ -323,10 +324,10 @@ async def test_a_checkpoint_write_waits_for_another_process_holding_the_database
         result = await agent.arun("What is 40 + 2?")
     finally:
         ticker.cancel()
-    assert holder.wait(timeout=30) == 0
+    assert await asyncio.wait_for(holder.wait(), 30) == 0
     assert result.answer == RIGHT and agent.store.get_run(result.run_id).run.status == "completed"
     assert ticks >= 5  # the loop went on while the run waited for the lock (held for a second)
     graph = await agent._checkpointed.get("solve")
     history = [state async for state in graph.aget_state_history({"configurable": {"thread_id": result.run_id}})]
-    assert [s.next for s in history][0] == () and len(history) >= 4  # every step, up to the end
+    assert history[0].next == () and len(history) >= 4  # every step, up to the end
     await agent.aclose()
