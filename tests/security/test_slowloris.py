@@ -13,6 +13,7 @@ import httpx
 import pytest
 from seasoned.models import scripted
 from seasoned.server import BackgroundServer, ServerSettings, create_app
+from serve_scripted import wait_for
 
 KEY_A, KEY_B = "slow-key-a-0123456789", "slow-key-b-0123456789"
 MODEL, BIG = "scripted/slow-solver", "scripted/slow-big"
@@ -102,15 +103,6 @@ def read_until_closed(sock: socket.socket, seconds: float = 60.0) -> bytes:
     except ConnectionResetError:
         pass
     return data
-
-
-def wait_for(predicate, what: str, seconds: float = 60.0):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if value := predicate():
-            return value
-        time.sleep(0.05)
-    pytest.fail(f"timed out waiting for {what}")
 
 
 def ask(model: str = MODEL, **extra) -> dict:
