@@ -381,11 +381,13 @@ def answer_figures(trainer: Trainer, base: Path, adapter: Path, heldout: list[Ex
             out["base"] = _matches([trainer.greedy(e.messages, tokens)[0] for e in with_answers], with_answers)
         out["adapter"] = _matches([trainer.greedy(e.messages, tokens)[0] for e in with_answers], with_answers)
         return {**out, "answers_by": "transformers"}
+    from seasoned.models.local import default_threads
+
     prompts = [trainer.prompt_ids(e.messages) for e in with_answers]
     n_ctx = max((len(p) for p in prompts), default=0) + tokens + 16
+    threads = default_threads()  # llama.cpp's threads spin: more than the free cores is many times slower
     for arm, lora in (("base", None), ("adapter", adapter)):
-        llm = Llama(str(base), lora_path=str(lora) if lora else None, n_ctx=n_ctx, n_threads=trainer.config.threads,
-                    verbose=False)
+        llm = Llama(str(base), lora_path=str(lora) if lora else None, n_ctx=n_ctx, n_threads=threads, verbose=False)
         try:
             replies = [_llama_greedy(llm, prompt, tokens) for prompt in prompts]
             texts = [llm.detokenize(r, special=False).decode("utf-8", "replace") for r in replies]
