@@ -34,7 +34,7 @@ from seasoned.memory.db import Database, retry_locked
 from seasoned.models.ledger import CallRecord, Ledger
 from seasoned.models.spend import Spend, total_spend
 from seasoned.settings import default_db_url
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
@@ -67,9 +67,22 @@ from .traces import CallTrace, RunSummary, RunTrace, SpendKey, group_spend
 
 log = logging.getLogger(__name__)
 
-# The tables the hot paths write with Core statements (a run's start and end: no ORM unit of work).
+# A run's start and end are written with Core statements built once (values bound at execution): building a
+# statement, or an ORM unit of work, costs more CPU than SQLite takes to run it.
 RUNS, OWNERS, EVENTS = RunRow.__table__, RunOwnerRow.__table__, EventRow.__table__
 CANDIDATES, VERDICTS, CALLS = CandidateRow.__table__, VerdictRow.__table__, CallRow.__table__
+RESUMES_OF = select(RUNS.c.resumes).where(RUNS.c.id == bindparam("b_run"))
+RESUME = update(RUNS).where(RUNS.c.id == bindparam("b_run")).values(
+    resumes=bindparam("resumes"), status="running", started_at=bindparam("started_at"), finished_at=None, error=None)
+CLOSE = update(RUNS).where(RUNS.c.id == bindparam("b_run")).values(
+    {name: bindparam(name) for name in ("status", "answer", "verified", "confidence", "spend", "error", "finished_at")})
+OWN = update(OWNERS).where(OWNERS.c.run_id == bindparam("b_run")).values(owner=bindparam("owner"))
+CANDIDATES_AT = select(CANDIDATES.c.sample_index, CANDIDATES.c.id).where(
+    CANDIDATES.c.run_id == bindparam("b_run"), CANDIDATES.c.subtask == bindparam("b_subtask"),
+    CANDIDATES.c.sample_index.in_(bindparam("b_indexes", expanding=True)))
+UPDATE_CANDIDATE = update(CANDIDATES).where(CANDIDATES.c.id == bindparam("b_id")).values(
+    {name: bindparam(name) for name in ("text", "answer", "status", "score", "tokens", "call_ids", "created_at")})
+CALLS_STORED = select(CALLS.c.id).where(CALLS.c.id.in_(bindparam("b_ids", expanding=True)))
 
 AUTO_FLUSH_CALLS = 1000  # a buffer this long is written from the listener itself (bounded memory)
 FLUSH_DELAY_S = 1.0  # what is buffered on an event loop is written within this long
@@ -149,19 +162,19 @@ class RunStore:
         def write(session: Session) -> bool:
             now = utcnow()
             sql = session.connection()
-            resumes = sql.scalar(select(RUNS.c.resumes).where(RUNS.c.id == run_id))
-            self._set_owner(session, run_id)
-            if resumes is None:
-                sql.execute(insert(RUNS).values(
-                    id=run_id, namespace=namespace, task=task, task_id=task_id, env=env, parent_id=parent_id,
-                    model=model, strategy=strategy, budget=jsonable(budget), options=jsonable(options),
-                    status="running", verified=False, resumes=0, created_at=now, started_at=now,
-                ))
+            resumes = sql.scalar(RESUMES_OF, {"b_run": run_id})
+            if resumes is None:  # a new run (its owner row is made with it)
+                sql.execute(insert(RUNS), [{
+                    "id": run_id, "namespace": namespace, "task": task, "task_id": task_id, "env": env,
+                    "parent_id": parent_id, "model": model, "strategy": strategy, "budget": jsonable(budget),
+                    "options": jsonable(options), "status": "running", "verified": False, "resumes": 0,
+                    "created_at": now, "started_at": now}])
+                sql.execute(insert(OWNERS), [{"run_id": run_id, "owner": self.owner}])
                 return True
-            sql.execute(update(RUNS).where(RUNS.c.id == run_id).values(
-                resumes=resumes + 1, status="running", started_at=now, finished_at=None, error=None))
-            sql.execute(insert(EVENTS).values(event_values(run_id, "resumed", {
-                "resumes": resumes + 1, "model": model, "strategy": strategy, "budget": budget})))
+            self._set_owner(session, run_id)
+            sql.execute(RESUME, {"b_run": run_id, "resumes": resumes + 1, "started_at": now})
+            sql.execute(insert(EVENTS), [event_values(run_id, "resumed", {
+                "resumes": resumes + 1, "model": model, "strategy": strategy, "budget": budget})])
             return False
 
         try:
@@ -177,8 +190,8 @@ class RunStore:
     def _set_owner(self, session: Session, run_id: str) -> None:
         """This process runs ``run_id`` now."""
         sql = session.connection()
-        if not sql.execute(update(OWNERS).where(OWNERS.c.run_id == run_id).values(owner=self.owner)).rowcount:
-            sql.execute(insert(OWNERS).values(run_id=run_id, owner=self.owner))
+        if not sql.execute(OWN, {"b_run": run_id, "owner": self.owner}).rowcount:
+            sql.execute(insert(OWNERS), [{"run_id": run_id, "owner": self.owner}])
 
     def finish_run(
         self, run_id: str, *, status: str, answer: str | None, verified: bool, confidence: float | None,
@@ -198,10 +211,10 @@ class RunStore:
     def _close(session: Session, run_id: str, *, status: str, answer: str | None, verified: bool,
                confidence: float | None, spend: dict, error: str | None = None) -> None:
         """Write a run's end (raises ``RunNotFound`` for an unknown run)."""
-        closed = session.connection().execute(update(RUNS).where(RUNS.c.id == run_id).values(
-            status=status, answer=answer, verified=bool(verified),
-            confidence=None if confidence is None else float(confidence), spend=jsonable(spend), error=error,
-            finished_at=utcnow()))
+        closed = session.connection().execute(CLOSE, {
+            "b_run": run_id, "status": status, "answer": answer, "verified": bool(verified),
+            "confidence": None if confidence is None else float(confidence), "spend": jsonable(spend),
+            "error": error, "finished_at": utcnow()})
         if not closed.rowcount:
             raise RunNotFound(run_id)
 
@@ -379,9 +392,8 @@ class RunStore:
         if not candidates:
             return []
         sql = session.connection()
-        existing = dict(sql.execute(select(CANDIDATES.c.sample_index, CANDIDATES.c.id).where(
-            CANDIDATES.c.run_id == run_id, CANDIDATES.c.subtask == subtask,
-            CANDIDATES.c.sample_index.in_([int(c["index"]) for c in candidates]))).all())
+        existing = dict(sql.execute(CANDIDATES_AT, {"b_run": run_id, "b_subtask": subtask,
+                                                    "b_indexes": [int(c["index"]) for c in candidates]}).all())
         if existing:
             sql.execute(delete(VERDICTS).where(VERDICTS.c.candidate_id.in_(list(existing.values()))))
         now = utcnow()
@@ -397,7 +409,7 @@ class RunStore:
                 fresh.append({"id": candidate_id, "run_id": run_id, "subtask": subtask,
                               "sample_index": int(candidate["index"]), **values})
             else:
-                sql.execute(update(CANDIDATES).where(CANDIDATES.c.id == candidate_id).values(**values))
+                sql.execute(UPDATE_CANDIDATE, {"b_id": candidate_id, **values})
             verdicts += [verdict_values(candidate_id, run_id, verdict) for verdict in candidate["verdicts"]]
             ids.append(candidate_id)
         if fresh:
@@ -413,7 +425,7 @@ class RunStore:
             candidate = session.get(CandidateRow, candidate_id)
             if candidate is None:
                 raise CandidateNotFound(candidate_id)
-            session.connection().execute(insert(VERDICTS).values(verdict_values(candidate_id, candidate.run_id, verdict)))
+            session.connection().execute(insert(VERDICTS), [verdict_values(candidate_id, candidate.run_id, verdict)])
 
         self._write(write)
 
@@ -498,7 +510,7 @@ class RunStore:
         ids = [r.id for r in unique]
         existing: set[str] = set()
         for start in range(0, len(ids), 500):
-            existing.update(sql.scalars(select(CALLS.c.id).where(CALLS.c.id.in_(ids[start:start + 500]))))
+            existing.update(sql.scalars(CALLS_STORED, {"b_ids": ids[start:start + 500]}))
         fresh = [call_values(r) for r in unique if r.id not in existing]
         if fresh:
             sql.execute(insert(CALLS), fresh)
