@@ -130,8 +130,10 @@ def decide(state: SolveState, ctx: SolveContext) -> Decision:
         return {"action": "select", "reason": f"verified by {ctx.checker_name}", "samples": len(candidates)}
     if cfg.name == "adaptive" and ctx.can_check and ctx.stopping:  # the give-up rule
         learned = learned_stop(ok, candidates, ctx)
-        if len(candidates) >= cfg.n:
-            return {**learned, "action": "select", "reason": f"adaptive: {cfg.n} samples drawn; {learned['reason']}"}
+        if len(candidates) >= cfg.n:  # the strategy's cap; the rule's verdict is told only when it agrees
+            agrees = learned["p_next_wave"] * learned["value"] <= learned["cost"]
+            reason = f"adaptive: {cfg.n} samples drawn" + (f"; {learned['reason']}" if agrees else "")
+            return {**learned, "action": "select", "reason": reason}
         if learned["action"] == "select" or not budget_spent(state, ctx):
             return learned
     if budget_spent(state, ctx):

@@ -71,6 +71,11 @@ def test_the_default_agent_never_gives_up_a_question_solvable_at_20_percent_befo
                            checker=lambda text, want=a + b: text.strip().endswith(f"Answer: {want}"))
         samples = drawn(result)
         assert all("p_next_wave" in d for d in result.decisions if d["action"] == "sample")  # the rule decided
+        for d in result.decisions:  # what a decision says agrees with its numbers
+            if "give up" in d["reason"]:
+                assert d["p_next_wave"] * d["value"] <= d["cost"], d["reason"]
+            if "continue" in d["reason"]:
+                assert d["p_next_wave"] * d["value"] > d["cost"], d["reason"]
         ruled += any("p_next_wave" in d for d in result.decisions)
         if "give up" in result.stop_reason:
             assert samples >= 4, (a, b, samples, result.stop_reason)
