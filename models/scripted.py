@@ -1,4 +1,4 @@
-"""The ``scripted/<name>`` provider: deterministic replies for tests, through the real litellm path.
+"""The ``scripted/<name>`` provider: deterministic replies for tests, through the gateway's in-process path.
 
     from seasoned.models import scripted
     scripted.register("echo", fn=lambda messages, params: messages[-1]["content"])
