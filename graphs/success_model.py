@@ -265,13 +265,13 @@ def _with_hazard(base: float, factor: float) -> float:
 
 def fit_agreement(records: Sequence[dict], prior: SuccessPrior) -> tuple[tuple[float, float], ...]:
     """The posterior over ``beta`` (weight, beta) on a grid, from the records' patterns and the kind's model."""
-    points = [p for r in records for p in _prefix_points(r.get("pattern") or "")]
+    points = Counter(p for r in records for p in _prefix_points(r.get("pattern") or ""))
     logs = []
     for beta in _AGREEMENT_GRID:
         log = -0.5 * beta * beta
-        for n, share, ok in points:
+        for (n, share, ok), count in points.items():
             q = _with_hazard(prior.wave_success(n, 1), math.exp(beta * share))
-            log += math.log(q if ok else 1 - q)
+            log += count * math.log(q if ok else 1 - q)
         logs.append(log)
     top = max(logs)
     weights = [math.exp(x - top) for x in logs]
