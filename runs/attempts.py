@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from seasoned.memory.db import Database, retry_locked
 from seasoned.settings import default_db_url
 from sqlalchemy import DateTime, Index, Integer, String, select
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 MAX_RECORDS = 2000  # the newest records of a (namespace, model, kind) that the rule reads
@@ -63,7 +64,8 @@ class AttemptLog:
         self._memory: list[dict] = []
         self._lock = threading.Lock()
         if db is not None:
-            retry_locked(lambda: _Base.metadata.create_all(db.write_engine))
+            # several processes may create it at once (replicas on one PostgreSQL): a lost race is retried
+            retry_locked(lambda: _Base.metadata.create_all(db.write_engine), also=(DBAPIError,), attempts=5)
 
     @classmethod
     def open(cls, url: str | None = None) -> AttemptLog:
