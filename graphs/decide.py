@@ -130,9 +130,9 @@ def decide(state: SolveState, ctx: SolveContext) -> Decision:
         return {"action": "select", "reason": f"verified by {ctx.checker_name}", "samples": len(candidates)}
     if cfg.name == "adaptive" and ctx.can_check and ctx.stopping:  # the give-up rule
         learned = learned_stop(ok, candidates, ctx)
-        if len(candidates) >= cfg.n:  # the strategy's cap; the rule's verdict is told only when it agrees
-            agrees = learned["p_next_wave"] * learned["value"] <= learned["cost"]
-            reason = f"adaptive: {cfg.n} samples drawn" + (f"; {learned['reason']}" if agrees else "")
+        if len(candidates) >= cfg.n:  # the strategy's cap; the rule's give-up is told when it gave up too
+            gave_up = learned["action"] == "select" and "give up" in learned["reason"]
+            reason = f"adaptive: {cfg.n} samples drawn" + (f"; {learned['reason']}" if gave_up else "")
             return {**learned, "action": "select", "reason": reason}
         if learned["action"] == "select" or not budget_spent(state, ctx):
             return learned

@@ -70,6 +70,7 @@ class NextWave:
     later: float  # what a verified answer here brings (1 for a single question; the later stages' net value)
     tokens: float  # what the wave costs
     price: float  # the price of a token: 1 / the value of a solve, in tokens
+    capped: bool = False  # the rule's horizon (its most samples) is reached: no wave is left to weigh
 
     @property
     def value(self) -> float:
@@ -86,6 +87,8 @@ class NextWave:
         return self.success * self.later / self.tokens if self.tokens else 0.0
 
     def reason(self, failures: int) -> str:
+        if self.capped:
+            return f"stop: {failures} failed sample(s), the most this rule draws"
         verdict, sign = ("continue", ">") if self.go else ("give up", "<=")
         return (f"{verdict}: after {failures} failed sample(s), P(next wave verified) {self.success:.3f} x value "
                 f"{self.value:.0f} tokens = {self.worth:.0f} {sign} its cost {self.tokens:.0f} tokens")
@@ -161,7 +164,7 @@ def _decision(stage: StagePlan, later: float, price: float, failures: int, wave:
     after = stage.values[failures + w] if failures + w <= cap else 0.0
     gain = p * later + (1 - p) * after  # with what continuing after this wave keeps (0 once it does not pay)
     cost = w * (stage.prior.tokens if tokens_per_sample is None else tokens_per_sample)
-    return NextWave(failures < cap and later > 0 and gain > price * cost, p, later, cost, price)
+    return NextWave(failures < cap and later > 0 and gain > price * cost, p, later, cost, price, failures >= cap)
 
 
 def spec(prior: SuccessPrior, price: float, *, later_value: float = 1.0, wave: int = 1,

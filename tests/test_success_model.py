@@ -92,3 +92,10 @@ def test_a_mixture_kind_draws_its_tasks_rates_from_its_components():
     assert 150 < sum(p > 0.5 for p in rates) < 250 and all(p < 0.05 or p > 0.95 for p in rates)
     with pytest.raises(sim.ModelConfigError):
         sim.SimKind(0.5, 0.5, 10, ((0.7, 1.0, 1.0),))  # weights must sum to 1
+
+
+def test_at_the_rules_horizon_the_reason_says_so_and_not_give_up():
+    rule = give_up_rule(adaptive_records([0.3] * 50), 4000, max_samples=4)
+    last = decide_wave(rule, 4, tokens_per_sample=80)
+    assert not last.go and last.capped and "give up" not in last.reason(4)
+    assert "give up" not in decide_wave(rule, 3, tokens_per_sample=80).reason(3)  # 0.2 x 4000 > 80: continue
