@@ -26,7 +26,7 @@ from .context import COLD_SAMPLES, ContextBuilder, FixedExamples
 from .curate import curate, single_stage_kind, task_trajectory
 from .solve import ActorOutput, SolveContext
 from .state import with_answer_keys
-from .stopping import give_up_rule
+from .stopping import MAX_SAMPLES, give_up_rule
 from .strategy import StrategyConfig
 from .success_model import sample_pattern
 from .task import TaskContext
@@ -131,7 +131,8 @@ def single_give_up(agent: Agent, task: Any, context: SolveContext) -> dict | Non
     if not agent.give_up or cfg.name != "adaptive" or not context.can_check:
         return None
     records = agent.attempts.records(context.namespace, agent.gateway.model, attempt_kind(task))
-    return give_up_rule(records, agent.solve_value, wave=max(1, cfg.wave_size), max_samples=cfg.n,
+    # the rule's horizon is not the strategy's n (decide stops at n; a cold start may raise it)
+    return give_up_rule(records, agent.solve_value, wave=max(1, cfg.wave_size), max_samples=max(cfg.n, MAX_SAMPLES),
                         tokens=cfg.max_tokens)
 
 
