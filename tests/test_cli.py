@@ -166,7 +166,7 @@ def test_run_plan_with_an_allocation_policy(monkeypatch, capsys, db):
     assert trace["run"]["options"]["allocation"] == "uniform" and trace["run"]["options"]["multi_stage"]
 
 
-def test_run_prints_its_full_id_and_runs_show_lists_steps(monkeypatch, capsys, db):
+def test_run_prints_its_full_id_and_runs_show_lists_turns(monkeypatch, capsys, db):
     def actor(messages, params):
         return "```action\nsubmit\n```" if len(messages) > 2 else "```action\nview .\n```"
 
@@ -175,7 +175,8 @@ def test_run_prints_its_full_id_and_runs_show_lists_steps(monkeypatch, capsys, d
                               "--strategy", "single")
     assert code == 0, err
     run_id = re.search(r"run ([0-9a-f]{16})", out).group(1)
-    assert "step 1: view(path='.')" in out and "step 2: submit()" in out and "episode: failed" in out
+    assert "main-w1-0 turn 1: view(path='.')" in out and "main-w1-0 turn 2: submit()" in out
+    assert "main-w1-0 episode: failed" in out
     code, out, err = seasoned(monkeypatch, capsys, "runs", "show", run_id[:10])
     assert code == 0, err
     assert "view(path='.')" in out and "submit()" in out

@@ -18,9 +18,10 @@ def closed_port() -> int:
         return sock.getsockname()[1]
 
 
-def agent(model: str, tmp_path, **kwargs) -> Agent:
-    return Agent(model, db_url=f"sqlite:///{tmp_path}/runs.db", checkpoint=False, curate=False,
-                 strategy="best_of_n-8", **kwargs)
+def agent(model: str, tmp_path) -> Agent:
+    """An agent with its own ledger (the default one is shared by every test of the session)."""
+    return Agent(gateway=Gateway(model, ledger=Ledger()), db_url=f"sqlite:///{tmp_path}/runs.db",
+                 checkpoint=False, curate=False, strategy="best_of_n-8")
 
 
 @pytest.mark.parametrize("model, fragment", [
