@@ -24,6 +24,15 @@ def test_the_action_schema_ties_each_tool_name_to_its_own_arguments():
     assert schema["anyOf"][1]["properties"]["arguments"]["properties"] == {}
 
 
+def test_the_action_grammar_keeps_strings_json_no_raw_control_characters():
+    """A raw newline inside a string is not JSON: the embedded model ran on past one until max_tokens."""
+    from seasoned.envs.swe.env import TOOLS
+    from seasoned.models.grammar import grammar_of
+
+    [char] = [line for line in grammar_of(action_format(TOOLS)).splitlines() if line.startswith("char ::=")]
+    assert char.startswith(r'char ::= [^"\\\x7F\x00-\x1F] |')
+
+
 async def test_json_actions_where_the_provider_takes_a_schema(monkeypatch):
     monkeypatch.setattr(actor, "supports_response_schema", lambda model: True)
     replies = iter(['{"action": "add", "arguments": {"k": 3}}', '{"action": "add", "arguments": {"k": 2}}',
