@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import tempfile
 import time
 from collections import Counter
@@ -225,14 +226,18 @@ def main(argv: list[str] | None = None) -> dict:
                         help="the learned give-up rule, the same in every arm (adaptive streams)")
     parser.add_argument("--no-wait-training", action="store_true",
                         help="let adapter trainings run in the background while the stream goes on")
+    parser.add_argument("--train-every", type=int, default=None,
+                        help="SEASONED_TRAIN_EVERY for this run: an adapter every N new verified replies (0: none)")
     parser.add_argument("--bank", type=Path, default=None,
                         help="a SQLite file the memory-on arms share across runs (each stream and seed its own "
                              "namespace): later namespaces start from the channel counts pooled from earlier ones")
     parser.add_argument("--out", default="experience.json", help="where to write the figures (JSON)")
     args = parser.parse_args(argv)
     give_up = args.give_up == "on"
+    if args.train_every is not None:
+        os.environ["SEASONED_TRAIN_EVERY"] = str(args.train_every)  # read live by the settings
     report: dict = {"model": args.model, "seed": args.seed, "allocation": args.allocation, "give_up": give_up,
-                    "streams": {}}
+                    "train_every": os.environ.get("SEASONED_TRAIN_EVERY"), "streams": {}}
     with tempfile.TemporaryDirectory(prefix="seasoned-experience-") as tmp:
         for name in args.streams:
             stream = STREAMS[name]
