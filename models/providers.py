@@ -72,7 +72,7 @@ async def acomplete_in_process(model: str, messages: list[dict], max_tokens: int
     try:
         return await _handlers[provider].acompletion(name, messages, optional_params=optional, timeout=timeout,
                                                      api_base=params.get("api_base"), api_key=params.get("api_key"))
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - re-raised, mapped as litellm maps a provider's error
         from litellm.litellm_core_utils.exception_mapping_utils import exception_type
 
         raise exception_type(model=name, original_exception=exc, custom_llm_provider=provider,
