@@ -13,10 +13,11 @@ Which channel pays depends on the model and the kind of task, so it is learned, 
 Thompson sampler draws a success rate for each channel (``none``, ``demos``, ``notes``, ``demos+notes``,
 ``adapter``, ``adapter+demos``) from its Beta posterior (counts kept per namespace, model and scope in
 SQL, ``memory/channels.py``), turns it into the chance that the solve succeeds with the samples the budget
-can pay for at that channel's prompt cost, and picks the best. Every checked sample credits the channel it
-was drawn with. A channel's prior is what the same model showed on the same scope in *other* namespaces
-(pooled counts, worth at most ``POOLED_PRIOR_SAMPLES``): a new namespace tries first what pays on this
-model, and a few unlucky samples do not bury it. Only counts cross namespaces; content never does.
+can pay for at that channel's prompt cost, and picks the best. Every checked question credits the channel
+its samples were drawn with, once (its samples share its difficulty: ``memory/channels.py``). A channel's
+prior is what the same model showed on the same scope in *other* namespaces (pooled counts, worth at most
+``POOLED_PRIOR_QUESTIONS`` questions): a new namespace tries first what pays on this model, and a few
+unlucky questions do not bury it. Only counts cross namespaces; content never does.
 
 Demonstrations are chosen to teach, not to be copied: the nearest stored tasks of an addition stream share
 their numbers with the question ("71 + 99" retrieves "11 + 88 = 99"), and a small model answers with the
@@ -58,8 +59,8 @@ CONTEXT_SHARE = 0.35  # at most this share of a sample's affordable prompt goes 
 MAX_CONTEXT_TOKENS = 900
 CHARS_PER_TOKEN = 3.2
 RECENCY_DAYS = 30.0  # a demonstration's recency bonus halves over this many days
-PRIOR_STRENGTH = 2.0  # pseudo-samples of the namespace's pooled success rate in an unseen channel's prior
-POOLED_PRIOR_SAMPLES = 6.0  # what a channel's counts in other namespaces are worth here, at most
+PRIOR_STRENGTH = 2.0  # pseudo-questions of the pooled success rate in an unseen channel's prior
+POOLED_PRIOR_QUESTIONS = 6.0  # what a channel's counts in other namespaces are worth here, at most (questions)
 COLD_SAMPLES = 8  # samples a first-finish solve may draw while its scope has too few demonstrations
 COLD_SCAN = 200  # the newest demonstrations of a namespace looked at to tell a cold scope
 
@@ -101,7 +102,7 @@ class MemoryContext:
     cached: dict | None = None  # a verified reply to this very task
     ids: list[str] = field(default_factory=list)
     context_tokens: int = 0
-    posterior: dict[str, list[int]] = field(default_factory=dict)  # channel -> [successes, failures]
+    posterior: dict[str, list[float]] = field(default_factory=dict)  # channel -> [successes, failures]
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -286,17 +287,18 @@ class ContextBuilder:
             affordable = samples if left == float("inf") else max(1, min(samples, int(left // cost)))
             draws[channel] = (1 - (1 - theta) ** affordable, -cost, theta)
         picked = max(available, key=lambda c: draws[c][:2])
-        parts = ", ".join(f"{c} {draws[c][2]:.2f} ({counts[c].successes}/{counts[c].trials})" for c in available)
+        parts = ", ".join(f"{c} {draws[c][2]:.2f} ({counts[c].successes:.3g}/{counts[c].trials:.3g})"
+                          for c in available)
         return picked, f"thompson draw per sample: {parts}"
 
     # --- crediting -------------------------------------------------------------------------------------
-    def credit(self, channel: str, successes: int, failures: int) -> None:
-        if successes or failures:
-            self.bank.channels.credit(self.namespace, self.model, self.scope, channel,
-                                      successes=successes, failures=failures)
+    def credit(self, channel: str, passed: int, drawn: int) -> None:
+        """One checked question: ``passed`` of the ``drawn`` samples drawn with ``channel`` verified."""
+        self.bank.channels.credit_question(self.namespace, self.model, self.scope, channel, passed=passed,
+                                           drawn=drawn)
 
-    async def acredit(self, channel: str, successes: int, failures: int) -> None:
-        await asyncio.to_thread(self.credit, channel, successes, failures)
+    async def acredit(self, channel: str, passed: int, drawn: int) -> None:
+        await asyncio.to_thread(self.credit, channel, passed, drawn)
 
 
 def allowance_for(task: str, budget: Budget, samples: int, reply_tokens: int) -> int:
@@ -349,7 +351,7 @@ class FixedExamples:
         return MemoryContext(channel="demos" if demos else "none", reason="fixed examples (no memory)",
                              demos=[asdict(d) for d in demos], context_tokens=sum(d.tokens for d in demos))
 
-    async def acredit(self, channel: str, successes: int, failures: int) -> None:
+    async def acredit(self, channel: str, passed: int, drawn: int) -> None:
         return None
 
     def cold(self) -> bool:
@@ -372,10 +374,10 @@ def channel_priors(counts: dict[str, ChannelCounts], elsewhere: dict[str, Channe
     """Each channel's Beta prior (alpha, beta) for one namespace.
 
     A channel this model has used on this scope in other namespaces (``elsewhere``, pooled counts) starts
-    from its success rate there, worth at most ``POOLED_PRIOR_SAMPLES`` samples here: what pays on this
-    model is tried first, a channel that paid 25% elsewhere still leads one that paid 3% after six failures
-    here, and the namespace's own counts soon outweigh it. A channel never seen anywhere starts from the
-    success rate pooled over every channel (here and elsewhere), worth ``PRIOR_STRENGTH`` samples
+    from its success rate there, worth at most ``POOLED_PRIOR_QUESTIONS`` questions here: what pays on this
+    model is tried first, a channel that paid 25% elsewhere still leads one that paid 3% after six failed
+    questions here, and the namespace's own counts soon outweigh it. A channel never seen anywhere starts
+    from the success rate pooled over every channel (here and elsewhere), worth ``PRIOR_STRENGTH`` questions
     (empirical Bayes): Beta(1, 1) with no data at all; around a scope's 5% base rate once known, so a
     rare-success task kind does not spend its stream exploring channels no better than the rest."""
     elsewhere = elsewhere or {}
@@ -386,7 +388,7 @@ def channel_priors(counts: dict[str, ChannelCounts], elsewhere: dict[str, Channe
         seen = elsewhere.get(channel)
         if seen is not None and seen.trials:
             rate = (seen.successes + PRIOR_STRENGTH * base) / (seen.trials + PRIOR_STRENGTH)
-            weight = min(max(float(seen.trials), PRIOR_STRENGTH), POOLED_PRIOR_SAMPLES)
+            weight = min(max(float(seen.trials), PRIOR_STRENGTH), POOLED_PRIOR_QUESTIONS)
             priors[channel] = (weight * rate, weight * (1 - rate))
         else:
             priors[channel] = (PRIOR_STRENGTH * base, PRIOR_STRENGTH * (1 - base))

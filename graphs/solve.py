@@ -360,14 +360,14 @@ def route_after_critique(state: SolveState, runtime: Runtime[SolveContext]) -> l
 
 
 async def credit_memory_channel(state: SolveState, ctx: SolveContext) -> None:
-    """Every sample the environment checked credits the memory channel it was drawn with."""
+    """The question credits the memory channel its samples were drawn with (once: see ``memory.channels``)."""
     memory = state.get("memory")
     if ctx.memory is None or memory is None or not ctx.can_check:
         return
     checks = env_verdicts(state)
     drawn = [c for c in usable(state) if c["kind"] != "cached" and c["id"] in checks]
     passed = sum(bool(checks[c["id"]]["passed"]) for c in drawn)
-    await ctx.memory.acredit(memory.get("channel", "none"), passed, len(drawn) - passed)
+    await ctx.memory.acredit(memory.get("channel", "none"), passed, len(drawn))
 
 
 async def select_node(state: SolveState, runtime: Runtime[SolveContext]) -> dict:

@@ -3,9 +3,12 @@
 A *channel* is the form in which experience reaches a model: ``none`` (no memory), ``demos`` (verified
 trajectories as earlier chat turns), ``notes`` (distilled items in the system message), ``demos+notes``,
 ``adapter`` (a LoRA adapter trained on the namespace's verified replies, local models only) or
-``adapter+demos``. Every checked sample credits the channel it was drawn with, so the counts are the
-Beta posteriors a Thompson sampler reads (``graphs/context.py``). Rows are keyed by namespace, model and
-scope (the environment, or ``general``), so what pays for one model or kind of task is learned apart.
+``adapter+demos``. Every checked question credits the channel its samples were drawn with, so the counts
+are the Beta posteriors a Thompson sampler reads (``graphs/context.py``). A question counts once, its
+samples' outcomes split between successes and failures (``credit_question``): samples of one question share
+its difficulty, so eight failures on one hard question are one failure of the channel, not eight (counts are
+fractional). Rows are keyed by namespace, model and scope (the environment, or ``general``), so what pays
+for one model or kind of task is learned apart.
 
 Counts are statistics, not content: ``pooled`` sums them over the *other* namespaces of a model and scope,
 the prior a new namespace starts from (what pays on this model is tried first). Content (demonstrations,
@@ -17,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import DateTime, Integer, String, UniqueConstraint, delete, func, select
+from sqlalchemy import DateTime, Float, Integer, String, UniqueConstraint, delete, func, select
 from sqlalchemy.orm import Mapped, mapped_column
 
 from .db import Base, Database, retry_locked
@@ -35,8 +38,8 @@ class ChannelRow(Base):
     model: Mapped[str] = mapped_column(String(256))
     scope: Mapped[str] = mapped_column(String(128))
     channel: Mapped[str] = mapped_column(String(32))
-    successes: Mapped[int] = mapped_column(Integer, default=0)
-    failures: Mapped[int] = mapped_column(Integer, default=0)
+    successes: Mapped[float] = mapped_column(Float, default=0.0)  # questions (fractional: see the module doc)
+    failures: Mapped[float] = mapped_column(Float, default=0.0)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
     __table_args__ = (UniqueConstraint("namespace", "model", "scope", "channel", name="uq_memory_channels_key"),)
@@ -45,11 +48,11 @@ class ChannelRow(Base):
 @dataclass(frozen=True)
 class ChannelCounts:
     channel: str
-    successes: int = 0
-    failures: int = 0
+    successes: float = 0.0
+    failures: float = 0.0
 
     @property
-    def trials(self) -> int:
+    def trials(self) -> float:
         return self.successes + self.failures
 
     @property
@@ -71,8 +74,8 @@ class ChannelStats:
             found = {r.channel: ChannelCounts(r.channel, r.successes, r.failures) for r in rows}
         return {c: found.get(c, ChannelCounts(c)) for c in CHANNELS}
 
-    def credit(self, namespace: str, model: str, scope: str, channel: str, *, successes: int = 0,
-               failures: int = 0) -> ChannelCounts:
+    def credit(self, namespace: str, model: str, scope: str, channel: str, *, successes: float = 0,
+               failures: float = 0) -> ChannelCounts:
         if channel not in CHANNELS:
             raise ValueError(f"unknown memory channel {channel!r}; channels: {', '.join(CHANNELS)}")
         if successes < 0 or failures < 0:
@@ -94,6 +97,15 @@ class ChannelStats:
 
         return retry_locked(write)
 
+    def credit_question(self, namespace: str, model: str, scope: str, channel: str, *, passed: int,
+                        drawn: int) -> ChannelCounts | None:
+        """One checked question drawn with ``channel``: ``passed`` of its ``drawn`` samples verified. It
+        counts once, split: ``passed/drawn`` success and the rest failure (None when nothing was drawn)."""
+        if drawn <= 0:
+            return None
+        return self.credit(namespace, model, scope, channel, successes=passed / drawn,
+                           failures=(drawn - passed) / drawn)
+
     def pooled(self, model: str, scope: str, *, exclude: str | None = None) -> dict[str, ChannelCounts]:
         """Each channel's counts summed over every namespace but ``exclude``, for one model and scope: what
         this model showed elsewhere on this kind of task (the cross-namespace prior's data)."""
@@ -102,7 +114,7 @@ class ChannelStats:
                      .where(ChannelRow.model == model, ChannelRow.scope == scope).group_by(ChannelRow.channel))
             if exclude is not None:
                 query = query.where(ChannelRow.namespace != exclude)
-            found = {channel: ChannelCounts(channel, int(wins or 0), int(losses or 0))
+            found = {channel: ChannelCounts(channel, float(wins or 0), float(losses or 0))
                      for channel, wins, losses in s.execute(query)}
         return {c: found.get(c, ChannelCounts(c)) for c in CHANNELS}
 
@@ -119,5 +131,5 @@ class ChannelStats:
         with self.db.read() as s:
             rows = s.scalars(select(ChannelRow).where(ChannelRow.namespace == namespace)
                              .order_by(ChannelRow.model, ChannelRow.scope, ChannelRow.channel))
-            return [{"model": r.model, "scope": r.scope, "channel": r.channel, "successes": r.successes,
-                     "failures": r.failures} for r in rows]
+            return [{"model": r.model, "scope": r.scope, "channel": r.channel, "successes": round(r.successes, 2),
+                     "failures": round(r.failures, 2)} for r in rows]

@@ -227,6 +227,8 @@ def test_a_cold_namespace_samples_more_until_it_has_demonstrations_to_show(bank,
     first = agent.run(tasks[0], env=env)
     assert first.verified and 4 <= len(first.candidates) <= COLD_SAMPLES  # (the 4th sample is right)
     assert "cold start" in first.memory["reason"]
+    none = bank.channels.counts("exp", "scripted/exp-cold", "addition")["none"]
+    assert (none.successes, none.failures) == pytest.approx((1 / len(first.candidates), 1 - 1 / len(first.candidates)))
     assert agent.run(tasks[1], env=env).verified  # the second demonstration of the scope
     warm = agent.run(tasks[2], env=env)
     assert len(warm.candidates) == 1 and "cold start" not in warm.memory["reason"]

@@ -146,3 +146,13 @@ def test_a_sample_drawn_with_the_adapter_channel_carries_the_adapter_to_the_gate
         assert gateway.adapters[-1] == expected
     counts = bank.channels.counts("new", "scripted/chan-adapter", "addition")
     assert (counts["adapter"].successes, counts["demos"].successes) == (1, 1)
+
+
+def test_a_question_counts_once_however_many_samples_it_drew(bank):
+    """Samples of one question share its difficulty: eight failures on one hard question are one failed
+    question of the channel, not eight (they would bury a channel that pays on other questions)."""
+    bank.channels.credit_question("new", MODEL, SCOPE, "demos", passed=0, drawn=8)
+    bank.channels.credit_question("new", MODEL, SCOPE, "demos", passed=1, drawn=4)
+    assert bank.channels.credit_question("new", MODEL, SCOPE, "demos", passed=0, drawn=0) is None
+    demos = bank.channels.counts("new", MODEL, SCOPE)["demos"]
+    assert demos.trials == pytest.approx(2.0) and demos.successes == pytest.approx(0.25)
