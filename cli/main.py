@@ -105,18 +105,20 @@ def chat(
 @app.command()
 def demo(
     model: str | None = typer.Option(None, "--model", "-m", help="Model string (default: the embedded model)."),
-    tasks: int = typer.Option(30, "--tasks", "-n", help="How many tasks in the stream."),
-    strategy: str = typer.Option("adaptive-4", "--strategy", "-s", help="Test-time strategy for every task."),
+    tasks: int | None = typer.Option(None, "--tasks", "-n", help="How many tasks in the stream (default 60)."),
+    strategy: str | None = typer.Option(None, "--strategy", "-s",
+                                        help="Test-time strategy for every task (default single)."),
     budget: int | None = typer.Option(None, "--budget", help="Tokens per task (hard cap; default none)."),
     repeat: float = typer.Option(0.3, "--repeat", help="Share of the stream that repeats earlier questions."),
     seed: int = typer.Option(0, "--seed"),
     keep_memory: bool = typer.Option(False, "--keep-memory", help="Start from what earlier demos learned."),
 ) -> None:
-    """The main job: the same task stream with memory off, then on; shown live, summarised, plotted."""
+    """The main job: the same task stream with memory off, a fixed 2-shot prompt, then memory on; shown live,
+    summarised, plotted."""
     from seasoned import demo as demo_job
 
-    demo_job.run(model=model, tasks=tasks, strategy=strategy, budget=budget, repeat=repeat, seed=seed,
-                 keep_memory=keep_memory, console=console)
+    demo_job.run(model=model, tasks=tasks or demo_job.TASKS, strategy=strategy or demo_job.STRATEGY, budget=budget,
+                 repeat=repeat, seed=seed, keep_memory=keep_memory, console=console)
 
 
 @app.command()
