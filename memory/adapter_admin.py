@@ -29,6 +29,7 @@ def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--max-seconds", type=float, help="time cap (default: SEASONED_TRAIN_MAX_SECONDS)")
     p.add_argument("--max-rss-mb", type=float, help="memory cap in MB (default: SEASONED_TRAIN_MAX_RSS_MB)")
     p.add_argument("--seed", type=int, default=0, help="training seed (default: %(default)s)")
+    p.add_argument("--threads", type=int, help="torch threads (default: the cores not busy)")
     p.add_argument("--epochs", type=int, default=3, help="passes over the training items (default: %(default)s)")
     p.add_argument("--reply", choices=["raw", "compact"], default="raw",
                    help="train on replies as the model wrote them, or as the curator compacted them "
@@ -67,7 +68,7 @@ def _train(args: argparse.Namespace, db: Any, store: AdapterStore) -> int:
     from .training import TrainingConfig, train_adapter
 
     config = TrainingConfig(seed=args.seed, epochs=args.epochs, reply=args.reply, max_seconds=args.max_seconds,
-                            max_rss_mb=args.max_rss_mb)
+                            max_rss_mb=args.max_rss_mb, threads=args.threads)
     say = (lambda text: print(text, file=sys.stderr, flush=True)) if args.json else (lambda text: print(text, flush=True))
     result = train_adapter(db, args.namespace or "default", args.model or settings().model, args.scope,
                            config=config, store=store, progress=say)

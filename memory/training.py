@@ -4,7 +4,7 @@ For a local model (``local/...``), the demonstrations the curator keeps (memory 
 task as the model was given it, and the reply an environment's check accepted) are training data
 (rejection-sampling fine-tuning, as STaR/ReST; no text written by anyone but the model). ``train_adapter``
 gathers those of one (namespace, model, scope), holds out a slice, trains a LoRA with transformers + peft on
-the base GGUF dequantized (CPU, torch threads = cores, seeded), runs the held-out check, writes the adapter
+the base GGUF dequantized (CPU, torch threads = the free cores, seeded), runs the held-out check, writes the adapter
 as a llama.cpp GGUF (``lora_gguf``) and stores it (``adapters``): ``active`` when it passed, ``rejected``
 (kept for inspection, never served) when it did not.
 
@@ -83,7 +83,7 @@ class TrainingConfig:
     reply: str = "raw"  # "raw": the reply as the model wrote it; "compact": the curator's compacted form
     max_seconds: float | None = None
     max_rss_mb: float | None = None
-    threads: int | None = None  # torch threads (default: every core)
+    threads: int | None = None  # torch threads (default: the cores not busy; see training_threads)
     cache_base: bool = True  # keep the dequantized base under SEASONED_HOME/adapters/.base (about 4 bytes a weight)
 
     def resolved(self) -> TrainingConfig:
@@ -91,7 +91,15 @@ class TrainingConfig:
         return TrainingConfig(**{**asdict(self),
                                  "max_seconds": self.max_seconds if self.max_seconds is not None else s.train_max_seconds,
                                  "max_rss_mb": self.max_rss_mb if self.max_rss_mb is not None else s.train_max_rss_mb,
-                                 "threads": self.threads or os.cpu_count() or 1})
+                                 "threads": self.threads or training_threads()})
+
+
+def training_threads() -> int:
+    """The cores not busy (at least one). torch's threads, like llama.cpp's, wait for each other: on 2 cores
+    beside one busy process, a training step took 21 s with 2 threads and 2.3 s with 1."""
+    from seasoned.models.local import default_threads
+
+    return default_threads()
 
 
 # --- training data ---------------------------------------------------------------------------------------
@@ -223,7 +231,7 @@ class Trainer:
 
         hf_logging.disable_progress_bar()
         torch.manual_seed(config.seed)
-        torch.set_num_threads(config.threads or os.cpu_count() or 1)
+        torch.set_num_threads(config.threads or training_threads())
         self.torch, self.config = torch, config
         self.tokenizer, base = _load_base(gguf_path, cache, AutoTokenizer, AutoModelForCausalLM, torch)
         lora = LoraConfig(r=config.rank, lora_alpha=config.alpha, target_modules="all-linear", lora_dropout=0.0,
@@ -562,10 +570,16 @@ def _train_process(url: str, namespace: str, model: str, scope: str, home: str |
     env = {**os.environ, "SEASONED_DB_URL": url}
     if home is not None:
         env["SEASONED_HOME"] = str(home)
+    from seasoned.models.cores import lend_cores
+
+    # Beside the models that go on serving: half the cores (at least one) train, and the models decode with
+    # that many fewer threads meanwhile, so neither spins against the other.
+    threads = max(1, (os.cpu_count() or 2) // 2)
     command = [sys.executable, "-m", "seasoned.memory", "train", "--namespace", namespace, "--model", model,
-               "--scope", scope]
+               "--scope", scope, "--threads", str(threads)]
     started = time.monotonic()
-    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    with lend_cores(threads):
+        done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
     lines = (done.stdout.strip() or done.stderr.strip()).splitlines()
     last = lines[-1] if lines else ""
     level = logging.INFO if done.returncode == 0 else logging.WARNING

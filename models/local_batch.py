@@ -34,6 +34,7 @@ from typing import Any
 
 from seasoned.errors import ModelCallError
 
+from .cores import usable_threads
 from .handle import CallHandle
 
 MAX_SEQUENCES = 8  # sequences decoded together; more calls wait for a free one
@@ -100,6 +101,7 @@ class BatchEngine:
         params.n_batch = params.n_ubatch = PROMPT_CHUNK
         params.n_seq_max = MAX_SEQUENCES + CACHED_PREFIXES + 1  # the last id holds retired cells
         params.n_threads = params.n_threads_batch = n_threads
+        self.n_threads = self.threads_in_use = n_threads
         params.kv_unified = True
         self.ctx = llama_cpp.llama_init_from_model(model.model, params)
         if self.ctx is None:
@@ -392,6 +394,10 @@ class BatchEngine:
         batch.n_tokens = i + 1
 
     def _decode(self) -> None:
+        threads = usable_threads(self.n_threads)
+        if threads != self.threads_in_use:  # cores were lent to (or given back by) work beside the model
+            self._llama.llama_set_n_threads(self.ctx, threads, threads)
+            self.threads_in_use = threads
         status = self._llama.llama_decode(self.ctx, self.batch)
         if status != 0:
             raise ModelCallError(f"{self.name}: llama_decode failed (status {status})")

@@ -99,3 +99,21 @@ def test_a_full_cache_is_cleared_between_batches_and_samples_stay_the_same():
         assert [r["text"] for r in batched] == [r["text"] for r in alone]
     finally:
         small.close()
+
+
+async def test_cores_lent_to_work_beside_the_model_are_not_decoded_with_and_come_back():
+    import llama_cpp
+    from seasoned.models.cores import lend_cores
+
+    gw = Gateway(MODEL, ledger=Ledger())
+    running = engine()
+    configured, running.n_threads = running.n_threads, 2  # as on an idle 2-core machine
+    try:
+        with lend_cores(1):  # e.g. a background adapter training
+            lent = await gw.acomplete(PROMPT, max_tokens=4, seed=5)
+            assert llama_cpp.llama_n_threads(running.ctx) == 1
+        back = await gw.acomplete(PROMPT, max_tokens=4, seed=5)
+        assert llama_cpp.llama_n_threads(running.ctx) == 2
+        assert lent.completion_tokens == back.completion_tokens == 4
+    finally:
+        running.n_threads = configured
