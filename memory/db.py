@@ -258,3 +258,25 @@ def retry_locked(fn: Callable[[], T], *, attempts: int = 8, also: tuple = ()) ->
                 raise
             time.sleep(0.05 * (2 ** attempt))
     raise AssertionError("unreachable")
+
+
+def add_to_counters(session: Session, table: Any, key: dict[str, Any], deltas: dict[str, int],
+                    defaults: dict[str, Any] | None = None) -> None:
+    """Add ``deltas`` to the counter columns of the row of ``table`` at ``key``, creating it (counters at 0,
+    other columns from ``defaults``) when missing, in one ``UPDATE ... SET n = n + d`` that the database
+    applies atomically: writers in other processes or replicas never lose each other's counts (a read, add
+    and write back under READ COMMITTED would). A row another writer inserts first is then updated."""
+    from sqlalchemy import and_, insert, update
+    from sqlalchemy.exc import IntegrityError
+
+    table = getattr(table, "__table__", table)
+    where = and_(*(table.c[name] == value for name, value in key.items()))
+    change = {name: table.c[name] + delta for name, delta in deltas.items()}
+    extra = dict(defaults or {})
+    if session.execute(update(table).where(where).values(**change, **extra)).rowcount:
+        return
+    try:
+        with session.begin_nested():
+            session.execute(insert(table).values(**key, **deltas, **extra))
+    except IntegrityError:  # inserted meanwhile by another writer: add to it
+        session.execute(update(table).where(where).values(**change, **extra))

@@ -14,7 +14,7 @@ from __future__ import annotations
 import threading
 import time
 
-from seasoned.memory.db import Database, retry_locked
+from seasoned.memory.db import Database, add_to_counters, retry_locked
 from seasoned.settings import default_db_url
 from sqlalchemy import Integer, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -97,12 +97,8 @@ class VerifierStats:
 
         def write() -> None:
             with self.db.write() as session:
-                row = session.get(VerifierStatRow, (namespace, verifier))
-                if row is None:
-                    row = VerifierStatRow(namespace=namespace, verifier=verifier, accepts=0, false_accepts=0)
-                    session.add(row)
-                row.accepts += 1
-                row.false_accepts += 0 if correct else 1
+                add_to_counters(session, VerifierStatRow, {"namespace": namespace, "verifier": verifier},
+                                {"accepts": 1, "false_accepts": 0 if correct else 1})
 
         retry_locked(write)
         with _cache_lock:

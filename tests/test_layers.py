@@ -38,7 +38,7 @@ ALLOWED |= {
 }
 # Single modules a layer may import besides its allowed layers, each with its reason.
 EXCEPTIONS: dict[str, dict[str, str]] = {
-    "runs": {"seasoned.memory.db": "runs live in the memory database: its Database and retry_locked"},
+    "runs": {"seasoned.memory.db": "runs live in the memory database: its Database, retry_locked and add_to_counters"},
 }
 
 

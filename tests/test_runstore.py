@@ -499,3 +499,26 @@ def test_a_call_records_its_adapter_also_in_a_database_made_before_the_column(sq
     print_trace(trace, console)
     shown = console.export_text()
     assert "adapter" in shown and "ns-1.gguf" in shown and "/home/u" not in shown
+
+
+def test_verifier_records_from_concurrent_writers_are_all_counted(db_url):
+    """Replicas on one database credit the same verifier at once: no count is lost (read-add-write-back
+    under READ COMMITTED lost some on PostgreSQL)."""
+    import threading
+
+    from seasoned.runs.verifier_stats import VerifierStats
+
+    writers = [VerifierStats(Database(db_url)) for _ in range(4)]
+    barrier = threading.Barrier(len(writers))
+
+    def credit(stats: VerifierStats) -> None:
+        barrier.wait()
+        for i in range(25):
+            stats.record("ns", "judge:local", correct=i % 5 != 0)
+
+    threads = [threading.Thread(target=credit, args=(w,)) for w in writers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert VerifierStats(Database(db_url)).counts("ns", "judge:local") == (100, 20)
