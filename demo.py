@@ -26,7 +26,7 @@ from seasoned.models import seasoned_home
 
 NAMESPACE = "demo"
 TASKS = 60  # long enough that a real gain shows as 95% intervals apart (5 seeds checked: README)
-STRATEGY = "single"  # one sample a question: what memory adds is not mixed with test-time scaling
+STRATEGY = "adaptive-4"  # up to 4 samples a question (first-finish): what memory adds per sample compounds
 ARMS = {"off": "memory off", "static": "static 2-shot", "on": "memory on"}
 
 
@@ -104,8 +104,12 @@ def _show_memory(data: dict, console: Console, bank) -> None:
 
 
 def _show_training(agent, bank, known: set[str], console: Console) -> float:
-    """Wait for an adapter training started after this task (if any), show how long it took and what came
-    of it; returns the seconds waited."""
+    """When curation started an adapter training after this task (every ``SEASONED_TRAIN_EVERY`` verified
+    replies), say so, wait for it (the next tasks can use the adapter) and show how long it took and what
+    came of it; returns the seconds waited."""
+    if agent.wait_for_training(timeout=0):
+        return 0.0
+    console.print("  [bold]training an adapter[/bold] on the verified replies so far (LoRA, CPU); waiting for it ...")
     started = time.perf_counter()
     agent.wait_for_training()
     waited = time.perf_counter() - started

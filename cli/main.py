@@ -107,7 +107,7 @@ def demo(
     model: str | None = typer.Option(None, "--model", "-m", help="Model string (default: the embedded model)."),
     tasks: int | None = typer.Option(None, "--tasks", "-n", help="How many tasks in the stream (default 60)."),
     strategy: str | None = typer.Option(None, "--strategy", "-s",
-                                        help="Test-time strategy for every task (default single)."),
+                                        help="Test-time strategy for every task (default adaptive-4)."),
     budget: int | None = typer.Option(None, "--budget", help="Tokens per task (hard cap; default none)."),
     repeat: float = typer.Option(0.3, "--repeat", help="Share of the stream that repeats earlier questions."),
     seed: int = typer.Option(0, "--seed"),

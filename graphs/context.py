@@ -14,15 +14,18 @@ Thompson sampler draws a success rate for each channel (``none``, ``demos``, ``n
 ``adapter``, ``adapter+demos``) from its Beta posterior (counts kept per namespace, model and scope in
 SQL, ``memory/channels.py``), turns it into the chance that the solve succeeds with the samples the budget
 can pay for at that channel's prompt cost, and picks the best. Every checked question credits the channel
-its samples were drawn with, once (its samples share its difficulty: ``memory/channels.py``). A channel's
-prior is what the same model showed on the same scope in *other* namespaces (pooled counts, worth at most
+its samples were drawn with, once (its samples share its difficulty: ``memory/channels.py``). A channel no
+one has tried on this model and scope is tried once first (new content appears mid-stream: the first
+demonstration, an adapter; a prior centred on a 3% base rate would leave it untried). A channel's prior is
+what the same model showed on the same scope in *other* namespaces (pooled counts, worth at most
 ``POOLED_PRIOR_QUESTIONS`` questions): a new namespace tries first what pays on this model, and a few
 unlucky questions do not bury it. Only counts cross namespaces; content never does.
 
-Demonstrations are chosen to teach, not to be copied: the nearest stored tasks of an addition stream share
-their numbers with the question ("71 + 99" retrieves "11 + 88 = 99"), and a small model answers with the
-shown number. So a demonstration whose task or answer shares a number with the new task is passed over
-while others are available, and the chosen ones differ from each other.
+Demonstrations are chosen to teach, not to be near-duplicates: the nearest stored tasks of an addition
+stream share their numbers with the question ("71 + 99" retrieves "11 + 88 = 99" and "73 + 99 = 172"), and
+such pairs lift SmolLM2 less (60 additions, one sample each: the two nearest 14/60, two sharing no number
+18/60, two fixed hand-written ones 18/60, two at random 20/60; ``benchmarks/demo_forms.py --selection``).
+So a demonstration whose task or reply shares a number with the new task is passed over while others exist.
 
 Cold start: while a scope holds fewer verified demonstrations than a prompt shows (``cold``), a run with a
 checker draws up to ``COLD_SAMPLES`` samples (first-finish) instead of one (``graphs/run_context.py``), so
@@ -274,11 +277,16 @@ class ContextBuilder:
             return picked, why
         if len(available) == 1:
             return "none", "no memory to offer yet"
+        elsewhere = self.bank.channels.pooled(self.model, self.scope, exclude=self.namespace)
+        untried = [c for c in available if not counts[c].trials and not elsewhere[c].trials]
+        if untried:  # a channel nobody has tried on this model and scope: one question tells more than a prior
+            picked = min(untried, key=lambda c: options[c].tokens)
+            return picked, f"{picked}: not tried yet on this model and scope"
         # seeded runs draw reproducibly, yet differently for every task
         rng = random.Random(f"{self.seed}:{task}") if self.seed is not None else random.Random()
         base = estimate_tokens(task) + reply_tokens
         left = budget.remaining_tokens()
-        priors = channel_priors(counts, self.bank.channels.pooled(self.model, self.scope, exclude=self.namespace))
+        priors = channel_priors(counts, elsewhere)
         draws = {}
         for channel in available:
             alpha, beta = priors[channel]

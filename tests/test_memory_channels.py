@@ -47,8 +47,12 @@ def test_pooled_counts_come_from_other_namespaces_of_the_same_model_and_scope(ba
 
 def test_a_channel_that_paid_elsewhere_is_tried_first_and_six_failures_do_not_bury_it(bank):
     put_demos(bank, "new", [(12, 30), (15, 31), (22, 41)])
-    flat = choices(bank, "new")  # nothing known anywhere: demos and none are drawn alike
-    assert 15 < flat.count("demos") < 45, flat
+    builder = ContextBuilder(bank, "new", MODEL, SCOPE, seed=1)
+    first = builder._build("What is 14 + 33?", Budget(), 1, 64)
+    assert first.channel == "none" and "not tried yet" in first.reason  # nothing known anywhere: cheapest first
+    bank.channels.credit_question("new", MODEL, SCOPE, "none", passed=0, drawn=8)
+    assert builder._build("What is 14 + 33?", Budget(), 1, 64).channel == "demos"  # then the next untried one
+    bank.channels.reset("new")
 
     bank.channels.credit("old", MODEL, SCOPE, "demos", successes=30, failures=70)
     bank.channels.credit("old", MODEL, SCOPE, "none", successes=3, failures=97)
