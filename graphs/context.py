@@ -236,8 +236,8 @@ class ContextBuilder:
         for hit in hits:
             item: MemoryItem = hit.item
             data = item.data or {}
-            if item.key == same or not data.get("reply"):
-                continue  # (verified by construction: utility only ranks them, it never drops one)
+            if item.key == same or not data.get("reply") or not item.verified:
+                continue  # an imported item is unverified until checked here: never shown as an example
             age_days = max(0.0, (now - (item.updated_at or now)).total_seconds() / 86400)
             recency = 0.5 ** (age_days / RECENCY_DAYS)
             shared = len(asked & numbers_in(f"{data.get('task', '')} {data['reply']}"))

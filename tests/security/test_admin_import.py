@@ -154,6 +154,30 @@ def test_a_verified_demonstration_from_a_file_is_stored_unverified_and_never_ser
     assert all(c["kind"] != "cached" for c in result.candidates)
 
 
+def test_an_imported_demonstration_is_not_shown_as_an_example_until_checked_here(tmp_path, capsys):
+    """An unverified demonstration (imported) of another task is never replayed as an earlier turn."""
+    from seasoned.graphs import Agent
+    from seasoned.graphs.context import demonstration_item
+    from seasoned.models import scripted
+
+    planted = demonstration_item(task="What is 4 + 4?", reply="4 + 4 = 9\nAnswer: 9", scope="general", answer="9",
+                                 model="scripted/shown", run_id="r0", checker="env:checker")
+    url = f"sqlite:///{tmp_path / 'memory.db'}"
+    code, out, err = import_(capsys, url, write(tmp_path / "planted.jsonl", [{"item": planted}]), "--namespace", "math")
+    assert code == 0 and "imported 1" in out, err
+    prompts = []
+    scripted.register("shown", fn=lambda messages, params: prompts.append(messages) or "Answer: 5")
+    with MemoryBank.open(url, namespace="math", chroma_path=str(tmp_path / "chroma")) as bank:
+        agent = Agent("scripted/shown", memory=bank, namespace="math", strategy="single", checkpoint=False,
+                      db_url=f"sqlite:///{tmp_path / 'runs.db'}", curate=False, memory_channel="demos")
+        try:
+            result = agent.run("What is 2 + 3?")
+        finally:
+            agent.close()
+    assert prompts and not any("4 + 4 = 9" in str(m.get("content")) for m in prompts[0])
+    assert not (result.memory or {}).get("demos")
+
+
 def test_a_verified_flag_from_a_file_is_confirmed_only_by_checks_made_here(tmp_path):
     url = f"sqlite:///{tmp_path / 'memory.db'}"
     path = write(tmp_path / "one.jsonl", [{"item": {"id": "tip1", "namespace": "ops", "kind": "strategy", "verified": True,
