@@ -54,7 +54,7 @@ class Settings(BaseSettings):
     swe_repos: str | None = Field(None, description="directories (os.pathsep-separated) of SWE-bench repositories")
     api_keys: str = Field("", description="API keys of `seasoned serve`: key1=namespace1,key2=namespace2")
     chromium: str | None = Field(None, description="the Chromium binary the browser tools and web envs use")
-    train_every: int = Field(24, ge=0, description="train a LoRA adapter of a local model every this many new "
+    train_every: int = Field(12, ge=0, description="train a LoRA adapter of a local model every this many new "
                              "verified demonstrations of a namespace, model and scope (0: never by itself)")
     train_max_seconds: float = Field(600.0, gt=0, description="time cap of one adapter training (it stops early)")
     train_max_rss_mb: float = Field(4096.0, gt=0, description="memory cap (resident MB) of one adapter training")
