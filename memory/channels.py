@@ -23,7 +23,7 @@ from datetime import datetime
 from sqlalchemy import DateTime, Float, Integer, String, UniqueConstraint, delete, func, select
 from sqlalchemy.orm import Mapped, mapped_column
 
-from .db import Base, Database, retry_locked
+from .db import Base, Database, add_to_counters, retry_locked
 from .items import utcnow
 
 CHANNELS: tuple[str, ...] = ("none", "demos", "notes", "demos+notes", "adapter", "adapter+demos")
@@ -82,17 +82,12 @@ class ChannelStats:
             raise ValueError("channel credit must not be negative")
 
         def write() -> ChannelCounts:
-            with self.db.write() as s:
-                row = s.scalar(select(ChannelRow).where(
-                    ChannelRow.namespace == namespace, ChannelRow.model == model, ChannelRow.scope == scope,
-                    ChannelRow.channel == channel))
-                if row is None:
-                    row = ChannelRow(namespace=namespace, model=model, scope=scope, channel=channel,
-                                     successes=0, failures=0, updated_at=utcnow())
-                    s.add(row)
-                row.successes += successes
-                row.failures += failures
-                row.updated_at = utcnow()
+            key = {"namespace": namespace, "model": model, "scope": scope, "channel": channel}
+            with self.db.write() as s:  # added in the database: replicas crediting at once lose nothing
+                add_to_counters(s, ChannelRow, key, {"successes": successes, "failures": failures},
+                                {"updated_at": utcnow()})
+                row = s.execute(select(ChannelRow.successes, ChannelRow.failures).where(
+                    *(getattr(ChannelRow, name) == value for name, value in key.items()))).one()
                 return ChannelCounts(channel, row.successes, row.failures)
 
         return retry_locked(write)

@@ -260,7 +260,7 @@ def retry_locked(fn: Callable[[], T], *, attempts: int = 8, also: tuple = ()) ->
     raise AssertionError("unreachable")
 
 
-def add_to_counters(session: Session, table: Any, key: dict[str, Any], deltas: dict[str, int],
+def add_to_counters(session: Session, table: Any, key: dict[str, Any], deltas: dict[str, float],
                     defaults: dict[str, Any] | None = None) -> None:
     """Add ``deltas`` to the counter columns of the row of ``table`` at ``key``, creating it (counters at 0,
     other columns from ``defaults``) when missing, in one ``UPDATE ... SET n = n + d`` that the database

@@ -522,3 +522,30 @@ def test_verifier_records_from_concurrent_writers_are_all_counted(db_url):
     for t in threads:
         t.join()
     assert VerifierStats(Database(db_url)).counts("ns", "judge:local") == (100, 20)
+
+
+def test_channel_credits_from_concurrent_writers_are_all_counted(db_url):
+    """The memory channel counts the bandit reads: replicas crediting one channel at once lose nothing."""
+    import threading
+
+    from seasoned.memory.channels import ChannelStats
+
+    writers = [ChannelStats(Database(db_url)) for _ in range(4)]
+    for writer in writers:
+        from seasoned.memory.db import Base
+
+        Base.metadata.create_all(writer.db.write_engine)
+    barrier = threading.Barrier(len(writers))
+
+    def credit(stats: ChannelStats) -> None:
+        barrier.wait()
+        for _ in range(20):
+            stats.credit_question("ns", "local/m", "addition", "demos", passed=1, drawn=4)
+
+    threads = [threading.Thread(target=credit, args=(w,)) for w in writers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    counts = ChannelStats(Database(db_url)).counts("ns", "local/m", "addition")["demos"]
+    assert (counts.successes, counts.failures) == (20.0, 60.0)
