@@ -39,6 +39,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from seasoned.settings import settings
+
 from .stats import wilson
 
 SEED = 2026  # default question seed (distinct from the tests' (0) and the demo's); pass fresh ones with --seed
@@ -237,7 +239,7 @@ def main(argv: list[str] | None = None) -> dict:
     if args.train_every is not None:
         os.environ["SEASONED_TRAIN_EVERY"] = str(args.train_every)  # read live by the settings
     report: dict = {"model": args.model, "seed": args.seed, "allocation": args.allocation, "give_up": give_up,
-                    "train_every": os.environ.get("SEASONED_TRAIN_EVERY"), "streams": {}}
+                    "train_every": settings().train_every, "streams": {}}
     with tempfile.TemporaryDirectory(prefix="seasoned-experience-") as tmp:
         for name in args.streams:
             stream = STREAMS[name]

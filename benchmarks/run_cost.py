@@ -46,6 +46,7 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 import seasoned.graphs
 from seasoned.graphs import Agent
 from seasoned.models import scripted
+from seasoned.settings import settings
 
 STRATEGIES = ("single", "best_of_n-4")
 SETUPS = {"bare": {"record": False, "checkpoint": False},
@@ -193,7 +194,7 @@ def main() -> None:
     parser.add_argument("--profile-runs", type=int, default=100, help="runs under cProfile (0: no profile)")
     parser.add_argument("--strategies", default=",".join(STRATEGIES))
     args = parser.parse_args()
-    home = Path(os.environ["SEASONED_HOME"])
+    home = settings().home
     strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]
 
     figures = asyncio.run(measure(strategies, args.runs, args.warmup, args.rounds, home))

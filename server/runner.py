@@ -20,7 +20,7 @@ import uvicorn
 
 from .settings import ServerConfigError, ServerSettings, check_bind, gather_keys
 
-GRACEFUL_SHUTDOWN_S = 3  # after the runs in flight were stopped: time for their replies to go out
+GRACEFUL_SHUTDOWN_S = 10  # after the runs in flight were stopped: time for their replies to go out
 
 
 def build_settings(host: str, *, model: str | None = None, keys_file: str | None = None,
