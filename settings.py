@@ -15,6 +15,7 @@ import functools
 import logging
 import os
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -51,6 +52,9 @@ class Settings(BaseSettings):
     local_n_ctx: int = Field(DEFAULT_LOCAL_N_CTX, description="context size of `local/` models")
     local_threads: int | None = Field(None, ge=1, description="CPU threads of `local/` models (default: the "
                                       "cores not busy when the model loads)")
+    local_extra_buffers: Literal["auto", "on", "off"] = Field(
+        "auto", description="llama.cpp's extra CPU weight buffers (AMX, repacked): auto leaves them out where the "
+        "CPU has AMX (its matrix multiply crashes there)")
     swe_repos: str | None = Field(None, description="directories (os.pathsep-separated) of SWE-bench repositories")
     api_keys: str = Field("", description="API keys of `seasoned serve`: key1=namespace1,key2=namespace2")
     chromium: str | None = Field(None, description="the Chromium binary the browser tools and web envs use")

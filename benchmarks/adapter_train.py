@@ -110,11 +110,11 @@ def zero_shot(model: str, adapter: Path | None, tasks, env: AdditionEnv, seed: i
               threads: int) -> tuple[int, int]:
     """(solved, completion tokens): one sample per question at temperature 0.8, through llama.cpp with the
     local provider's prompt formatting, with or without the adapter (the same seeds for both)."""
-    from llama_cpp import Llama
+    from seasoned.models.llama_cpu import open_llama
 
     name = model.removeprefix("local/")
     loaded = load(name)  # the provider's formatter and tokenizer: the prompt is exactly what it would send
-    llm = Llama(str(resolve_model_path(name)), lora_path=str(adapter) if adapter else None, n_ctx=2048,
+    llm = open_llama(resolve_model_path(name), lora_path=str(adapter) if adapter else None, n_ctx=2048,
                 n_threads=threads, verbose=False)
     eos = llm._model.token_get_text(llm.token_eos())
     solved = tokens = 0

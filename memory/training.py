@@ -385,7 +385,7 @@ def answer_figures(trainer: Trainer, base: Path, adapter: Path, heldout: list[Ex
     tokens = trainer.check_tokens(heldout)
     out: dict[str, Any] = {"with_answer": len(with_answers)}
     try:
-        from llama_cpp import Llama
+        from seasoned.models.llama_cpu import open_llama
     except ImportError:
         with trainer.model.disable_adapter():
             out["base"] = _matches([trainer.greedy(e.messages, tokens)[0] for e in with_answers], with_answers)
@@ -397,7 +397,7 @@ def answer_figures(trainer: Trainer, base: Path, adapter: Path, heldout: list[Ex
     n_ctx = max((len(p) for p in prompts), default=0) + tokens + 16
     threads = default_threads()  # llama.cpp's threads spin: more than the free cores is many times slower
     for arm, lora in (("base", None), ("adapter", adapter)):
-        llm = Llama(str(base), lora_path=str(lora) if lora else None, n_ctx=n_ctx, n_threads=threads, verbose=False)
+        llm = open_llama(base, lora_path=str(lora) if lora else None, n_ctx=n_ctx, n_threads=threads, verbose=False)
         try:
             replies = [_llama_greedy(llm, prompt, tokens) for prompt in prompts]
             texts = [llm.detokenize(r, special=False).decode("utf-8", "replace") for r in replies]

@@ -38,6 +38,7 @@ from seasoned.settings import settings
 from . import local_adapters
 from .grammar import grammar_of
 from .handle import CallHandle, current_handle
+from .llama_cpu import use_safe_defaults
 from .local_batch import BatchEngine, Request
 from .responses import text_response
 
@@ -263,6 +264,7 @@ def load(name: str) -> LocalModel:
                     f"model 'local/{name}' needs llama-cpp-python: pip install 'seasoned[local]'"
                 ) from None
             set_verbose(False)
+            use_safe_defaults()
             llama_cpp.llama_backend_init()
             try:
                 model = LlamaModel(path_model=str(path), params=llama_cpp.llama_model_default_params(), verbose=False)

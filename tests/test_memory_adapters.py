@@ -131,9 +131,9 @@ def test_the_conversion_agrees_with_transformers_and_needs_the_qk_permutation(ti
     logits of the transformers model with the LoRA merged; without the Q/K row permutation it does not."""
     import numpy as np
     import torch
-    from llama_cpp import Llama
     from peft import LoraConfig, get_peft_model
     from seasoned.memory import lora_gguf
+    from seasoned.models.llama_cpu import open_llama
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     base = AutoModelForCausalLM.from_pretrained(str(tiny.parent), gguf_file=tiny.name, dtype=torch.float32)
@@ -148,7 +148,7 @@ def test_the_conversion_agrees_with_transformers_and_needs_the_qk_permutation(ti
         expected = model.merge_and_unload()(torch.tensor([ids])).logits[0].numpy()
 
     def llama_cpp_logits(adapter):
-        llm = Llama(str(tiny), lora_path=str(adapter), n_ctx=128, logits_all=True, verbose=False)
+        llm = open_llama(tiny, lora_path=str(adapter), n_ctx=128, logits_all=True, verbose=False)
         llm.eval(ids)
         logits = np.array(llm.scores[:len(ids)])
         llm.close()
@@ -272,8 +272,8 @@ def test_the_conversion_on_the_embedded_model_keeps_its_greedy_tokens(tmp_path):
     chat-templated prompt tokenizes exactly as the local provider tokenizes it (training matches serving)."""
     import numpy as np
     import torch
-    from llama_cpp import Llama
     from peft import LoraConfig, get_peft_model
+    from seasoned.models.llama_cpu import open_llama
     from seasoned.models.local import load, resolve_model_path
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -304,7 +304,7 @@ def test_the_conversion_on_the_embedded_model_keeps_its_greedy_tokens(tmp_path):
         expected = merged(torch.tensor([sequence])).logits[0].numpy()
     adapter = tmp_path / "adapter.gguf"
     write_adapter(adapter, weights, info=read_base_info(gguf_path), alpha=16, base_digest=sha256(gguf_path))
-    llm = Llama(str(gguf_path), lora_path=str(adapter), n_ctx=256, logits_all=True, verbose=False)
+    llm = open_llama(gguf_path, lora_path=str(adapter), n_ctx=256, logits_all=True, verbose=False)
     llm.eval(sequence)
     got = np.array(llm.scores[:len(sequence)])
     llm.close()
