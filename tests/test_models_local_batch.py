@@ -23,12 +23,15 @@ async def test_batched_samples_equal_the_same_samples_run_alone():
     assert engine().peak_batch >= 2  # they really shared decoding steps
     assert sorted(c.text for c in together) == sorted(c.text for c in alone)
     assert len({c.text for c in alone}) > 1  # different seeds, different samples
-    # a different prompt joining the running batch later (continuous batching) is not disturbed either
+    # a different prompt joining the running batch later (continuous batching) is not disturbed either. Its
+    # greedy reply is compared: where it joins depends on timing, and on some CPUs (an AVX-512 Xeon here) the
+    # kernels' last bits depend on the rows decoded together, enough to flip a temperature-1 draw now and then;
+    # a real disturbance (another sequence's cells attended to, wrong positions) changes the greedy reply.
     other = "Name a colour."
-    other_alone = await gw.acomplete(other, max_tokens=12, seed=7, temperature=1.0)
+    other_alone = await gw.acomplete(other, max_tokens=12, temperature=0.0)
     first = asyncio.ensure_future(gw.acomplete(PROMPT, max_tokens=40, seed=41, temperature=1.0))
     await asyncio.sleep(0.5)
-    late = await gw.acomplete(other, max_tokens=12, seed=7, temperature=1.0)
+    late = await gw.acomplete(other, max_tokens=12, temperature=0.0)
     assert late.text == other_alone.text
     assert (await first).text.startswith(alone[1].text)  # the same sample, 40 tokens long instead of 24
 
