@@ -25,7 +25,7 @@ from rich.table import Table
 from seasoned.models import seasoned_home
 
 NAMESPACE = "demo"
-TASKS = 60  # long enough that a real gain shows as 95% intervals apart (5 seeds checked: README)
+TASKS = 100  # long enough that a real gain shows as 95% intervals apart (seeds checked: README)
 STRATEGY = "adaptive-4"  # up to 4 samples a question (first-finish): what memory adds per sample compounds
 ARMS = {"off": "memory off", "static": "static 2-shot", "on": "memory on"}
 

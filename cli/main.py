@@ -105,7 +105,7 @@ def chat(
 @app.command()
 def demo(
     model: str | None = typer.Option(None, "--model", "-m", help="Model string (default: the embedded model)."),
-    tasks: int | None = typer.Option(None, "--tasks", "-n", help="How many tasks in the stream (default 60)."),
+    tasks: int | None = typer.Option(None, "--tasks", "-n", help="How many tasks in the stream (default 100)."),
     strategy: str | None = typer.Option(None, "--strategy", "-s",
                                         help="Test-time strategy for every task (default adaptive-4)."),
     budget: int | None = typer.Option(None, "--budget", help="Tokens per task (hard cap; default none)."),
