@@ -385,12 +385,13 @@ def answer_figures(trainer: Trainer, base: Path, adapter: Path, heldout: list[Ex
     tokens = trainer.check_tokens(heldout)
     out: dict[str, Any] = {"with_answer": len(with_answers)}
     try:
-        from seasoned.models.llama_cpu import open_llama
+        import llama_cpp  # noqa: F401 - where llama.cpp is installed, it decodes the check (as it will serve)
     except ImportError:
         with trainer.model.disable_adapter():
             out["base"] = _matches([trainer.greedy(e.messages, tokens)[0] for e in with_answers], with_answers)
         out["adapter"] = _matches([trainer.greedy(e.messages, tokens)[0] for e in with_answers], with_answers)
         return {**out, "answers_by": "transformers"}
+    from seasoned.models.llama_cpu import open_llama
     from seasoned.models.local import default_threads
 
     prompts = [trainer.prompt_ids(e.messages) for e in with_answers]
