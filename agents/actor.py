@@ -26,7 +26,7 @@ from seasoned.envs.base import Environment, Session, Task, Verdict
 from seasoned.errors import ModelConfigError, SeasonedError, ToolError
 from seasoned.models import Budget, BudgetExceeded
 from seasoned.models.providers import supports_response_schema
-from seasoned.tools.actions import ToolSpec, parse_text_action, parse_tool_call
+from seasoned.tools.actions import ToolSpec, parse_cut_json_action, parse_text_action, parse_tool_call
 
 SYSTEM_TEXT = """You act in an environment, one action per reply. First think briefly, then give exactly one
 action in a fenced block:
@@ -266,6 +266,17 @@ class _Loop:
                 break
         return attempt
 
+    def _cut_action(self, text: str, error: str | None):
+        """A schema-constrained reply that ``max_tokens`` cut is a valid action up to the cut: closed, it
+        is still one (its last argument may be short). Returns ``(action, error)``."""
+        try:
+            action = parse_cut_json_action(text, self.tools)
+        except ToolError as exc:
+            return None, f"the reply was cut at max_tokens={self.max_tokens}: {exc}"
+        if action is None:
+            return None, error
+        return action, f"the reply was cut at max_tokens={self.max_tokens}; the action ran with what it had"
+
     async def _act(self, reply) -> Step:
         """Parse the reply's action, do it, record the exchange for the next prompt."""
         call = (reply.tool_calls or [None])[0] if self.use_tools else None
@@ -275,10 +286,14 @@ class _Loop:
             action, error = None, str(exc)
         else:
             error = None
+        if action is None and self.mode == "json" and reply.finish_reason == "length":
+            action, error = self._cut_action(reply.text, error)
         if action is None:
             observation = f"error: {error}"
         else:
             observation = (await self.session.step(action)).text
+        if action is not None and error:  # acted on a cut reply: say so with the observation
+            observation = f"note: {error}\n{observation}"
         clipped = _clip(observation, self.observation_chars)
         if call:
             call_id = call.get("id") or "call_0"

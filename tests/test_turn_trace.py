@@ -10,6 +10,7 @@ from seasoned.agents import actor
 from seasoned.agents.actor import action_format, run_actor
 from seasoned.graphs import Agent
 from seasoned.models import Gateway, scripted
+from seasoned.models.tokens import count_text_tokens
 from test_actor import CounterEnv, CounterSession
 from test_cli import seasoned
 
@@ -45,6 +46,45 @@ async def test_json_actions_where_the_provider_takes_a_schema(monkeypatch):
     assert all(params["response_format"] == action_format(CounterSession(None).tools) for _, params in model.seen)
     assert '"action": "<action>"' in model.seen[0][0][0]["content"] and 'add {"k": integer}' in model.seen[0][0][0]["content"]
     assert [t["mode"] for t in turns] == ["json"] * 3 and [t["index"] for t in turns] == [1, 2, 3]
+
+
+async def test_a_json_action_cut_by_max_tokens_still_acts_and_says_it_was_cut(monkeypatch):
+    """The embedded model once ran a submit answer on past max_tokens: the turn had no action at all."""
+    monkeypatch.setattr(actor, "supports_response_schema", lambda model: True)
+    scripted.register("cut-actor", replies=['{"action": "add", "arguments": {"k": 5}}',
+                                            '{"action": "submit", "arguments": {"because": "' + "so " * 60 + '"}}'])
+    turns = []
+    await run_actor(CounterEnv(), CounterEnv().get_task("c"), Gateway("scripted/cut-actor"),
+                              max_steps=2, max_tokens=24, on_turn=turns.append)
+    assert [t["action"] for t in turns] == ["add(k=5)", None]
+    # the submit's cut argument is not one of submit's: the tool's own check refuses it, naming the cut
+    assert "cut at max_tokens=24" in turns[1]["error"] and "unknown argument" in turns[1]["error"]
+
+
+def test_a_cut_json_object_closes_where_it_stopped_and_never_makes_up_a_value():
+    from seasoned.tools.actions import close_cut_json
+
+    assert close_cut_json('{"action": "submit", "arguments": {"answer": "The fin') == {
+        "action": "submit", "arguments": {"answer": "The fin"}}
+    assert close_cut_json('{"action": "submit", "arguments": {"answer": ') == {"action": "submit", "arguments": {}}
+    assert close_cut_json('{"action": "submit", "arguments": {"ans') == {"action": "submit", "arguments": {}}
+    assert close_cut_json('{"a": "x\\') == {"a": "x"}  # a lone backslash cannot end a string
+    assert close_cut_json('{"a": [1, 2') == {"a": [1, 2]}
+    assert close_cut_json('{"a": 1} trailing') == {"a": 1}
+    assert close_cut_json("not json") is None and close_cut_json('{"a": }') is None
+    assert close_cut_json("{" * 5000) is None  # deeper than actions may nest
+
+
+async def test_a_cut_reply_acts_when_its_arguments_pass(monkeypatch):
+    monkeypatch.setattr(actor, "supports_response_schema", lambda model: True)
+    # max_tokens cuts the first reply right after the integer: closed, it is add(k=5)
+    model_reply = '{"action": "add", "arguments": {"k": 5'
+    scripted.register("cut-ok", replies=[model_reply + '}}', '{"action": "submit", "arguments": {}}'])
+    turns = []
+    await run_actor(CounterEnv(), CounterEnv().get_task("c"), Gateway("scripted/cut-ok"), max_steps=2,
+                              max_tokens=count_text_tokens(model_reply), on_turn=turns.append)
+    assert turns[0]["action"] == "add(k=5)" and "cut at max_tokens" in turns[0]["observation"]
+    assert turns[0]["observation"].endswith("value = 5")
 
 
 async def test_models_without_a_schema_keep_plain_text_actions(monkeypatch):

@@ -160,6 +160,11 @@ def _parse_json(blob: str, by_name: dict[str, ToolSpec]) -> Action | None:
         data = untrusted.loads(blob, max_depth=MAX_ARGUMENT_DEPTH)
     except ValueError:  # not JSON, or nested too deep
         return None
+    return _action_of(data, by_name)
+
+
+def _action_of(data: Any, by_name: dict[str, ToolSpec]) -> Action | None:
+    """``{"action"|"name"|"tool": ..., "arguments"|"args": {...}}`` as an ``Action`` (None: not that shape)."""
     if not isinstance(data, dict):
         return None
     name = data.get("name") or data.get("tool") or data.get("action")
@@ -227,6 +232,62 @@ def _unquote(value: str) -> str:
     if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'" and value.count(value[0]) == 2:
         return value[1:-1]
     return value
+
+
+def close_cut_json(text: str, max_chars: int = 200_000, tries: int = 8) -> dict | None:
+    """A JSON object cut mid-way (a reply that hit ``max_tokens``), closed where it stopped and parsed: an
+    open string value is ended and open arrays and objects are closed; when that does not parse (cut in a
+    key, after a colon), the text is cut back to the last complete member instead. None when ``text`` does
+    not start an object, is longer than ``max_chars``, or no cut point parses. The last value may be cut
+    short (a string, a number); no value is made up."""
+    text = (text or "").strip()
+    if not text.startswith("{") or len(text) > max_chars:
+        return None
+    closers: list[str] = []
+    cuts: list[tuple[int, str]] = []  # (end of text, its closers): before each comma, after each bracket
+    in_string = escaped = False
+    for i, ch in enumerate(text):
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+            continue
+        if ch == '"':
+            in_string = True
+        elif ch in "{[":
+            closers.append("}" if ch == "{" else "]")
+            cuts.append((i + 1, "".join(reversed(closers))))
+        elif ch in "}]":
+            if not closers or closers.pop() != ch:
+                return None
+            if not closers:
+                return _object_or_none(text[:i + 1])
+        elif ch == ",":
+            cuts.append((i, "".join(reversed(closers))))
+    tail = "".join(reversed(closers))
+    whole = (text[:-1] if escaped else text) + ('"' if in_string else "")
+    for candidate in [whole + tail, *(text[:end] + closing for end, closing in reversed(cuts[-tries:]))]:
+        data = _object_or_none(candidate)
+        if data is not None:
+            return data
+    return None
+
+
+def parse_cut_json_action(text: str, tools: list[ToolSpec]) -> Action | None:
+    """The action of a JSON reply cut by ``max_tokens`` (see ``close_cut_json``), or None. Its arguments
+    go through the tool's checks like any other; a required argument the cut lost raises ``ToolError``."""
+    return _action_of(close_cut_json(text), {t.name: t for t in tools})
+
+
+def _object_or_none(text: str) -> dict | None:
+    try:
+        data = untrusted.loads(text, max_depth=MAX_ARGUMENT_DEPTH, allow_nan=False)
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) else None
 
 
 def parse_tool_call(call: Any, tools: list[ToolSpec]) -> Action:
