@@ -2,7 +2,6 @@
 
 import json
 
-import pytest
 
 from seasoned.agents.actor import run_actor, supports_tool_calling
 from seasoned.envs import Environment, Observation, Session, Task, Verdict, get_env
