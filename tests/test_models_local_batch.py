@@ -15,7 +15,17 @@ def engine():
     return local_provider.load("smollm2-135m").engine(None)
 
 
-async def test_batched_samples_equal_the_same_samples_run_alone():
+@pytest.fixture
+def one_thread():
+    """Seeded samples equal alone and batched with one decoding thread (see models/local_batch.py: with two,
+    llama.cpp's attention splits its work by the batch's shape); the default follows the machine's load."""
+    running = engine()
+    configured, running.n_threads = running.n_threads, 1
+    yield
+    running.n_threads = configured
+
+
+async def test_batched_samples_equal_the_same_samples_run_alone(one_thread):
     gw = Gateway(MODEL, ledger=Ledger())
     alone = [await gw.acomplete(PROMPT, max_tokens=24, seed=40 + i, temperature=1.0) for i in range(4)]
     engine().peak_batch = 0
@@ -36,7 +46,7 @@ async def test_batched_samples_equal_the_same_samples_run_alone():
     assert (await first).text.startswith(alone[1].text)  # the same sample, 40 tokens long instead of 24
 
 
-async def test_a_cancelled_sample_leaves_the_batch_and_is_charged_what_it_generated():
+async def test_a_cancelled_sample_leaves_the_batch_and_is_charged_what_it_generated(one_thread):
     gw = Gateway(MODEL, ledger=Ledger())
     budget = Budget(max_tokens=100_000)
     await gw.acomplete("Say yes.", max_tokens=1, budget=budget)  # loaded: what follows is generation time
@@ -58,7 +68,7 @@ async def test_a_cancelled_sample_leaves_the_batch_and_is_charged_what_it_genera
     assert after.completion_tokens > 0
 
 
-async def test_a_prompt_decoded_before_is_reused_not_recomputed():
+async def test_a_prompt_decoded_before_is_reused_not_recomputed(one_thread):
     gw = Gateway(MODEL, ledger=Ledger())
     prompt = [{"role": "system", "content": "You are a careful assistant who answers in one short sentence. " * 4},
               {"role": "user", "content": "What colour is the sky?"}]
@@ -86,7 +96,7 @@ async def test_samples_wait_for_room_when_the_batch_is_full():
     assert engine().peak_batch <= MAX_SEQUENCES
 
 
-def test_a_full_cache_is_cleared_between_batches_and_samples_stay_the_same():
+def test_a_full_cache_is_cleared_between_batches_and_samples_stay_the_same(one_thread):
     from seasoned.models.local_batch import BatchEngine, Request
 
     model = local_provider.load("smollm2-135m")
