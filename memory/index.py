@@ -125,6 +125,7 @@ class VectorIndex:
         log.warning("memory: the vector index at %s is damaged (%s); moved it to %s, rebuilding it from SQL",
                     path, damage, aside)
         self.rebuilt_from = aside
+        self._forget_client(path)  # a client this process cached for the path still reads the moved files
         try:
             return self._persistent(path, settings)
         except Exception as err:  # noqa: BLE001 - reported as one line naming the folder
