@@ -18,11 +18,12 @@ logits do not depend on which other rows share the batch, nor on how a prompt wa
 more threads, llama.cpp's attention splits its work by the batch's shape, which moves the last bits: a seeded
 sample is still the same each time alone, but in a batch now and then samples another token; measured on 8
 samples x 64 tokens: 8/8 the same with one thread, 3/8 with two, and 0/8 with flash attention off);
-attention visits a sequence's KV cells in cell order, so a sequence's cells must lie in the order of its positions. Hence KV cells are never
-freed one sequence at a time (a freed hole could take a later token before an earlier one): cells are
-allocated upwards, an evicted sequence's cells go to a "retired" sequence id, and the whole cache is cleared
-once it is full and no call is running (calls that do not fit wait for that). So with one thread a sample
-under a seed is the same alone or in a batch (tests/test_models_local_batch.py checks it on the embedded model).
+attention visits a sequence's KV cells in cell order, so a sequence's cells must lie in the order of its
+positions. Hence KV cells are never freed one sequence at a time (a freed hole could take a later token before
+an earlier one): cells are allocated upwards, an evicted sequence's cells go to a "retired" sequence id, and
+the whole cache is cleared once it is full and no call is running (calls that do not fit wait for that). So
+with one thread a sample under a seed is the same alone or in a batch (tests/test_models_local_batch.py
+checks it on the embedded model).
 """
 
 from __future__ import annotations
